@@ -35,7 +35,7 @@ EXTRA_CLEAN = src/agent/mlma-agent test/unit/stats_unit bench/kernels
 include $(PGXS)
 
 $(DATA_built): $(INSTALL_PIECES)
-	cat $^ > $@
+	cat /dev/null $^ > $@
 
 # ---- mlma-agent (libpq client) -------------------------------------------
 AGENT_SRCS = $(sort $(wildcard src/agent/*.c))
