@@ -1,0 +1,611 @@
+/*-------------------------------------------------------------------------
+ *
+ * stats_param.c
+ *	  Parametric two-sample tests of the numeric core (Welch, HAC,
+ *	  Diebold-Mariano), Benjamini-Hochberg adjustment, and the dispatch of
+ *	  tests by method and alternative name.
+ *
+ * Every test is invariant under multiplying both batches by the same
+ * positive constant, so the data are first scaled by a power of two (exact
+ * in floating point) that brings the largest magnitude near 1.  Sums of
+ * squares then neither overflow for values near 1e+300 nor underflow for
+ * values near 1e-300.
+ *
+ * Degenerate batches follow one rule for all tests: when the variance
+ * estimate of the statistic is exactly zero, equal means give statistic 0
+ * and p-value 1, different means give statistic +/-Infinity and p-value
+ * 0 or 1 depending on the alternative.  A batch is treated as constant only
+ * when all its values are bitwise equal, in which case its mean is that
+ * value and its variance exactly zero.
+ *
+ * Plain C over doubles: no PostgreSQL headers (see stats.h).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stats.h"
+
+/* direct autocovariance sums up to this many lags, window sums beyond */
+#define HAC_DIRECT_MAX_LAGS 64
+
+typedef struct BatchMoments
+{
+	double		mean;			/* of the scaled values */
+	double		m2;				/* sum of squared deviations, scaled */
+	int			constant;		/* all values bitwise equal */
+} BatchMoments;
+
+/*
+ * InputValid
+ *		At least two values, all finite.
+ */
+static int
+InputValid(const double *x, size_t n)
+{
+	size_t		i;
+
+	if (x == NULL || n < 2)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!isfinite(x[i]))
+			return 0;
+	return 1;
+}
+
+/*
+ * MaxAbs
+ *		Largest magnitude in x.
+ */
+static double
+MaxAbs(const double *x, size_t n, double m)
+{
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+	{
+		double		a = fabs(x[i]);
+
+		if (a > m)
+			m = a;
+	}
+	return m;
+}
+
+/*
+ * ScaleFor
+ *		Power of two that brings a magnitude m into [0.5, 1).
+ */
+static double
+ScaleFor(double m)
+{
+	int			e;
+
+	if (m == 0.0)
+		return 1.0;
+	(void) frexp(m, &e);
+	return ldexp(1.0, -e);
+}
+
+/*
+ * Moments
+ *		Mean and sum of squared deviations of s * x, by the corrected
+ *		two-pass algorithm.
+ */
+static void
+Moments(const double *x, size_t n, double s, BatchMoments *bm)
+{
+	size_t		i;
+	double		sum = 0.0;
+	double		mean;
+	double		dsum = 0.0;
+	double		ssq = 0.0;
+
+	bm->constant = 1;
+	for (i = 1; i < n; i++)
+	{
+		if (x[i] != x[0])
+		{
+			bm->constant = 0;
+			break;
+		}
+	}
+	if (bm->constant)
+	{
+		bm->mean = x[0] * s;
+		bm->m2 = 0.0;
+		return;
+	}
+
+	for (i = 0; i < n; i++)
+		sum += x[i] * s;
+	mean = sum / (double) n;
+	for (i = 0; i < n; i++)
+	{
+		double		dev = x[i] * s - mean;
+
+		dsum += dev;
+		ssq += dev * dev;
+	}
+	bm->mean = mean + dsum / (double) n;
+	bm->m2 = ssq - dsum * dsum / (double) n;
+	if (bm->m2 < 0.0)
+		bm->m2 = 0.0;
+}
+
+/*
+ * DegenerateResult
+ *		Result when the standard error is zero: see the file header.
+ */
+static void
+DegenerateResult(double diff, MlmaAlternative alt, MlmaTestResult *res)
+{
+	if (diff == 0.0)
+	{
+		res->statistic = 0.0;
+		res->p_value = 1.0;
+		return;
+	}
+	res->statistic = (diff > 0.0) ? INFINITY : -INFINITY;
+	switch (alt)
+	{
+		case MLMA_ALT_GREATER:
+			res->p_value = (diff > 0.0) ? 0.0 : 1.0;
+			break;
+		case MLMA_ALT_LESS:
+			res->p_value = (diff < 0.0) ? 0.0 : 1.0;
+			break;
+		default:
+			res->p_value = 0.0;
+			break;
+	}
+}
+
+/*
+ * NormalPValue
+ *		p-value of a standard normal statistic z for the alternative.
+ */
+static double
+NormalPValue(double z, MlmaAlternative alt)
+{
+	double		p;
+
+	switch (alt)
+	{
+		case MLMA_ALT_GREATER:
+			return mlma_normal_sf(z);
+		case MLMA_ALT_LESS:
+			return mlma_normal_cdf(z);
+		default:
+			p = 2.0 * mlma_normal_sf(fabs(z));
+			return (p > 1.0) ? 1.0 : p;
+	}
+}
+
+/*
+ * mlma_welch_test
+ *		Welch's unequal-variance t-test of current against reference, as
+ *		scipy.stats.ttest_ind(current, reference, equal_var=False).
+ *
+ * df is the Welch-Satterthwaite value; when both batches are constant it is
+ * undefined and reported as 1 (SciPy's convention).
+ */
+int
+mlma_welch_test(const double *ref, size_t nref,
+				const double *cur, size_t ncur,
+				MlmaAlternative alt, MlmaTestResult *res)
+{
+	BatchMoments r,
+				c;
+	double		s;
+	double		vr,
+				vc,
+				big,
+				qr,
+				qc;
+
+	if (!InputValid(ref, nref) || !InputValid(cur, ncur))
+		return MLMA_ERR_INPUT;
+
+	s = ScaleFor(MaxAbs(cur, ncur, MaxAbs(ref, nref, 0.0)));
+	Moments(ref, nref, s, &r);
+	Moments(cur, ncur, s, &c);
+
+	res->lags = -1;
+	vr = r.m2 / (double) (nref - 1) / (double) nref;
+	vc = c.m2 / (double) (ncur - 1) / (double) ncur;
+
+	if (vr + vc == 0.0)
+	{
+		res->df = 1.0;
+		DegenerateResult(c.mean - r.mean, alt, res);
+		return MLMA_OK;
+	}
+
+	/* Welch-Satterthwaite, in ratios to the larger term */
+	big = (vr > vc) ? vr : vc;
+	qr = vr / big;
+	qc = vc / big;
+	res->df = (qr + qc) * (qr + qc) /
+		(qr * qr / (double) (nref - 1) + qc * qc / (double) (ncur - 1));
+	res->statistic = (c.mean - r.mean) / sqrt(vr + vc);
+
+	switch (alt)
+	{
+		case MLMA_ALT_GREATER:
+			res->p_value = mlma_t_sf(res->statistic, res->df);
+			break;
+		case MLMA_ALT_LESS:
+			res->p_value = mlma_t_cdf(res->statistic, res->df);
+			break;
+		default:
+			res->p_value = 2.0 * mlma_t_sf(fabs(res->statistic), res->df);
+			if (res->p_value > 1.0)
+				res->p_value = 1.0;
+			break;
+	}
+	return MLMA_OK;
+}
+
+/*
+ * mlma_default_lags
+ *		Newey-West rule of thumb floor(4 (n/100)^(2/9)).
+ */
+int
+mlma_default_lags(size_t n)
+{
+	return (int) floor(4.0 * pow((double) n / 100.0, 2.0 / 9.0));
+}
+
+/*
+ * LongRunVariance
+ *		Newey-West long-run variance of e_t = s * x_t - mean with Bartlett
+ *		weights 1 - k / (lags + 1); autocovariances are divided by n.
+ *		x may be NULL, in which case e is taken from dx (already scaled).
+ *		Returns a negative value when scratch memory is not available.
+ *
+ * Up to HAC_DIRECT_MAX_LAGS lags the autocovariances are summed directly.
+ * Beyond, the identity
+ *		n * lrv = 1/(L+1) * sum_j (e_j + ... + e_{j+L})^2
+ * over all windows of length L+1 overlapping the series (e = 0 outside)
+ * gives the same value in O(n) from prefix sums.
+ */
+static double
+LongRunVariance(const double *x, const double *dx, size_t n, double s,
+				double mean, int lags)
+{
+	double		total;
+	size_t		t;
+	int			k;
+
+#define E(i) ((x) ? (x)[(i)] * s - mean : (dx)[(i)] - mean)
+
+	if (lags <= HAC_DIRECT_MAX_LAGS)
+	{
+		double		g0 = 0.0;
+
+		for (t = 0; t < n; t++)
+		{
+			double		e = E(t);
+
+			g0 += e * e;
+		}
+		total = g0;
+		for (k = 1; k <= lags; k++)
+		{
+			double		gk = 0.0;
+			double		w = 1.0 - (double) k / (double) (lags + 1);
+
+			for (t = (size_t) k; t < n; t++)
+				gk += E(t) * E(t - k);
+			total += 2.0 * w * gk;
+		}
+	}
+	else
+	{
+		double	   *cum = malloc((n + 1) * sizeof(double));
+		size_t		L = (size_t) lags;
+		long		j;
+
+		if (cum == NULL)
+			return -1.0;
+		cum[0] = 0.0;
+		for (t = 0; t < n; t++)
+			cum[t + 1] = cum[t] + E(t);
+		total = 0.0;
+		/* window j covers e_j .. e_{j+L}, clipped to 0 .. n-1 */
+		for (j = -(long) L; j < (long) n; j++)
+		{
+			size_t		lo = (j < 0) ? 0 : (size_t) j;
+			size_t		hi = ((size_t) (j + (long) L) + 1 > n) ? n : (size_t) (j + (long) L) + 1;
+			double		wsum = cum[hi] - cum[lo];
+
+			total += wsum * wsum;
+		}
+		total /= (double) (L + 1);
+		free(cum);
+	}
+#undef E
+
+	total /= (double) n;
+	return (total < 0.0) ? 0.0 : total;
+}
+
+/*
+ * ClampLags
+ *		Lags used for a batch of n values: the default when lags < 0, at most
+ *		n - 1 otherwise.
+ */
+static int
+ClampLags(int lags, size_t n)
+{
+	if (lags < 0)
+		lags = mlma_default_lags(n);
+	if ((size_t) lags > n - 1)
+		lags = (int) (n - 1);
+	return lags;
+}
+
+/*
+ * mlma_hac_test
+ *		Welch-type test with Newey-West (Bartlett) long-run variances:
+ *		z = (mean(cur) - mean(ref)) / sqrt(lrv(cur)/ncur + lrv(ref)/nref),
+ *		p-value from the standard normal.  res->lags is the larger of the
+ *		two per-batch lags actually used.
+ */
+int
+mlma_hac_test(const double *ref, size_t nref,
+			  const double *cur, size_t ncur,
+			  MlmaAlternative alt, int lags, MlmaTestResult *res)
+{
+	BatchMoments r,
+				c;
+	double		s;
+	int			lr,
+				lc;
+	double		vr,
+				vc;
+
+	if (!InputValid(ref, nref) || !InputValid(cur, ncur))
+		return MLMA_ERR_INPUT;
+
+	s = ScaleFor(MaxAbs(cur, ncur, MaxAbs(ref, nref, 0.0)));
+	Moments(ref, nref, s, &r);
+	Moments(cur, ncur, s, &c);
+	lr = ClampLags(lags, nref);
+	lc = ClampLags(lags, ncur);
+
+	vr = r.constant ? 0.0 : LongRunVariance(ref, NULL, nref, s, r.mean, lr);
+	vc = c.constant ? 0.0 : LongRunVariance(cur, NULL, ncur, s, c.mean, lc);
+	if (vr < 0.0 || vc < 0.0)
+		return MLMA_ERR_NOMEM;
+	vr /= (double) nref;
+	vc /= (double) ncur;
+
+	res->df = NAN;
+	res->lags = (lr > lc) ? lr : lc;
+	if (vr + vc == 0.0)
+	{
+		DegenerateResult(c.mean - r.mean, alt, res);
+		return MLMA_OK;
+	}
+	res->statistic = (c.mean - r.mean) / sqrt(vr + vc);
+	res->p_value = NormalPValue(res->statistic, alt);
+	return MLMA_OK;
+}
+
+/*
+ * mlma_dm_test
+ *		Diebold-Mariano test on d = cur - ref (paired by position):
+ *		z = mean(d) / sqrt(lrv(d) / n), p-value from the standard normal.
+ */
+int
+mlma_dm_test(const double *ref, size_t nref,
+			 const double *cur, size_t ncur,
+			 MlmaAlternative alt, int lags, MlmaTestResult *res)
+{
+	double		s;
+	double	   *d;
+	size_t		n = ncur;
+	size_t		i;
+	BatchMoments dm;
+	int			l;
+	double		v;
+
+	if (!InputValid(ref, nref) || !InputValid(cur, ncur))
+		return MLMA_ERR_INPUT;
+	if (nref != ncur)
+		return MLMA_ERR_LENGTH;
+
+	s = ScaleFor(MaxAbs(cur, ncur, MaxAbs(ref, nref, 0.0)));
+	d = malloc(n * sizeof(double));
+	if (d == NULL)
+		return MLMA_ERR_NOMEM;
+	for (i = 0; i < n; i++)
+		d[i] = cur[i] * s - ref[i] * s;
+
+	Moments(d, n, 1.0, &dm);
+	l = ClampLags(lags, n);
+	v = dm.constant ? 0.0 : LongRunVariance(NULL, d, n, 1.0, dm.mean, l);
+	free(d);
+	if (v < 0.0)
+		return MLMA_ERR_NOMEM;
+	v /= (double) n;
+
+	res->df = NAN;
+	res->lags = l;
+	if (v == 0.0)
+	{
+		DegenerateResult(dm.mean, alt, res);
+		return MLMA_OK;
+	}
+	res->statistic = dm.mean / sqrt(v);
+	res->p_value = NormalPValue(res->statistic, alt);
+	return MLMA_OK;
+}
+
+typedef struct RankedP
+{
+	double		p;
+	size_t		index;
+} RankedP;
+
+/*
+ * CompareRankedP
+ *		qsort comparator: ascending p-value, ties by input position.
+ */
+static int
+CompareRankedP(const void *a, const void *b)
+{
+	const RankedP *ra = (const RankedP *) a;
+	const RankedP *rb = (const RankedP *) b;
+
+	if (ra->p < rb->p)
+		return -1;
+	if (ra->p > rb->p)
+		return 1;
+	return (ra->index < rb->index) ? -1 : (ra->index > rb->index);
+}
+
+/*
+ * mlma_bh_adjust
+ *		Benjamini-Hochberg adjusted p-values in input order:
+ *		q_(i) = min over j >= i of p_(j) / (j / n), capped at 1, as
+ *		statsmodels' multipletests(method='fdr_bh').  Every p must lie in
+ *		[0, 1].
+ */
+int
+mlma_bh_adjust(const double *p, size_t n, double *out)
+{
+	RankedP    *ranked;
+	size_t		i;
+	double		running = INFINITY;
+
+	for (i = 0; i < n; i++)
+		if (!(p[i] >= 0.0 && p[i] <= 1.0))
+			return MLMA_ERR_INPUT;
+	if (n == 0)
+		return MLMA_OK;
+
+	ranked = malloc(n * sizeof(RankedP));
+	if (ranked == NULL)
+		return MLMA_ERR_NOMEM;
+	for (i = 0; i < n; i++)
+	{
+		ranked[i].p = p[i];
+		ranked[i].index = i;
+	}
+	qsort(ranked, n, sizeof(RankedP), CompareRankedP);
+
+	/* out may alias p: p is no longer read from here on */
+	for (i = n; i-- > 0;)
+	{
+		double		q = ranked[i].p / ((double) (i + 1) / (double) n);
+
+		if (q < running)
+			running = q;
+		out[ranked[i].index] = (running > 1.0) ? 1.0 : running;
+	}
+	free(ranked);
+	return MLMA_OK;
+}
+
+/*
+ * mlma_method_kind
+ *		Test method by SQL name.
+ */
+MlmaMethod
+mlma_method_kind(const char *name)
+{
+	if (name == NULL)
+		return MLMA_METHOD_INVALID;
+	if (strcmp(name, "welch") == 0)
+		return MLMA_METHOD_WELCH;
+	if (strcmp(name, "mann_whitney") == 0)
+		return MLMA_METHOD_MANN_WHITNEY;
+	if (strcmp(name, "ks") == 0)
+		return MLMA_METHOD_KS;
+	if (strcmp(name, "hac") == 0)
+		return MLMA_METHOD_HAC;
+	if (strcmp(name, "dm") == 0)
+		return MLMA_METHOD_DM;
+	return MLMA_METHOD_INVALID;
+}
+
+/*
+ * mlma_method_name
+ *		SQL name of a test method, NULL when invalid.
+ */
+const char *
+mlma_method_name(MlmaMethod m)
+{
+	switch (m)
+	{
+		case MLMA_METHOD_WELCH:
+			return "welch";
+		case MLMA_METHOD_MANN_WHITNEY:
+			return "mann_whitney";
+		case MLMA_METHOD_KS:
+			return "ks";
+		case MLMA_METHOD_HAC:
+			return "hac";
+		case MLMA_METHOD_DM:
+			return "dm";
+		default:
+			return NULL;
+	}
+}
+
+/*
+ * mlma_alternative_kind
+ *		Alternative by SQL name: greater, less, two-sided.
+ */
+int
+mlma_alternative_kind(const char *name, MlmaAlternative *alt)
+{
+	if (name == NULL)
+		return MLMA_ERR_PARAM;
+	if (strcmp(name, "greater") == 0)
+		*alt = MLMA_ALT_GREATER;
+	else if (strcmp(name, "less") == 0)
+		*alt = MLMA_ALT_LESS;
+	else if (strcmp(name, "two-sided") == 0)
+		*alt = MLMA_ALT_TWO_SIDED;
+	else
+		return MLMA_ERR_PARAM;
+	return MLMA_OK;
+}
+
+/*
+ * mlma_run_test
+ *		Run one test by method; lags (< 0 = default) only matter for hac
+ *		and dm.
+ */
+int
+mlma_run_test(MlmaMethod m, const double *ref, size_t nref,
+			  const double *cur, size_t ncur,
+			  MlmaAlternative alt, int lags, MlmaTestResult *res)
+{
+	res->statistic = NAN;
+	res->p_value = NAN;
+	res->df = NAN;
+	res->lags = -1;
+
+	switch (m)
+	{
+		case MLMA_METHOD_WELCH:
+			return mlma_welch_test(ref, nref, cur, ncur, alt, res);
+		case MLMA_METHOD_MANN_WHITNEY:
+			return mlma_mann_whitney_test(ref, nref, cur, ncur, alt, res);
+		case MLMA_METHOD_KS:
+			return mlma_ks_test(ref, nref, cur, ncur, alt, res);
+		case MLMA_METHOD_HAC:
+			return mlma_hac_test(ref, nref, cur, ncur, alt, lags, res);
+		case MLMA_METHOD_DM:
+			return mlma_dm_test(ref, nref, cur, ncur, alt, lags, res);
+		default:
+			return MLMA_ERR_PARAM;
+	}
+}
