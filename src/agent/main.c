@@ -315,12 +315,12 @@ handle_signals(Agent *a)
 			a->shutdown++;
 			if (a->shutdown == 1)
 				agent_log("received %s: no new claims, waiting for %d running command(s)",
-						  sigabbrev_np(signo) ? sigabbrev_np(signo) : "signal",
+						  signo == SIGINT ? "SIGINT" : "SIGTERM",
 						  count_jobs(a, JOB_RUNNING));
 			else if (a->shutdown == 2)
 			{
 				agent_log("received %s again: terminating %d running command(s)",
-						  sigabbrev_np(signo) ? sigabbrev_np(signo) : "signal",
+						  signo == SIGINT ? "SIGINT" : "SIGTERM",
 						  count_jobs(a, JOB_RUNNING));
 				for (int j = 0; j < a->opts.workers; j++)
 					job_interrupt(&a->jobs[j]);

@@ -306,7 +306,7 @@ unlink $execlog;
 				WHERE s.name LIKE 'term%'"),
 		'term1:completed,term2:pending',
 		'the running request completed; no new claim after SIGTERM');
-	like(slurp($log), qr/received TERM: no new claims, waiting for 1 running command/,
+	like(slurp($log), qr/received SIGTERM: no new claims, waiting for 1 running command/,
 		'the log tells about the shutdown');
 }
 
