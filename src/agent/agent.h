@@ -131,6 +131,7 @@ extern DbResult db_claim(PGconn *conn, const AgentOptions *opts, Job *job);
 extern DbResult db_report(PGconn *conn, Job *job);
 extern int	db_consume(PGconn *conn, bool verbose);
 extern int	db_drain_notifies(PGconn *conn, bool verbose);
+extern const char *db_last_error(void);
 
 /* job.c */
 extern void job_start(Job *job, const AgentOptions *opts);

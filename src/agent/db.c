@@ -98,16 +98,25 @@ db_connect(const AgentOptions *opts)
 	return conn;
 }
 
+/* first line of the last error, for db_last_error() */
+static char last_error[512];
+
+const char *
+db_last_error(void)
+{
+	return last_error;
+}
+
 /* Classify a failed result, log it, clear it */
 static DbResult
 failed(PGconn *conn, PGresult *res, const char *what)
 {
-	char		line[512];
+	char	   *line = last_error;
 	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
 
 	if (msg == NULL || msg[0] == '\0')
 		msg = PQerrorMessage(conn);
-	first_line(msg, line, sizeof(line));
+	first_line(msg, last_error, sizeof(last_error));
 	PQclear(res);
 
 	if (PQstatus(conn) == CONNECTION_BAD)

@@ -377,7 +377,16 @@ log_reported(Job *job)
 	}
 }
 
-/* Report every finished job; stops at a lost connection */
+/*
+ * Report every finished job; stops at a lost connection.
+ *
+ * A report the server refuses is not retried as such: a refused version
+ * (say, too long) becomes a failure with the server's reason, and a refused
+ * error text is replaced by a plain one, so that no request stays claimed
+ * because of what the command printed.  When the request is no longer open
+ * (dismissed meanwhile) the second attempt is refused too and the outcome
+ * is only logged.
+ */
 static void
 report_done(Agent *a)
 {
@@ -389,6 +398,21 @@ report_done(Agent *a)
 		if (job->state != JOB_DONE)
 			continue;
 		r = db_report(a->conn, job);
+		if (r == DB_SQL_ERROR)
+		{
+			char	   *replacement;
+
+			if (job->success)
+				replacement = xasprintf("command succeeded but its model version was refused: %s",
+										db_last_error());
+			else
+				replacement = xstrdup("command failed; its error text could not be stored");
+			free(job->result);
+			job->result = replacement;
+			utf8_sanitize(job->result);
+			job->success = false;
+			r = db_report(a->conn, job);
+		}
 		if (r == DB_CONN_LOST)
 		{
 			drop_connection(a);
@@ -396,20 +420,6 @@ report_done(Agent *a)
 		}
 		if (r == DB_OK)
 			log_reported(job);
-		else if (!job->success)
-		{
-			/* maybe the server cannot take the text: a plain one */
-			free(job->result);
-			job->result = xstrdup("command failed; its error text could not be stored");
-			r = db_report(a->conn, job);
-			if (r == DB_CONN_LOST)
-			{
-				drop_connection(a);
-				return;
-			}
-			if (r == DB_OK)
-				log_reported(job);
-		}
 		job_clear(job);
 		a->need_claim = true;	/* a slot is free again */
 		if (a->conn)
