@@ -1,0 +1,184 @@
+-- mlma: tables of the monitoring loop
+--
+-- Every table is keyed by stream_id first, so that a distributed PostgreSQL
+-- (Citus, distributed by stream_id) could shard all of them the same way.
+-- See docs/monitoring.md for how the loop uses them.
+
+-- Configuration: one row per stream, every create_stream option.
+CREATE TABLE @extschema@.streams (
+	stream_id		bigserial PRIMARY KEY,
+	name			text NOT NULL UNIQUE
+		CHECK (length(name) BETWEEN 1 AND 255),
+	batch_size		int NOT NULL CHECK (batch_size >= 2),
+	reference_size	int NOT NULL CHECK (reference_size >= 2),
+	method			text NOT NULL
+		CHECK (method IN ('welch', 'mann_whitney', 'ks', 'hac', 'dm')),
+	alpha			float8 NOT NULL CHECK (alpha > 0 AND alpha < 1),
+	loss			text NOT NULL,
+	loss_param		float8,
+	model_version	text NOT NULL CHECK (model_version <> ''),
+	labels			jsonb NOT NULL DEFAULT '{}'
+		CHECK (jsonb_typeof(labels) = 'object'),
+	check_mode		text NOT NULL CHECK (check_mode IN ('eager', 'scheduled')),
+	reference_policy text NOT NULL
+		CHECK (reference_policy IN ('fixed', 'rolling')),
+	min_effect		float8 NOT NULL CHECK (min_effect >= 0),
+	consecutive		int NOT NULL CHECK (consecutive >= 1),
+	season_length	int CHECK (season_length >= 2),
+	max_model_age	interval CHECK (max_model_age > interval '0'),
+	paused			bool NOT NULL DEFAULT false,
+	version_started_at timestamptz NOT NULL DEFAULT now(),
+	created_at		timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX streams_labels_idx ON @extschema@.streams USING gin (labels);
+
+-- Hot state: one narrow row per stream, updated by every observation.  No
+-- indexed column changes on the per-observation UPDATE, and the fillfactor
+-- leaves room on the page, so those updates are HOT.  Locking this row is how
+-- writers of one stream serialize: the transaction holding it is the only one
+-- that can close the open batch.
+CREATE TABLE @extschema@.stream_state (
+	stream_id		bigint PRIMARY KEY,
+	config_version	int NOT NULL DEFAULT 1,	-- bumped by every configuration change
+	next_seq		bigint NOT NULL DEFAULT 0,	-- observations ever recorded
+	version_no		int NOT NULL DEFAULT 1,	-- model versions deployed so far
+	version_start_seq bigint NOT NULL DEFAULT 0,	-- first seq of this version
+	batch_no		int NOT NULL DEFAULT 1,	-- number of the open batch
+	batch_n			int NOT NULL DEFAULT 0,	-- observations in the open batch
+	streak			int NOT NULL DEFAULT 0,	-- significant batches in a row
+	age_flagged		bool NOT NULL DEFAULT false	-- max_model_age request raised
+) WITH (fillfactor = 50);
+
+-- The open batch: one row per observation not yet in a closed batch.  seq is
+-- the stream's observation number (0-based, never reset), so the seasonal
+-- position of an observation is seq % season_length.
+CREATE TABLE @extschema@.observations (
+	stream_id		bigint NOT NULL,
+	seq				bigint NOT NULL,
+	observed_at		timestamptz NOT NULL,
+	loss			float8 NOT NULL,
+	PRIMARY KEY (stream_id, seq)
+);
+
+-- Closed batches, compact: the losses as one float8[] and the times as int4
+-- second offsets from first_at, about 12 bytes per observation plus one row
+-- header per batch.
+CREATE TABLE @extschema@.batches (
+	stream_id		bigint NOT NULL,
+	batch_no		int NOT NULL,
+	model_version	text NOT NULL,
+	version_no		int NOT NULL,
+	role			text NOT NULL
+		CHECK (role IN ('reference', 'test', 'partial')),
+	first_seq		bigint NOT NULL,
+	first_at		timestamptz NOT NULL,
+	last_at			timestamptz NOT NULL,
+	losses			float8[] NOT NULL,
+	offsets			int4[] NOT NULL,
+	PRIMARY KEY (stream_id, batch_no)
+);
+ALTER TABLE @extschema@.batches ALTER COLUMN losses SET STORAGE MAIN;
+ALTER TABLE @extschema@.batches ALTER COLUMN offsets SET STORAGE MAIN;
+
+-- The live reference loss batch of each stream (at most one).  seqs holds the
+-- observation number of each loss, which gives its seasonal position.
+CREATE TABLE @extschema@.reference_batches (
+	stream_id		bigint PRIMARY KEY,
+	version_no		int NOT NULL,
+	model_version	text NOT NULL,
+	source			text NOT NULL
+		CHECK (source IN ('warmup', 'rolling', 'pinned', 'accepted')),
+	losses			float8[] NOT NULL,
+	seqs			int8[] NOT NULL,
+	end_seq			bigint NOT NULL,	-- 1 + the last seq the reference covers
+	mean			float8 NOT NULL,
+	built_at		timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per check of a closed batch.  status: 'waiting' (scheduled mode,
+-- until run_checks() evaluates it), 'done', or 'skipped' (the model version
+-- changed before the check ran).  significant: p-value (adjusted in
+-- scheduled mode) at or below alpha and effect at or above min_effect; drift:
+-- significant for `consecutive` batches in a row.
+CREATE TABLE @extschema@.checks (
+	check_id		bigserial PRIMARY KEY,
+	stream_id		bigint NOT NULL,
+	model_version	text NOT NULL,
+	batch_no		int NOT NULL,
+	method			text NOT NULL,
+	alpha			float8 NOT NULL,
+	check_mode		text NOT NULL,
+	status			text NOT NULL DEFAULT 'done'
+		CHECK (status IN ('waiting', 'done', 'skipped')),
+	n_reference		int,
+	n_current		int,
+	reference_mean	float8,
+	batch_mean		float8,
+	statistic		float8,
+	p_value			float8,
+	p_adjusted		float8,
+	effect			float8,
+	significant		bool,
+	drift			bool,
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	checked_at		timestamptz,
+	UNIQUE (stream_id, batch_no)
+);
+CREATE INDEX checks_waiting_idx ON @extschema@.checks (stream_id, batch_no)
+	WHERE status = 'waiting';
+CREATE INDEX checks_checked_at_idx ON @extschema@.checks (checked_at);
+
+-- Retrain requests and their lifecycle:
+-- pending -> claimed -> completed | failed, pending|claimed -> dismissed.
+CREATE TABLE @extschema@.retrain_requests (
+	request_id		bigserial PRIMARY KEY,
+	stream_id		bigint NOT NULL,
+	model_version	text NOT NULL,
+	reason			text NOT NULL CHECK (reason IN ('drift', 'manual', 'age')),
+	status			text NOT NULL DEFAULT 'pending'
+		CHECK (status IN ('pending', 'claimed', 'completed', 'failed', 'dismissed')),
+	p_value			float8,
+	effect			float8,
+	check_id		bigint,
+	note			text,
+	requested_at	timestamptz NOT NULL DEFAULT now(),
+	claimed_by		text,
+	claimed_at		timestamptz,
+	lease_until		timestamptz,
+	finished_at		timestamptz,
+	new_model_version text,
+	error			text
+);
+-- at most one open request per stream
+CREATE UNIQUE INDEX retrain_requests_open_idx
+	ON @extschema@.retrain_requests (stream_id)
+	WHERE status IN ('pending', 'claimed');
+CREATE INDEX retrain_requests_queue_idx
+	ON @extschema@.retrain_requests (requested_at, request_id)
+	WHERE status IN ('pending', 'claimed');
+CREATE INDEX retrain_requests_stream_idx
+	ON @extschema@.retrain_requests (stream_id, requested_at);
+
+-- Tables watched by attach(): the mapping of their columns.
+CREATE TABLE @extschema@.attachments (
+	source			regclass PRIMARY KEY,
+	stream_column	name NOT NULL,
+	actual_column	name NOT NULL,
+	predicted_column name NOT NULL,
+	time_column		name,
+	defaults		jsonb NOT NULL DEFAULT '{}',
+	attached_at		timestamptz NOT NULL DEFAULT now()
+);
+
+-- configuration and history survive pg_dump / restore
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.streams', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.streams_stream_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.stream_state', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.observations', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.batches', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.reference_batches', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.checks', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.checks_check_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.retrain_requests', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.retrain_requests_request_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.attachments', '');

@@ -1,0 +1,533 @@
+-- mlma: stream management and ingestion
+--
+-- create_stream, configure, drop_stream, pause, resume, attach, detach and
+-- the C entry points observe / observe_loss.  Every option is validated by
+-- _validate_options before anything is stored.
+
+-- C helper: raises a clear error when the loss kind is unknown or its
+-- parameter is invalid (src/stream.c).
+CREATE FUNCTION @extschema@._check_loss(loss text, loss_param float8)
+RETURNS void
+AS 'MODULE_PATHNAME', 'mlma_check_loss'
+LANGUAGE C CALLED ON NULL INPUT STABLE;
+
+CREATE FUNCTION @extschema@._validate_options(
+	batch_size int, reference_size int, method text, alpha float8,
+	loss text, loss_param float8, check_mode text, reference_policy text,
+	min_effect float8, consecutive int, season_length int,
+	max_model_age interval, model_version text, labels jsonb)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF batch_size IS NULL OR batch_size < 2 OR batch_size > 100000 THEN
+		RAISE EXCEPTION 'batch_size must be between 2 and 100000'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('batch_size is %s.', coalesce(batch_size::text, 'NULL'));
+	END IF;
+	IF season_length IS NOT NULL AND (season_length < 2 OR season_length > 100000) THEN
+		RAISE EXCEPTION 'season_length must be between 2 and 100000'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('season_length is %s.', season_length);
+	END IF;
+	IF reference_size IS NULL OR reference_size < 2 OR reference_size > 1000000 THEN
+		RAISE EXCEPTION 'reference_size must be between 2 and 1000000'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('reference_size is %s.', coalesce(reference_size::text, 'NULL'));
+	END IF;
+	IF season_length IS NOT NULL AND reference_size < season_length THEN
+		RAISE EXCEPTION 'reference_size must span at least one season'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('reference_size is %s, season_length is %s.',
+							reference_size, season_length);
+	END IF;
+	IF method IS NULL OR method NOT IN ('welch', 'mann_whitney', 'ks', 'hac', 'dm') THEN
+		RAISE EXCEPTION 'unknown method: %', coalesce(method, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Use one of welch, mann_whitney, ks, hac, dm.';
+	END IF;
+	IF method = 'dm' AND season_length IS NULL AND reference_size <> batch_size THEN
+		RAISE EXCEPTION 'method dm requires season_length or reference_size equal to batch_size'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('batch_size is %s, reference_size is %s.',
+							batch_size, reference_size),
+			HINT = 'dm pairs each observation with a reference loss by position.';
+	END IF;
+	IF alpha IS NULL OR NOT (alpha > 0 AND alpha < 1) THEN
+		RAISE EXCEPTION 'alpha must be between 0 and 1 (exclusive)'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('alpha is %s.', coalesce(alpha::text, 'NULL'));
+	END IF;
+	PERFORM @extschema@._check_loss(loss, loss_param);
+	IF check_mode IS NULL OR check_mode NOT IN ('eager', 'scheduled') THEN
+		RAISE EXCEPTION 'unknown check_mode: %', coalesce(check_mode, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Use eager or scheduled.';
+	END IF;
+	IF reference_policy IS NULL OR reference_policy NOT IN ('fixed', 'rolling') THEN
+		RAISE EXCEPTION 'unknown reference_policy: %', coalesce(reference_policy, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Use fixed or rolling.';
+	END IF;
+	IF min_effect IS NULL OR NOT (min_effect >= 0 AND min_effect < 'Infinity') THEN
+		RAISE EXCEPTION 'min_effect must be a finite number at least 0'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('min_effect is %s.', coalesce(min_effect::text, 'NULL'));
+	END IF;
+	IF consecutive IS NULL OR consecutive < 1 OR consecutive > 1000 THEN
+		RAISE EXCEPTION 'consecutive must be between 1 and 1000'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('consecutive is %s.', coalesce(consecutive::text, 'NULL'));
+	END IF;
+	IF max_model_age IS NOT NULL AND max_model_age <= interval '0' THEN
+		RAISE EXCEPTION 'max_model_age must be positive'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('max_model_age is %s.', max_model_age);
+	END IF;
+	IF model_version IS NULL OR length(model_version) NOT BETWEEN 1 AND 255 THEN
+		RAISE EXCEPTION 'model_version must be 1 to 255 characters'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF labels IS NULL OR jsonb_typeof(labels) <> 'object' THEN
+		RAISE EXCEPTION 'labels must be a JSON object'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('labels is %s.', coalesce(labels::text, 'NULL'));
+	END IF;
+END;
+$$;
+
+CREATE FUNCTION @extschema@._check_stream_name(name text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+	IF name IS NULL THEN
+		RAISE EXCEPTION 'stream name must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF length(name) NOT BETWEEN 1 AND 255 THEN
+		RAISE EXCEPTION 'stream name must be 1 to 255 characters'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('The name has %s characters.', length(name));
+	END IF;
+END;
+$$;
+
+CREATE FUNCTION @extschema@.create_stream(
+	name text,
+	batch_size int DEFAULT 96,
+	reference_size int DEFAULT NULL,
+	method text DEFAULT 'welch',
+	alpha float8 DEFAULT 0.05,
+	loss text DEFAULT 'absolute',
+	loss_param float8 DEFAULT NULL,
+	model_version text DEFAULT 'v1',
+	labels jsonb DEFAULT '{}',
+	check_mode text DEFAULT 'eager',
+	reference_policy text DEFAULT 'fixed',
+	min_effect float8 DEFAULT 1.0,
+	consecutive int DEFAULT 1,
+	season_length int DEFAULT NULL,
+	max_model_age interval DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_id		bigint;
+	v_refsize	int := coalesce(reference_size, season_length, batch_size);
+BEGIN
+	PERFORM @extschema@._check_stream_name(name);
+	PERFORM @extschema@._validate_options(batch_size, v_refsize, method, alpha,
+		loss, loss_param, check_mode, reference_policy, min_effect, consecutive,
+		season_length, max_model_age, model_version, labels);
+
+	INSERT INTO @extschema@.streams AS s
+		(name, batch_size, reference_size, method, alpha, loss, loss_param,
+		 model_version, labels, check_mode, reference_policy, min_effect,
+		 consecutive, season_length, max_model_age)
+	VALUES (create_stream.name, create_stream.batch_size, v_refsize,
+			create_stream.method, create_stream.alpha, create_stream.loss,
+			create_stream.loss_param, create_stream.model_version,
+			create_stream.labels, create_stream.check_mode,
+			create_stream.reference_policy, create_stream.min_effect,
+			create_stream.consecutive, create_stream.season_length,
+			create_stream.max_model_age)
+	ON CONFLICT ON CONSTRAINT streams_name_key DO NOTHING
+	RETURNING s.stream_id INTO v_id;
+
+	IF v_id IS NULL THEN
+		RAISE EXCEPTION 'stream "%" already exists', name
+			USING ERRCODE = 'duplicate_object';
+	END IF;
+	INSERT INTO @extschema@.stream_state (stream_id) VALUES (v_id);
+	RETURN v_id;
+END;
+$$;
+
+-- Creates a stream seen for the first time by an attached table, with the
+-- attachment's defaults.  Returns the stream id, also when a concurrent
+-- transaction created the same name first.
+CREATE FUNCTION @extschema@._auto_create_stream(name text, defaults jsonb)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	d		jsonb := coalesce(defaults, '{}');
+	v_id	bigint;
+	v_bs	int := coalesce((d->>'batch_size')::int, 96);
+	v_sl	int := (d->>'season_length')::int;
+BEGIN
+	PERFORM @extschema@._check_stream_name(name);
+	INSERT INTO @extschema@.streams AS s
+		(name, batch_size, reference_size, method, alpha, loss, loss_param,
+		 model_version, labels, check_mode, reference_policy, min_effect,
+		 consecutive, season_length, max_model_age)
+	VALUES (name, v_bs,
+			coalesce((d->>'reference_size')::int, v_sl, v_bs),
+			coalesce(d->>'method', 'welch'),
+			coalesce((d->>'alpha')::float8, 0.05),
+			coalesce(d->>'loss', 'absolute'),
+			(d->>'loss_param')::float8,
+			coalesce(d->>'model_version', 'v1'),
+			coalesce(d->'labels', '{}'),
+			coalesce(d->>'check_mode', 'eager'),
+			coalesce(d->>'reference_policy', 'fixed'),
+			coalesce((d->>'min_effect')::float8, 1.0),
+			coalesce((d->>'consecutive')::int, 1),
+			v_sl,
+			(d->>'max_model_age')::interval)
+	ON CONFLICT ON CONSTRAINT streams_name_key DO NOTHING
+	RETURNING s.stream_id INTO v_id;
+
+	IF v_id IS NULL THEN
+		SELECT s.stream_id INTO v_id FROM @extschema@.streams s
+		 WHERE s.name = _auto_create_stream.name;
+	ELSE
+		INSERT INTO @extschema@.stream_state (stream_id) VALUES (v_id);
+	END IF;
+	RETURN v_id;
+END;
+$$;
+
+-- Checks that defaults (attach) only uses create_stream option names with
+-- valid values; raises a clear error otherwise.
+CREATE FUNCTION @extschema@._validate_defaults(defaults jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	d		jsonb := coalesce(defaults, '{}');
+	k		text;
+	v_bs	int;
+	v_sl	int;
+BEGIN
+	IF jsonb_typeof(d) <> 'object' THEN
+		RAISE EXCEPTION 'defaults must be a JSON object'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	FOR k IN SELECT jsonb_object_keys(d) LOOP
+		IF k NOT IN ('batch_size', 'reference_size', 'method', 'alpha', 'loss',
+					 'loss_param', 'model_version', 'labels', 'check_mode',
+					 'reference_policy', 'min_effect', 'consecutive',
+					 'season_length', 'max_model_age') THEN
+			RAISE EXCEPTION 'unknown option in defaults: %', k
+				USING ERRCODE = 'invalid_parameter_value',
+				HINT = 'defaults takes the option names of create_stream.';
+		END IF;
+	END LOOP;
+	BEGIN
+		v_bs := coalesce((d->>'batch_size')::int, 96);
+		v_sl := (d->>'season_length')::int;
+		PERFORM @extschema@._validate_options(v_bs,
+			coalesce((d->>'reference_size')::int, v_sl, v_bs),
+			coalesce(d->>'method', 'welch'),
+			coalesce((d->>'alpha')::float8, 0.05),
+			coalesce(d->>'loss', 'absolute'),
+			(d->>'loss_param')::float8,
+			coalesce(d->>'check_mode', 'eager'),
+			coalesce(d->>'reference_policy', 'fixed'),
+			coalesce((d->>'min_effect')::float8, 1.0),
+			coalesce((d->>'consecutive')::int, 1),
+			v_sl,
+			(d->>'max_model_age')::interval,
+			coalesce(d->>'model_version', 'v1'),
+			coalesce(d->'labels', '{}'));
+	EXCEPTION
+		WHEN invalid_text_representation OR datetime_field_overflow
+			OR invalid_datetime_format OR numeric_value_out_of_range THEN
+			RAISE EXCEPTION 'invalid value in defaults: %', SQLERRM
+				USING ERRCODE = 'invalid_parameter_value';
+	END;
+END;
+$$;
+
+-- Locks the stream's state row and returns its id; unknown name -> 42704.
+CREATE FUNCTION @extschema@._lock_stream(name text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_id	bigint;
+BEGIN
+	SELECT s.stream_id INTO v_id FROM @extschema@.streams s
+	 WHERE s.name = _lock_stream.name;
+	IF v_id IS NULL THEN
+		RAISE EXCEPTION 'stream "%" does not exist', name
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	PERFORM 1 FROM @extschema@.stream_state WHERE stream_id = v_id FOR UPDATE;
+	RETURN v_id;
+END;
+$$;
+
+-- Starts a new model version: the open batch is closed as 'partial', the
+-- reference is dropped and the new version warms its own.  The caller holds
+-- the stream's state row lock.
+CREATE FUNCTION @extschema@._start_version(p_stream_id bigint, p_model_version text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM @extschema@._close_batch(p_stream_id, true);
+	UPDATE @extschema@.streams
+	   SET model_version = p_model_version, version_started_at = now()
+	 WHERE stream_id = p_stream_id;
+	UPDATE @extschema@.stream_state
+	   SET version_no = version_no + 1, version_start_seq = next_seq,
+		   streak = 0, age_flagged = false, config_version = config_version + 1
+	 WHERE stream_id = p_stream_id;
+	DELETE FROM @extschema@.reference_batches WHERE stream_id = p_stream_id;
+	UPDATE @extschema@.checks SET status = 'skipped'
+	 WHERE stream_id = p_stream_id AND status = 'waiting';
+END;
+$$;
+
+CREATE FUNCTION @extschema@.configure(
+	name text,
+	batch_size int DEFAULT NULL,
+	reference_size int DEFAULT NULL,
+	method text DEFAULT NULL,
+	alpha float8 DEFAULT NULL,
+	loss text DEFAULT NULL,
+	loss_param float8 DEFAULT NULL,
+	model_version text DEFAULT NULL,
+	labels jsonb DEFAULT NULL,
+	check_mode text DEFAULT NULL,
+	reference_policy text DEFAULT NULL,
+	min_effect float8 DEFAULT NULL,
+	consecutive int DEFAULT NULL,
+	season_length int DEFAULT NULL,
+	max_model_age interval DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_id	bigint := @extschema@._lock_stream(name);
+	s		@extschema@.streams;
+	n		@extschema@.streams;
+BEGIN
+	SELECT * INTO s FROM @extschema@.streams WHERE stream_id = v_id;
+	n := s;
+	n.batch_size := coalesce(configure.batch_size, s.batch_size);
+	n.season_length := coalesce(configure.season_length, s.season_length);
+	n.reference_size := coalesce(configure.reference_size, s.reference_size);
+	n.method := coalesce(configure.method, s.method);
+	n.alpha := coalesce(configure.alpha, s.alpha);
+	n.loss := coalesce(configure.loss, s.loss);
+	-- a new loss kind starts without the old kind's parameter
+	n.loss_param := CASE WHEN configure.loss IS NOT NULL
+						 THEN configure.loss_param
+						 ELSE coalesce(configure.loss_param, s.loss_param) END;
+	n.model_version := coalesce(configure.model_version, s.model_version);
+	n.labels := coalesce(configure.labels, s.labels);
+	n.check_mode := coalesce(configure.check_mode, s.check_mode);
+	n.reference_policy := coalesce(configure.reference_policy, s.reference_policy);
+	n.min_effect := coalesce(configure.min_effect, s.min_effect);
+	n.consecutive := coalesce(configure.consecutive, s.consecutive);
+	n.max_model_age := coalesce(configure.max_model_age, s.max_model_age);
+
+	PERFORM @extschema@._validate_options(n.batch_size, n.reference_size,
+		n.method, n.alpha, n.loss, n.loss_param, n.check_mode,
+		n.reference_policy, n.min_effect, n.consecutive, n.season_length,
+		n.max_model_age, n.model_version, n.labels);
+
+	UPDATE @extschema@.streams
+	   SET batch_size = n.batch_size, reference_size = n.reference_size,
+		   method = n.method, alpha = n.alpha, loss = n.loss,
+		   loss_param = n.loss_param, labels = n.labels,
+		   check_mode = n.check_mode, reference_policy = n.reference_policy,
+		   min_effect = n.min_effect, consecutive = n.consecutive,
+		   season_length = n.season_length, max_model_age = n.max_model_age
+	 WHERE stream_id = v_id;
+	UPDATE @extschema@.stream_state SET config_version = config_version + 1
+	 WHERE stream_id = v_id;
+
+	-- deploying another model version by hand starts a new reference
+	IF n.model_version <> s.model_version THEN
+		PERFORM @extschema@._start_version(v_id, n.model_version);
+	END IF;
+END;
+$$;
+
+CREATE FUNCTION @extschema@.drop_stream(name text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_id	bigint := @extschema@._lock_stream(name);
+BEGIN
+	DELETE FROM @extschema@.observations WHERE stream_id = v_id;
+	DELETE FROM @extschema@.batches WHERE stream_id = v_id;
+	DELETE FROM @extschema@.reference_batches WHERE stream_id = v_id;
+	DELETE FROM @extschema@.checks WHERE stream_id = v_id;
+	DELETE FROM @extschema@.retrain_requests WHERE stream_id = v_id;
+	DELETE FROM @extschema@.stream_state WHERE stream_id = v_id;
+	DELETE FROM @extschema@.streams WHERE stream_id = v_id;
+END;
+$$;
+
+-- A paused stream keeps recording observations and closing batches, but
+-- runs no check and raises no drift or age request.
+CREATE FUNCTION @extschema@.pause(stream text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_id	bigint := @extschema@._lock_stream(stream);
+BEGIN
+	UPDATE @extschema@.streams SET paused = true WHERE stream_id = v_id;
+	UPDATE @extschema@.stream_state SET config_version = config_version + 1
+	 WHERE stream_id = v_id;
+END;
+$$;
+
+CREATE FUNCTION @extschema@.resume(stream text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_id	bigint := @extschema@._lock_stream(stream);
+BEGIN
+	UPDATE @extschema@.streams SET paused = false WHERE stream_id = v_id;
+	UPDATE @extschema@.stream_state SET config_version = config_version + 1, streak = 0
+	 WHERE stream_id = v_id;
+END;
+$$;
+
+-- Ingestion (src/ingest.c)
+CREATE FUNCTION @extschema@.observe(stream text, actual float8, predicted float8,
+									 observed_at timestamptz DEFAULT now())
+RETURNS void
+AS 'MODULE_PATHNAME', 'mlma_observe'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+CREATE FUNCTION @extschema@.observe_loss(stream text, loss float8,
+										  observed_at timestamptz DEFAULT now())
+RETURNS void
+AS 'MODULE_PATHNAME', 'mlma_observe_loss'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+CREATE FUNCTION @extschema@._observe_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'mlma_observe_trigger'
+LANGUAGE C;
+
+-- attach: watch a user table.  The row trigger receives the column names and
+-- the defaults as arguments; mlma.attachments lists the mappings.
+CREATE FUNCTION @extschema@.attach(source regclass, stream_column name,
+	actual_column name, predicted_column name, time_column name DEFAULT NULL,
+	defaults jsonb DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_kind	"char";
+	v_type	regtype;
+	v_col	name;
+BEGIN
+	IF source IS NULL OR stream_column IS NULL OR actual_column IS NULL
+		OR predicted_column IS NULL THEN
+		RAISE EXCEPTION 'source, stream_column, actual_column and predicted_column must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT c.relkind INTO v_kind FROM pg_class c WHERE c.oid = source;
+	IF v_kind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION '"%" is not a table', source
+			USING ERRCODE = 'wrong_object_type';
+	END IF;
+	IF EXISTS (SELECT 1 FROM @extschema@.attachments a WHERE a.source = attach.source) THEN
+		RAISE EXCEPTION 'table "%" is already attached', source
+			USING ERRCODE = 'duplicate_object',
+			HINT = 'Call detach() first to change the mapping.';
+	END IF;
+
+	FOREACH v_col IN ARRAY ARRAY[stream_column, actual_column, predicted_column, time_column] LOOP
+		CONTINUE WHEN v_col IS NULL;
+		SELECT a.atttypid::regtype INTO v_type FROM pg_attribute a
+		 WHERE a.attrelid = source AND a.attname = v_col
+		   AND a.attnum > 0 AND NOT a.attisdropped;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'column "%" of table "%" does not exist', v_col, source
+				USING ERRCODE = 'undefined_column';
+		END IF;
+		IF v_col = stream_column
+			AND v_type NOT IN ('text'::regtype, 'character varying'::regtype) THEN
+			RAISE EXCEPTION 'stream column "%" must be of type text or varchar, not %', v_col, v_type
+				USING ERRCODE = 'datatype_mismatch';
+		ELSIF v_col IN (actual_column, predicted_column) AND v_col <> stream_column
+			AND v_type NOT IN ('double precision'::regtype, 'real'::regtype,
+							   'numeric'::regtype, 'integer'::regtype,
+							   'bigint'::regtype, 'smallint'::regtype) THEN
+			RAISE EXCEPTION 'column "%" must be of a numeric type, not %', v_col, v_type
+				USING ERRCODE = 'datatype_mismatch';
+		ELSIF v_col = time_column AND v_col NOT IN (stream_column, actual_column, predicted_column)
+			AND v_type NOT IN ('timestamp with time zone'::regtype,
+							   'timestamp without time zone'::regtype) THEN
+			RAISE EXCEPTION 'time column "%" must be of type timestamptz or timestamp, not %', v_col, v_type
+				USING ERRCODE = 'datatype_mismatch';
+		END IF;
+	END LOOP;
+	IF stream_column IN (actual_column, predicted_column, time_column)
+		OR actual_column IN (predicted_column, time_column)
+		OR predicted_column = time_column THEN
+		RAISE EXCEPTION 'the mapped columns must be distinct'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	PERFORM @extschema@._validate_defaults(defaults);
+
+	INSERT INTO @extschema@.attachments
+		(source, stream_column, actual_column, predicted_column, time_column, defaults)
+	VALUES (source, stream_column, actual_column, predicted_column, time_column,
+			coalesce(defaults, '{}'));
+	EXECUTE format('CREATE TRIGGER mlma_observe AFTER INSERT OR UPDATE ON %s '
+				   'FOR EACH ROW EXECUTE FUNCTION @extschema@._observe_trigger(%L, %L, %L, %L, %L)',
+				   source, stream_column, actual_column, predicted_column,
+				   coalesce(time_column, ''), coalesce(defaults, '{}')::text);
+END;
+$$;
+
+CREATE FUNCTION @extschema@.detach(source regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM @extschema@.attachments a WHERE a.source = detach.source;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table "%" is not attached', source
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	EXECUTE format('DROP TRIGGER IF EXISTS mlma_observe ON %s', source);
+END;
+$$;

@@ -1,0 +1,356 @@
+-- mlma: closing batches, building references, checks and decisions
+--
+-- The C hot path (src/ingest.c) calls _close_batch when an observation fills
+-- the open batch, inside the writer's transaction and while it holds the
+-- stream's state row lock.  Scheduled checking (run_checks) reuses
+-- evaluate_batch and _finish_check on the checks left 'waiting'.
+
+-- C core of one check (src/check.c): the like-for-like reference sample
+-- (seasonal positions), the test with alternative 'greater', and the effect.
+CREATE FUNCTION @extschema@._evaluate(
+	method text, reference float8[], reference_seqs int8[],
+	current float8[], current_first_seq int8, season_length int,
+	OUT statistic float8, OUT p_value float8, OUT effect float8,
+	OUT n_reference int, OUT n_current int,
+	OUT reference_mean float8, OUT batch_mean float8)
+RETURNS record
+AS 'MODULE_PATHNAME', 'mlma_evaluate'
+LANGUAGE C IMMUTABLE PARALLEL SAFE CALLED ON NULL INPUT;
+
+-- The JSON payload of a retrain notification; always well below 8000 bytes:
+-- stream names have at most 255 characters, model versions at most 255
+-- (longer historical values are cut), and every string is JSON-escaped.
+CREATE FUNCTION @extschema@._notify_payload(p_request_id bigint)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT format('{"v":1,"request_id":%s,"stream_id":%s,"stream":%s,"model_version":%s,"reason":%s,"p_value":%s,"effect":%s}',
+				  r.request_id, r.stream_id,
+				  to_json(left(s.name, 255))::text,
+				  to_json(left(r.model_version, 255))::text,
+				  to_json(r.reason)::text,
+				  CASE WHEN r.p_value IS NULL OR r.p_value IN ('NaN', 'Infinity', '-Infinity')
+					   THEN 'null' ELSE to_json(r.p_value)::text END,
+				  CASE WHEN r.effect IS NULL OR r.effect IN ('NaN', 'Infinity', '-Infinity')
+					   THEN 'null' ELSE to_json(r.effect)::text END)
+	  FROM @extschema@.retrain_requests r
+	  JOIN @extschema@.streams s USING (stream_id)
+	 WHERE r.request_id = p_request_id
+$$;
+
+-- Raises a retrain request unless the stream already has an open one, and
+-- sends NOTIFY mlma_retrain (delivered on commit only).  Returns the new
+-- request id, or NULL when one was already open.
+CREATE FUNCTION @extschema@._raise_request(p_stream_id bigint, p_reason text,
+	p_p_value float8, p_effect float8, p_check_id bigint, p_note text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_id	bigint;
+BEGIN
+	INSERT INTO @extschema@.retrain_requests
+		(stream_id, model_version, reason, p_value, effect, check_id, note)
+	SELECT s.stream_id, s.model_version, p_reason, p_p_value, p_effect,
+		   p_check_id, p_note
+	  FROM @extschema@.streams s WHERE s.stream_id = p_stream_id
+	ON CONFLICT (stream_id) WHERE status IN ('pending', 'claimed') DO NOTHING
+	RETURNING request_id INTO v_id;
+	IF v_id IS NOT NULL THEN
+		PERFORM pg_notify('mlma_retrain', @extschema@._notify_payload(v_id));
+	END IF;
+	RETURN v_id;
+END;
+$$;
+
+-- Called by the hot path the first time an observation arrives after the
+-- model version became older than max_model_age.
+CREATE FUNCTION @extschema@._raise_age(p_stream_id bigint)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s		@extschema@.streams;
+BEGIN
+	SELECT * INTO s FROM @extschema@.streams WHERE stream_id = p_stream_id;
+	UPDATE @extschema@.stream_state SET age_flagged = true
+	 WHERE stream_id = p_stream_id;
+	IF s.paused OR s.max_model_age IS NULL
+		OR now() - s.version_started_at <= s.max_model_age THEN
+		RETURN NULL;
+	END IF;
+	RETURN @extschema@._raise_request(p_stream_id, 'age', NULL, NULL, NULL,
+		format('model version %s deployed at %s is older than %s',
+			   s.model_version, s.version_started_at, s.max_model_age));
+END;
+$$;
+
+-- Stores a reference for the stream from the observations with seq in
+-- [from_seq, to_seq), closed or still open.  Returns the number of losses.
+CREATE FUNCTION @extschema@._set_reference_seqs(p_stream_id bigint,
+	p_from_seq bigint, p_to_seq bigint, p_source text)
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_losses	float8[];
+	v_seqs		int8[];
+BEGIN
+	SELECT array_agg(l ORDER BY q), array_agg(q ORDER BY q)
+	  INTO v_losses, v_seqs
+	  FROM (SELECT u.l, b.first_seq + u.o - 1 AS q
+			  FROM @extschema@.batches b,
+				   unnest(b.losses) WITH ORDINALITY AS u(l, o)
+			 WHERE b.stream_id = p_stream_id
+			   AND b.first_seq < p_to_seq
+			   AND b.first_seq + cardinality(b.losses) > p_from_seq
+			UNION ALL
+			SELECT o.loss, o.seq FROM @extschema@.observations o
+			 WHERE o.stream_id = p_stream_id
+			   AND o.seq >= p_from_seq AND o.seq < p_to_seq) x
+	 WHERE q >= p_from_seq AND q < p_to_seq;
+	PERFORM @extschema@._store_reference(p_stream_id, p_source, v_losses, v_seqs);
+	RETURN coalesce(cardinality(v_losses), 0);
+END;
+$$;
+
+-- Replaces the live reference of a stream.
+CREATE FUNCTION @extschema@._store_reference(p_stream_id bigint, p_source text,
+	p_losses float8[], p_seqs int8[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s		@extschema@.streams;
+	st		@extschema@.stream_state;
+BEGIN
+	IF coalesce(cardinality(p_losses), 0) < 2 THEN
+		RAISE EXCEPTION 'a reference needs at least 2 observations'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('%s observations were found.', coalesce(cardinality(p_losses), 0));
+	END IF;
+	SELECT * INTO s FROM @extschema@.streams WHERE stream_id = p_stream_id;
+	SELECT * INTO st FROM @extschema@.stream_state WHERE stream_id = p_stream_id;
+	IF s.method = 'dm' AND s.season_length IS NULL
+		AND cardinality(p_losses) <> s.batch_size THEN
+		RAISE EXCEPTION 'a dm reference without season_length needs exactly batch_size observations'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('batch_size is %s, %s observations were found.',
+							s.batch_size, cardinality(p_losses));
+	END IF;
+	INSERT INTO @extschema@.reference_batches AS r
+		(stream_id, version_no, model_version, source, losses, seqs, end_seq, mean)
+	VALUES (p_stream_id, st.version_no, s.model_version, p_source, p_losses, p_seqs,
+			(SELECT max(q) + 1 FROM unnest(p_seqs) q),
+			(SELECT avg(l) FROM unnest(p_losses) l))
+	ON CONFLICT (stream_id) DO UPDATE
+	   SET version_no = excluded.version_no, model_version = excluded.model_version,
+		   source = excluded.source, losses = excluded.losses, seqs = excluded.seqs,
+		   end_seq = excluded.end_seq, mean = excluded.mean, built_at = now();
+END;
+$$;
+
+-- Rolling policy: after a passing batch the reference becomes the most
+-- recent reference_size observations that passed.  With season_length each
+-- seasonal position keeps as many values as it had, so every position stays
+-- covered.
+CREATE FUNCTION @extschema@._roll_reference(p_stream_id bigint, p_batch_no int)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s		@extschema@.streams;
+	r		@extschema@.reference_batches;
+	b		@extschema@.batches;
+	v_l		float8[];
+	v_q		int8[];
+BEGIN
+	SELECT * INTO s FROM @extschema@.streams WHERE stream_id = p_stream_id;
+	SELECT * INTO r FROM @extschema@.reference_batches WHERE stream_id = p_stream_id;
+	SELECT * INTO b FROM @extschema@.batches
+	 WHERE stream_id = p_stream_id AND batch_no = p_batch_no;
+	IF r.stream_id IS NULL OR b.stream_id IS NULL OR r.source = 'pinned'
+		OR b.version_no <> r.version_no THEN
+		RETURN;
+	END IF;
+	IF s.season_length IS NULL THEN
+		SELECT array_agg(l ORDER BY q), array_agg(q ORDER BY q) INTO v_l, v_q
+		  FROM (SELECT l, q FROM (
+					SELECT * FROM unnest(r.losses, r.seqs) AS u(l, q)
+					UNION ALL
+					SELECT l, b.first_seq + o - 1
+					  FROM unnest(b.losses) WITH ORDINALITY AS v(l, o)) a
+				 ORDER BY q DESC LIMIT s.reference_size) x;
+	ELSE
+		SELECT array_agg(l ORDER BY q), array_agg(q ORDER BY q) INTO v_l, v_q
+		  FROM (SELECT l, q, p,
+					   row_number() OVER (PARTITION BY p ORDER BY q DESC) AS rn
+				  FROM (SELECT l, q, q % s.season_length AS p FROM (
+							SELECT * FROM unnest(r.losses, r.seqs) AS u(l, q)
+							UNION ALL
+							SELECT l, b.first_seq + o - 1
+							  FROM unnest(b.losses) WITH ORDINALITY AS v(l, o)) a) c) x
+		 WHERE rn <= greatest(1, (SELECT count(*) FROM unnest(r.seqs) q2
+								   WHERE q2 % s.season_length = x.p));
+	END IF;
+	PERFORM @extschema@._store_reference(p_stream_id, 'rolling', v_l, v_q);
+END;
+$$;
+
+-- Evaluates one closed batch against the stream's live reference: the test
+-- (alternative 'greater'), the effect and the sample sizes, without
+-- recording anything.  No row when the stream has no reference.
+CREATE FUNCTION @extschema@.evaluate_batch(stream_id bigint, batch_no int)
+RETURNS TABLE (statistic float8, p_value float8, effect float8,
+			   n_reference int, n_current int,
+			   reference_mean float8, batch_mean float8)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT e.*
+	  FROM @extschema@.batches b
+	  JOIN @extschema@.streams s USING (stream_id)
+	  JOIN @extschema@.reference_batches r USING (stream_id),
+		   LATERAL @extschema@._evaluate(s.method, r.losses, r.seqs, b.losses,
+										  b.first_seq, s.season_length) e
+	 WHERE b.stream_id = evaluate_batch.stream_id
+	   AND b.batch_no = evaluate_batch.batch_no
+$$;
+
+-- Records the outcome of a check and applies the decision: the streak of
+-- significant batches, drift after `consecutive` of them, the retrain
+-- request, and the rolling reference after a passing batch.  The caller
+-- has evaluated the batch; `significant` is its p-value (adjusted, in
+-- scheduled mode) at or below alpha with the effect at or above min_effect.
+-- Checks of one stream must be finished in batch order.
+CREATE FUNCTION @extschema@._finish_check(p_check_id bigint,
+	p_statistic float8, p_p_value float8, p_p_adjusted float8, p_effect float8,
+	p_n_reference int, p_n_current int, p_reference_mean float8,
+	p_batch_mean float8, p_significant bool)
+RETURNS bool
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	c		@extschema@.checks;
+	s		@extschema@.streams;
+	v_streak int;
+	v_drift	bool;
+BEGIN
+	SELECT * INTO c FROM @extschema@.checks WHERE check_id = p_check_id;
+	IF c.check_id IS NULL THEN
+		RAISE EXCEPTION 'check % does not exist', p_check_id
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	SELECT * INTO s FROM @extschema@.streams WHERE stream_id = c.stream_id;
+	UPDATE @extschema@.stream_state
+	   SET streak = CASE WHEN p_significant THEN streak + 1 ELSE 0 END
+	 WHERE stream_id = c.stream_id
+	RETURNING streak INTO v_streak;
+	v_drift := p_significant AND v_streak >= s.consecutive;
+
+	UPDATE @extschema@.checks
+	   SET status = 'done', statistic = p_statistic, p_value = p_p_value,
+		   p_adjusted = p_p_adjusted, effect = p_effect,
+		   n_reference = p_n_reference, n_current = p_n_current,
+		   reference_mean = p_reference_mean, batch_mean = p_batch_mean,
+		   significant = p_significant, drift = v_drift, checked_at = now()
+	 WHERE check_id = p_check_id;
+
+	IF v_drift AND NOT s.paused THEN
+		PERFORM @extschema@._raise_request(c.stream_id, 'drift', p_p_value,
+										   p_effect, p_check_id, NULL);
+	ELSIF NOT p_significant AND s.reference_policy = 'rolling' THEN
+		PERFORM @extschema@._roll_reference(c.stream_id, c.batch_no);
+	END IF;
+	RETURN v_drift;
+END;
+$$;
+
+-- Closes the open batch of a stream: its observations move from
+-- mlma.observations into one mlma.batches row; a warming stream whose
+-- version reached reference_size observations gets its reference; a test
+-- batch gets its check (eager: now, scheduled: left 'waiting').  With
+-- p_partial the batch is closed even if not full (new model version) and is
+-- never tested.  The caller holds the stream's state row lock.
+CREATE FUNCTION @extschema@._close_batch(p_stream_id bigint, p_partial bool DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s		@extschema@.streams;
+	st		@extschema@.stream_state;
+	r		@extschema@.reference_batches;
+	v_l		float8[];
+	v_t		timestamptz[];
+	v_first	bigint;
+	v_off	int4[];
+	v_role	text;
+	v_cid	bigint;
+	e		record;
+BEGIN
+	SELECT * INTO s FROM @extschema@.streams WHERE stream_id = p_stream_id;
+	SELECT * INTO st FROM @extschema@.stream_state WHERE stream_id = p_stream_id;
+
+	WITH d AS (DELETE FROM @extschema@.observations
+				WHERE stream_id = p_stream_id
+			RETURNING seq, observed_at, loss)
+	SELECT array_agg(loss ORDER BY seq), array_agg(observed_at ORDER BY seq), min(seq)
+	  INTO v_l, v_t, v_first
+	  FROM d;
+	IF v_l IS NULL THEN
+		RETURN;
+	END IF;
+	SELECT array_agg(floor(extract(epoch FROM t - v_t[1]))::int4 ORDER BY o)
+	  INTO v_off
+	  FROM unnest(v_t) WITH ORDINALITY AS u(t, o);
+
+	SELECT * INTO r FROM @extschema@.reference_batches WHERE stream_id = p_stream_id;
+	IF p_partial THEN
+		v_role := 'partial';
+	ELSIF r.stream_id IS NULL OR v_first < r.end_seq THEN
+		v_role := 'reference';
+	ELSE
+		v_role := 'test';
+	END IF;
+
+	INSERT INTO @extschema@.batches
+		(stream_id, batch_no, model_version, version_no, role, first_seq,
+		 first_at, last_at, losses, offsets)
+	VALUES (p_stream_id, st.batch_no, s.model_version, st.version_no, v_role,
+			v_first, v_t[1], v_t[cardinality(v_t)], v_l, v_off);
+	UPDATE @extschema@.stream_state
+	   SET batch_no = batch_no + 1, batch_n = 0
+	 WHERE stream_id = p_stream_id;
+
+	-- warming: the version's first reference_size observations
+	IF r.stream_id IS NULL AND NOT p_partial
+		AND st.next_seq - st.version_start_seq >= s.reference_size THEN
+		PERFORM @extschema@._set_reference_seqs(p_stream_id, st.version_start_seq,
+			st.version_start_seq + s.reference_size, 'warmup');
+	END IF;
+
+	IF v_role <> 'test' OR s.paused THEN
+		RETURN;
+	END IF;
+	INSERT INTO @extschema@.checks
+		(stream_id, model_version, batch_no, method, alpha, check_mode, status)
+	VALUES (p_stream_id, s.model_version, st.batch_no, s.method, s.alpha,
+			s.check_mode, 'waiting')
+	RETURNING check_id INTO v_cid;
+	IF s.check_mode = 'eager' THEN
+		SELECT * INTO e FROM @extschema@._evaluate(s.method, r.losses, r.seqs,
+												   v_l, v_first, s.season_length);
+		PERFORM @extschema@._finish_check(v_cid, e.statistic, e.p_value, NULL,
+			e.effect, e.n_reference, e.n_current, e.reference_mean, e.batch_mean,
+			e.p_value <= s.alpha AND e.effect >= s.min_effect);
+	END IF;
+END;
+$$;

@@ -1,0 +1,508 @@
+/*-------------------------------------------------------------------------
+ *
+ * ingest.c
+ *	  Recording observations: observe(), observe_loss() and the row trigger
+ *	  installed by attach() on a user's table.
+ *
+ * This is the hottest path of mlma.  One observation costs a cache lookup
+ * (stream.c), the loss computation, and one saved statement that bumps the
+ * stream's state row and inserts the observation:
+ *
+ *	WITH s AS (UPDATE stream_state ... WHERE stream_id = $1
+ *				AND config_version = $2 RETURNING ...),
+ *		 i AS (INSERT INTO observations SELECT ... FROM s)
+ *	SELECT ... FROM s
+ *
+ * The UPDATE locks the state row until the end of the transaction, so the
+ * writers of one stream serialize and exactly one of them sees its
+ * observation fill the open batch; that one calls mlma._close_batch (once
+ * every batch_size observations).  When config_version no longer matches,
+ * the statement touches nothing and the cache entry is reloaded.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "monitor.h"
+
+PG_FUNCTION_INFO_V1(mlma_observe);
+PG_FUNCTION_INFO_V1(mlma_observe_loss);
+PG_FUNCTION_INFO_V1(mlma_observe_trigger);
+
+static SPIPlanPtr record_plan = NULL;
+static SPIPlanPtr close_plan = NULL;
+static SPIPlanPtr age_plan = NULL;
+
+/* attempts when the stream's configuration changes under our feet */
+#define MLMA_RECORD_ATTEMPTS 5
+
+/*
+ * PreparePlan
+ *		Prepare and keep one statement of the hot path.
+ */
+static SPIPlanPtr
+PreparePlan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
+
+static void
+PreparePlans(void)
+{
+	if (record_plan == NULL)
+	{
+		Oid			types[4] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID};
+
+		record_plan = PreparePlan(
+								  "WITH s AS (UPDATE mlma.stream_state "
+								  "SET next_seq = next_seq + 1, batch_n = batch_n + 1 "
+								  "WHERE stream_id = $1 AND config_version = $2 "
+								  "RETURNING next_seq - 1 AS seq, batch_n, age_flagged), "
+								  "i AS (INSERT INTO mlma.observations (stream_id, seq, observed_at, loss) "
+								  "SELECT $1, seq, $3, $4 FROM s) "
+								  "SELECT batch_n, age_flagged FROM s",
+								  4, types);
+	}
+	if (close_plan == NULL)
+	{
+		Oid			types[1] = {INT8OID};
+
+		close_plan = PreparePlan("SELECT mlma._close_batch($1)", 1, types);
+	}
+	if (age_plan == NULL)
+	{
+		Oid			types[1] = {INT8OID};
+
+		age_plan = PreparePlan("SELECT mlma._raise_age($1)", 1, types);
+	}
+}
+
+/*
+ * ComputeLoss
+ *		The stream's loss of (actual, predicted), with clear errors.
+ */
+static double
+ComputeLoss(MlmaStream *stream, double actual, double predicted)
+{
+	double		loss;
+	int			rc;
+
+	if (!isfinite(actual) || !isfinite(predicted))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("actual and predicted must be finite"),
+				 errdetail("Stream \"%s\" received actual %g, predicted %g.",
+						   stream->name, actual, predicted)));
+
+	rc = mlma_loss(stream->loss_kind, actual, predicted, stream->loss_param, &loss);
+	if (rc != MLMA_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("loss %s is undefined for actual %g and predicted %g",
+						mlma_loss_name(stream->loss_kind) ? mlma_loss_name(stream->loss_kind) : "?",
+						actual, predicted),
+				 errdetail("Stream \"%s\".", stream->name)));
+	return loss;
+}
+
+static void
+CheckLoss(const char *name, double loss)
+{
+	if (isnan(loss) || isinf(loss))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("loss must be finite"),
+				 errdetail("Stream \"%s\" received loss %g.", name, loss)));
+	if (loss < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("loss must not be negative"),
+				 errdetail("Stream \"%s\" received loss %g.", name, loss)));
+}
+
+/*
+ * mlma_record
+ *		Record one observation of the named stream.  by_loss: the loss is
+ *		given; otherwise it is computed from actual and predicted with the
+ *		stream's loss function.  defaults: NULL for observe() (unknown
+ *		stream is an error), the attachment's defaults for the trigger
+ *		(unknown stream is created).  The caller is connected to SPI.
+ */
+void
+mlma_record(const char *name, bool by_loss, double actual, double predicted,
+			double loss, TimestampTz observed_at, const char *defaults)
+{
+	MlmaStream *stream;
+	int			attempt;
+	Datum		args[4];
+	int			ret;
+	bool		isnull;
+	int32		batch_n;
+	bool		age_flagged;
+	int64		stream_id;
+
+	if (TIMESTAMP_NOT_FINITE(observed_at))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("observed_at must be finite"),
+				 errdetail("Stream \"%s\".", name)));
+	if (by_loss)
+		CheckLoss(name, loss);
+
+	PreparePlans();
+	stream = mlma_stream_get(name, false);
+
+	for (attempt = 0;; attempt++)
+	{
+		if (stream == NULL)
+		{
+			if (defaults == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_OBJECT),
+						 errmsg("stream \"%s\" does not exist", name),
+						 errhint("Create it with mlma.create_stream().")));
+			stream = mlma_stream_auto_create(name, defaults);
+		}
+		if (attempt >= MLMA_RECORD_ATTEMPTS)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not record an observation of stream \"%s\"", name),
+					 errdetail("The stream's configuration changed during every attempt.")));
+
+		if (!by_loss)
+			loss = ComputeLoss(stream, actual, predicted);
+
+		args[0] = Int64GetDatum(stream->stream_id);
+		args[1] = Int32GetDatum(stream->config_version);
+		args[2] = TimestampTzGetDatum(observed_at);
+		args[3] = Float8GetDatum(loss);
+		ret = SPI_execute_plan(record_plan, args, NULL, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "recording an observation failed: %s",
+				 SPI_result_code_string(ret));
+		if (SPI_processed == 1)
+			break;
+		/* configuration changed, or the stream was dropped: look again */
+		stream = mlma_stream_get(name, true);
+	}
+
+	batch_n = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+	age_flagged = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 2, &isnull));
+	stream_id = stream->stream_id;
+
+	/* the entry may move if SPI code below reloads the cache: copy first */
+	if (batch_n >= stream->batch_size)
+	{
+		bool		has_deadline = stream->has_deadline;
+		TimestampTz deadline = stream->deadline;
+		bool		paused = stream->paused;
+
+		args[0] = Int64GetDatum(stream_id);
+		ret = SPI_execute_plan(close_plan, args, NULL, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "closing a batch failed: %s", SPI_result_code_string(ret));
+		if (has_deadline && !age_flagged && !paused &&
+			GetCurrentTransactionStartTimestamp() > deadline)
+		{
+			ret = SPI_execute_plan(age_plan, args, NULL, false, 0);
+			if (ret != SPI_OK_SELECT)
+				elog(ERROR, "raising an age request failed: %s",
+					 SPI_result_code_string(ret));
+		}
+		return;
+	}
+
+	if (stream->has_deadline && !age_flagged && !stream->paused &&
+		GetCurrentTransactionStartTimestamp() > stream->deadline)
+	{
+		args[0] = Int64GetDatum(stream_id);
+		ret = SPI_execute_plan(age_plan, args, NULL, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "raising an age request failed: %s",
+				 SPI_result_code_string(ret));
+	}
+}
+
+/*
+ * RequireArg
+ *		Error for a NULL argument that must be given.
+ */
+static void
+RequireArg(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+}
+
+/*
+ * observe(stream text, actual float8, predicted float8,
+ *		   observed_at timestamptz DEFAULT now()) -> void
+ */
+Datum
+mlma_observe(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+
+	RequireArg(fcinfo, 0, "stream");
+	RequireArg(fcinfo, 1, "actual");
+	RequireArg(fcinfo, 2, "predicted");
+	RequireArg(fcinfo, 3, "observed_at");
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	SPI_connect();
+	mlma_record(name, false, PG_GETARG_FLOAT8(1), PG_GETARG_FLOAT8(2), 0.0,
+				PG_GETARG_TIMESTAMPTZ(3), NULL);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * observe_loss(stream text, loss float8,
+ *				observed_at timestamptz DEFAULT now()) -> void
+ */
+Datum
+mlma_observe_loss(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+
+	RequireArg(fcinfo, 0, "stream");
+	RequireArg(fcinfo, 1, "loss");
+	RequireArg(fcinfo, 2, "observed_at");
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	SPI_connect();
+	mlma_record(name, true, 0.0, 0.0, PG_GETARG_FLOAT8(1),
+				PG_GETARG_TIMESTAMPTZ(2), NULL);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * Column positions of an attached table, cached per trigger and checked
+ * against the current tuple descriptor before each use (cheap: a name
+ * comparison per column), so ALTER TABLE on the user's table is harmless.
+ */
+typedef struct AttachedColumns
+{
+	Oid			tgoid;
+	int			stream;
+	int			actual;
+	int			predicted;
+	int			time;			/* 0: no time column, now() is used */
+} AttachedColumns;
+
+#define MLMA_ATTACH_CACHE 16
+static AttachedColumns attach_cache[MLMA_ATTACH_CACHE];
+static int	attach_next = 0;
+
+static bool
+ColumnMatches(TupleDesc desc, int attnum, const char *name)
+{
+	Form_pg_attribute att;
+
+	if (attnum <= 0 || attnum > desc->natts)
+		return false;
+	att = TupleDescAttr(desc, attnum - 1);
+	return !att->attisdropped && strcmp(NameStr(att->attname), name) == 0;
+}
+
+static int
+ResolveColumn(TupleDesc desc, const char *name, Relation rel)
+{
+	int			attnum = SPI_fnumber(desc, name);
+
+	if (attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of attached table \"%s\" does not exist",
+						name, RelationGetRelationName(rel)),
+				 errhint("Call mlma.detach() and mlma.attach() again after renaming columns.")));
+	return attnum;
+}
+
+static AttachedColumns *
+GetAttachedColumns(Trigger *trigger, TupleDesc desc, Relation rel)
+{
+	char	  **a = trigger->tgargs;
+	AttachedColumns *c = NULL;
+	int			i;
+
+	for (i = 0; i < MLMA_ATTACH_CACHE; i++)
+		if (attach_cache[i].tgoid == trigger->tgoid)
+		{
+			c = &attach_cache[i];
+			break;
+		}
+	if (c != NULL &&
+		ColumnMatches(desc, c->stream, a[0]) &&
+		ColumnMatches(desc, c->actual, a[1]) &&
+		ColumnMatches(desc, c->predicted, a[2]) &&
+		(a[3][0] == '\0' ? c->time == 0 : ColumnMatches(desc, c->time, a[3])))
+		return c;
+
+	if (c == NULL)
+	{
+		c = &attach_cache[attach_next];
+		attach_next = (attach_next + 1) % MLMA_ATTACH_CACHE;
+	}
+	c->tgoid = InvalidOid;
+	c->stream = ResolveColumn(desc, a[0], rel);
+	c->actual = ResolveColumn(desc, a[1], rel);
+	c->predicted = ResolveColumn(desc, a[2], rel);
+	c->time = a[3][0] == '\0' ? 0 : ResolveColumn(desc, a[3], rel);
+	c->tgoid = trigger->tgoid;
+	return c;
+}
+
+/*
+ * NumericValue
+ *		A numeric column value as double.
+ */
+static double
+NumericValue(Datum d, Oid type, const char *column)
+{
+	switch (type)
+	{
+		case FLOAT8OID:
+			return DatumGetFloat8(d);
+		case FLOAT4OID:
+			return (double) DatumGetFloat4(d);
+		case INT2OID:
+			return (double) DatumGetInt16(d);
+		case INT4OID:
+			return (double) DatumGetInt32(d);
+		case INT8OID:
+			return (double) DatumGetInt64(d);
+		case NUMERICOID:
+			return DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" must be of a numeric type, not %s",
+							column, format_type_be(type))));
+	}
+	return 0.0;					/* keep compiler quiet */
+}
+
+/*
+ * mlma_observe_trigger
+ *		AFTER INSERT OR UPDATE row trigger of an attached table.  Arguments:
+ *		stream, actual, predicted and time column names ('' = none), and the
+ *		defaults of automatically created streams (JSON).  A row becomes an
+ *		observation when it is inserted with actual and predicted, or when
+ *		an UPDATE fills in actual (NULL before) with predicted present.
+ *		Rows with a NULL stream name are ignored.
+ */
+Datum
+mlma_observe_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Trigger    *trigger;
+	TupleDesc	desc;
+	HeapTuple	tuple;
+	AttachedColumns *cols;
+	Datum		d;
+	bool		isnull;
+	char	   *name;
+	double		actual;
+	double		predicted;
+	TimestampTz at;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("mlma._observe_trigger() must be called as a trigger")));
+	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("mlma._observe_trigger() must be an AFTER ... FOR EACH ROW trigger")));
+
+	trigger = trigdata->tg_trigger;
+	if (trigger->tgnargs != 5)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("mlma._observe_trigger() needs 5 arguments, got %d",
+						trigger->tgnargs),
+				 errhint("Install it with mlma.attach().")));
+
+	desc = RelationGetDescr(trigdata->tg_relation);
+	cols = GetAttachedColumns(trigger, desc, trigdata->tg_relation);
+
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		tuple = trigdata->tg_newtuple;
+		/* only an UPDATE that fills in actual is an observation */
+		(void) heap_getattr(trigdata->tg_trigtuple, cols->actual, desc, &isnull);
+		if (!isnull)
+			return PointerGetDatum(NULL);
+	}
+	else if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		tuple = trigdata->tg_trigtuple;
+	else
+		return PointerGetDatum(NULL);
+
+	d = heap_getattr(tuple, cols->actual, desc, &isnull);
+	if (isnull)
+		return PointerGetDatum(NULL);
+	actual = NumericValue(d, TupleDescAttr(desc, cols->actual - 1)->atttypid,
+						  trigger->tgargs[1]);
+
+	d = heap_getattr(tuple, cols->predicted, desc, &isnull);
+	if (isnull)
+		return PointerGetDatum(NULL);
+	predicted = NumericValue(d, TupleDescAttr(desc, cols->predicted - 1)->atttypid,
+							 trigger->tgargs[2]);
+
+	d = heap_getattr(tuple, cols->stream, desc, &isnull);
+	if (isnull)
+		return PointerGetDatum(NULL);
+	name = TextDatumGetCString(d);
+
+	at = GetCurrentTransactionStartTimestamp();
+	if (cols->time > 0)
+	{
+		d = heap_getattr(tuple, cols->time, desc, &isnull);
+		if (!isnull)
+		{
+			Oid			ttype = TupleDescAttr(desc, cols->time - 1)->atttypid;
+
+			if (ttype == TIMESTAMPTZOID)
+				at = DatumGetTimestampTz(d);
+			else if (ttype == TIMESTAMPOID)
+				at = DatumGetTimestampTz(DirectFunctionCall1(timestamp_timestamptz, d));
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("time column \"%s\" must be of type timestamptz or timestamp, not %s",
+								trigger->tgargs[3], format_type_be(ttype))));
+		}
+	}
+
+	SPI_connect();
+	mlma_record(name, false, actual, predicted, 0.0, at, trigger->tgargs[4]);
+	SPI_finish();
+
+	return PointerGetDatum(NULL);
+}
