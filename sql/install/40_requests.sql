@@ -165,7 +165,7 @@ BEGIN
 	IF v_id IS NULL THEN
 		SELECT q.request_id INTO v_id FROM @extschema@.retrain_requests q
 		 WHERE q.stream_id = v_sid AND q.status IN ('pending', 'claimed');
-		RAISE NOTICE 'stream "%" already has open retrain request %', stream, v_id;
+		RAISE NOTICE 'stream "%" already has an open retrain request', stream;
 	END IF;
 	RETURN v_id;
 END;
