@@ -274,6 +274,10 @@ AS $$
 DECLARE
 	v_id	bigint;
 BEGIN
+	IF name IS NULL THEN
+		RAISE EXCEPTION 'stream must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	SELECT s.stream_id INTO v_id FROM @extschema@.streams s
 	 WHERE s.name = _lock_stream.name;
 	IF v_id IS NULL THEN
