@@ -1,15 +1,15 @@
 -- mlma: the per-stream status view
 --
--- state, by precedence: paused, retraining (a request is claimed), drift (a
--- request is pending), warming (no reference yet for this model version),
--- monitoring.
+-- state, by precedence: paused; retraining (a request is claimed, or a
+-- manual request is pending); drift (a drift or age request is pending);
+-- warming (no reference yet for this model version); monitoring.
 
 CREATE VIEW @extschema@.stream_status AS
 SELECT s.stream_id,
 	   s.name,
 	   s.labels,
 	   CASE WHEN s.paused THEN 'paused'
-			WHEN q.status = 'claimed' THEN 'retraining'
+			WHEN q.status = 'claimed' OR q.reason = 'manual' THEN 'retraining'
 			WHEN q.status = 'pending' THEN 'drift'
 			WHEN r.stream_id IS NULL THEN 'warming'
 			ELSE 'monitoring' END AS state,
