@@ -17,7 +17,7 @@ suite() {
 
 # pg_regress and isolation (PGXS installcheck)
 [ -n "$(ls sql/*.sql 2>/dev/null | grep -v 'sql/mlma--')" ] && \
-	suite regress make -s installcheck REGRESS_OPTS="--load-extension=mlma" ISOLATION= TAP_TESTS=
+	suite regress make -s installcheck ISOLATION= TAP_TESTS=
 [ -n "$(ls specs/*.spec 2>/dev/null)" ] && \
 	suite isolation make -s installcheck REGRESS= TAP_TESTS=
 
