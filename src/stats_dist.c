@@ -23,6 +23,8 @@
 #define MLMA_HALF_LOG_2PI	0.91893853320467274178	/* log(2 pi) / 2 */
 #define INCBET_MAX_ITER		100000
 #define LENTZ_TINY			1e-300
+/* df above which the t tail uses its large-df expansion */
+#define MLMA_T_ASYMPTOTIC_DF	3e7
 
 /*
  * StirlingRemainder
@@ -72,11 +74,13 @@ LogBeta(double a, double b)
 
 /*
  * IncbetFraction
- *		I_x(a, b) by the continued fraction; y = 1 - x given exactly by the
- *		caller.  Converges quickly for x < (a + 1) / (a + b + 2).
+ *		I_x(a, b) by the continued fraction; y = 1 - x, log x and log y given
+ *		accurately by the caller (for a huge, a * log x needs log x to full
+ *		relative precision even when x is within 1e-12 of 1).  Converges
+ *		quickly for x < (a + 1) / (a + b + 2).
  */
 static double
-IncbetFraction(double a, double b, double x, double y)
+IncbetFraction(double a, double b, double x, double logx, double logy)
 {
 	double		logfront;
 	double		c,
@@ -84,7 +88,7 @@ IncbetFraction(double a, double b, double x, double y)
 				f;
 	int			m;
 
-	logfront = a * log(x) + b * log(y) - LogBeta(a, b) - log(a);
+	logfront = a * logx + b * logy - LogBeta(a, b) - log(a);
 	if (logfront < -745.2)
 		return 0.0;
 
@@ -132,11 +136,12 @@ IncbetFraction(double a, double b, double x, double y)
 
 /*
  * IncbetPair
- *		I_x(a, b) with both x and y = 1 - x supplied, so that callers which
- *		know y more precisely than 1 - x (the t distribution) keep it.
+ *		I_x(a, b) with x, y = 1 - x and their logarithms supplied, so that
+ *		callers which know them more precisely than 1 - x and log(x) (the t
+ *		distribution) keep that precision.
  */
 static double
-IncbetPair(double a, double b, double x, double y)
+IncbetPair(double a, double b, double x, double y, double logx, double logy)
 {
 	if (isnan(a) || isnan(b) || isnan(x) || isnan(y) || a <= 0.0 || b <= 0.0)
 		return NAN;
@@ -145,8 +150,8 @@ IncbetPair(double a, double b, double x, double y)
 	if (y <= 0.0)
 		return 1.0;
 	if (x * (a + b + 2.0) < a + 1.0)
-		return IncbetFraction(a, b, x, y);
-	return 1.0 - IncbetFraction(b, a, y, x);
+		return IncbetFraction(a, b, x, logx, logy);
+	return 1.0 - IncbetFraction(b, a, y, logy, logx);
 }
 
 /*
@@ -158,7 +163,7 @@ mlma_incbet(double a, double b, double x)
 {
 	if (x < 0.0 || x > 1.0)
 		return NAN;
-	return IncbetPair(a, b, x, 1.0 - x);
+	return IncbetPair(a, b, x, 1.0 - x, log(x), log1p(-x));
 }
 
 /*
@@ -185,8 +190,9 @@ mlma_normal_cdf(double z)
  * mlma_t_sf
  *		Upper tail of Student's t with df > 0 degrees of freedom, P(T > t).
  *
- * For t > 0, P(T > t) = I_x(df/2, 1/2) / 2 with x = df / (df + t^2); the
- * complement y = t^2 / (df + t^2) is computed directly so that small t keeps
+ * For t > 0, P(T > t) = I_x(df/2, 1/2) / 2 with x = df / (df + t^2).  With
+ * r = t^2 / df, x = 1 / (1 + r), its complement y = r / (1 + r) and both
+ * logarithms are computed from r directly, so that small t and huge df keep
  * full accuracy.
  */
 double
@@ -194,6 +200,7 @@ mlma_t_sf(double t, double df)
 {
 	double		a;
 	double		tt;
+	double		r;
 	double		p;
 
 	if (isnan(t) || isnan(df) || df <= 0.0)
@@ -207,7 +214,19 @@ mlma_t_sf(double t, double df)
 
 	a = 0.5 * df;
 	tt = t * t;
-	if (isinf(tt) || tt / df > 1e200)
+	r = tt / df;
+	if (df > MLMA_T_ASYMPTOTIC_DF)
+	{
+		/*
+		 * For huge df the continued fraction loses digits to cancellation
+		 * (about eps * df / 2 relative).  The leading term of the expansion
+		 * of I_x(a, b) for large a (Temme; Didonato and Morris),
+		 * Q(b, -(a + (b - 1) / 2) log x), is then exact to ~1e-12; with
+		 * b = 1/2, Q(1/2, u) = erfc(sqrt(u)).
+		 */
+		p = 0.5 * erfc(sqrt((a - 0.25) * log1p(r)));
+	}
+	else if (isinf(r) || r > 1e200)
 	{
 		/*
 		 * x = df / t^2 is beyond the range where the fraction matters: the
@@ -219,9 +238,10 @@ mlma_t_sf(double t, double df)
 	}
 	else
 	{
-		double		den = df + tt;
+		double		l1r = log1p(r);
 
-		p = 0.5 * IncbetPair(a, 0.5, df / den, tt / den);
+		p = 0.5 * IncbetPair(a, 0.5, 1.0 / (1.0 + r), r / (1.0 + r),
+							 -l1r, log(r) - l1r);
 	}
 	return (t > 0.0) ? p : 1.0 - p;
 }
