@@ -1,0 +1,375 @@
+#!/usr/bin/python3
+"""
+simulate.py -- replays the simulated delivery platform against mlma.
+
+Runs against the cluster given by the libpq environment (PGHOST, PGPORT,
+PGUSER, ...; run.sh starts a throwaway one with pg_virtualenv).  Creates the
+database `mlma_demo`, loads the world drawn by world.py, and replays four
+weeks of 15-minute slots, one simulated hour per transaction:
+
+  midnight    every policy forecasts the coming day: 'mlma' into the attached
+              table demo.orders_forecast, 'never', 'daily' and 'weekly' into
+              demo.baseline_forecast;
+  each hour   the actual order counts of the hour's slots are filled in by one
+              UPDATE of demo.orders_forecast; mlma's trigger turns them into
+              losses, closes batches and checks them;
+  end of day  mlma-agent (--once) runs the retrain command of every zone mlma
+              flagged; the replay waits until no request is open.
+
+Then prints the summary: detection of the injected breaks, false alarms, and
+the forecast error (MAE) of each retrain policy with its number of retrains.
+"""
+
+import argparse
+import datetime as dt
+import io
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+import psycopg2
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import world  # noqa: E402
+
+GO_LIVE = dt.datetime(2024, 3, 4, tzinfo=dt.timezone.utc)     # a Monday
+DAY = dt.timedelta(days=1)
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    p.add_argument("--zones", type=int, default=320)
+    p.add_argument("--days", type=int, default=28)
+    p.add_argument("--broken-share", type=float, default=0.30)
+    p.add_argument("--seed", type=int, default=20240304)
+    p.add_argument("--steps-per-day", type=int, default=24,
+                   help="UPDATE statements per simulated day (24 = hourly)")
+    p.add_argument("--database", default="mlma_demo")
+    p.add_argument("--mlma", default=json.dumps({
+        "batch_size": 96, "season_length": 96, "method": "dm",
+        "loss": "poisson", "alpha": 0.01, "min_effect": 1.2}),
+        help="create_stream options of every zone, as JSON (mlma.attach defaults)")
+    p.add_argument("--agent", default=None,
+                   help="path of mlma-agent (default: from PATH or pg_config --bindir)")
+    p.add_argument("--quiet", action="store_true")
+    return p.parse_args()
+
+
+def find_agent(explicit):
+    if explicit:
+        return explicit
+    found = shutil.which("mlma-agent")
+    if found:
+        return found
+    try:
+        bindir = subprocess.run(["pg_config", "--bindir"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        cand = os.path.join(bindir, "mlma-agent")
+        if os.access(cand, os.X_OK):
+            return cand
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return None
+
+
+class Demo:
+    def __init__(self, args):
+        self.args = args
+        self.t_start = time.time()
+        admin = psycopg2.connect(dbname="postgres")
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute("DROP DATABASE IF EXISTS %s" % args.database)
+            cur.execute("CREATE DATABASE %s" % args.database)
+            cur.execute("ALTER DATABASE %s SET timezone = 'UTC'" % args.database)
+            cur.execute("ALTER DATABASE %s SET work_mem = '64MB'" % args.database)
+        admin.close()
+        self.conn = psycopg2.connect(dbname=args.database)
+        self.cur = self.conn.cursor()
+        self.agent = find_agent(args.agent)
+
+    # -- helpers ---------------------------------------------------------
+    def q(self, sql, params=None):
+        self.cur.execute(sql, params)
+        return self.cur.fetchall() if self.cur.description else None
+
+    def one(self, sql, params=None):
+        return self.q(sql, params)[0][0]
+
+    def say(self, msg):
+        if not self.args.quiet:
+            print(msg, flush=True)
+
+    # -- setup -----------------------------------------------------------
+    def setup(self):
+        a = self.args
+        self.q("CREATE EXTENSION mlma")
+        with open(os.path.join(HERE, "schema.sql")) as f:
+            self.q(f.read())
+
+        w = world.generate(zones=a.zones, days=a.days,
+                           broken_share=a.broken_share, seed=a.seed)
+        self.names = ["zone-%03d" % (z + 1) for z in range(a.zones)]
+        first_day = (GO_LIVE - world.HISTORY_DAYS * DAY).date()
+
+        buf = io.StringIO()
+        orders = w["orders"]
+        for z, name in enumerate(self.names):
+            for d in range(orders.shape[1]):
+                buf.write("%s\t%s\t{%s}\n" % (
+                    first_day + dt.timedelta(days=d), name,
+                    ",".join(map(str, orders[z, d]))))
+        buf.seek(0)
+        self.cur.copy_expert("COPY demo.world (day, zone, orders) FROM STDIN", buf)
+
+        buf = io.StringIO()
+        for z, name in enumerate(self.names):
+            buf.write("%s\t%s\t%r\n" % (name, w["zone_kind"][z], float(w["base"][z])))
+        buf.seek(0)
+        self.cur.copy_expert("COPY demo.zones FROM STDIN", buf)
+
+        slot = dt.timedelta(minutes=15)
+        for z, kind, start, end, factor in w["breaks"]:
+            self.q("INSERT INTO demo.breaks VALUES (%s, %s, %s, %s, %s)",
+                   (self.names[z], kind, GO_LIVE + start * slot,
+                    GO_LIVE + end * slot if end is not None else None, factor))
+
+        self.q("""
+            INSERT INTO demo.zone_days (zone, day, orders)
+            SELECT zone, day, orders::float8[] FROM demo.world WHERE day < %s""",
+               (GO_LIVE.date(),))
+        self.q("SELECT demo.fit('mlma', NULL, %s)", (GO_LIVE,))
+        for policy in ("never", "daily", "weekly"):
+            self.q("SELECT demo.copy_model('mlma', %s)", (policy,))
+        self.q("ANALYZE")
+
+        self.q("SELECT mlma.attach('demo.orders_forecast', 'zone', 'actual', "
+               "'predicted', 'slot_at', %s::jsonb)", (a.mlma,))
+        self.conn.commit()
+        self.n_broken = len(w["breaks"])
+        self.say("mlma demo: %d delivery zones (%d with an injected break), "
+                 "%d days of 15-minute slots, mlma settings %s"
+                 % (a.zones, self.n_broken, a.days, a.mlma))
+        self.say("setup %.1fs; agent: %s" % (time.time() - self.t_start,
+                 self.agent or "none found -- TEMPORARY in-driver claim loop"))
+
+    # -- one simulated day ----------------------------------------------
+    def forecast_day(self, day_no, midnight):
+        nxt = midnight + DAY
+        if day_no > 0:
+            self.q("SELECT demo.fit('daily', NULL, %s, 1)", (midnight,))
+            due = [n for i, n in enumerate(self.names) if (day_no + i) % 7 == 0]
+            if due:
+                self.q("SELECT demo.fit('weekly', %s, %s)", (due, midnight))
+        for policy in ("never", "daily", "weekly"):
+            self.q("""INSERT INTO demo.baseline_forecast
+                      SELECT %s, zone, slot_at, predicted
+                      FROM demo.forecast(%s, %s, %s)""",
+                   (policy, policy, midnight, nxt))
+        self.q("""INSERT INTO demo.orders_forecast (zone, slot_at, predicted, model_version)
+                  SELECT zone, slot_at, predicted, 'v' || version
+                  FROM demo.forecast('mlma', %s, %s)""", (midnight, nxt))
+        self.conn.commit()
+
+    def realize(self, start, end):
+        """Fill in the actual orders of the slots [start, end): one UPDATE."""
+        self.q("""
+            UPDATE demo.orders_forecast f
+            SET actual = w.orders[1 + ((extract(epoch FROM f.slot_at)::bigint / 900) %% 96)::int]
+            FROM demo.world w
+            WHERE w.day = %s AND w.zone = f.zone
+              AND f.slot_at >= %s AND f.slot_at < %s""",
+               (start.date(), start, end))
+        self.conn.commit()
+
+    def record_flags(self, now):
+        self.q("""
+            INSERT INTO demo.flags (request_id, zone, reason, seen_at)
+            SELECT r.request_id, s.name, r.reason, %s
+            FROM mlma.retrain_requests r JOIN mlma.streams s USING (stream_id)
+            ON CONFLICT (request_id) DO NOTHING""", (now,))
+        self.conn.commit()
+
+    def open_requests(self):
+        return self.one("SELECT count(*) FROM mlma.retrain_requests "
+                        "WHERE status IN ('pending', 'claimed')")
+
+    def run_retrains(self):
+        if not self.open_requests():
+            return
+        if self.agent:
+            cmd = [self.agent, "--dsn", "dbname=%s" % self.args.database,
+                   "--exec", os.path.join(HERE, "retrain.sh"),
+                   "--workers", "2", "--once"]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.stderr.write(r.stdout + r.stderr)
+                raise SystemExit("mlma-agent failed (exit %d)" % r.returncode)
+        else:
+            # TEMPORARY: until mlma-agent is installed, claim and complete
+            # the requests here with the same retrain the agent would run.
+            while True:
+                row = self.q("SELECT request_id, stream FROM "
+                             "mlma.claim_retrain('demo-driver')")
+                if not row:
+                    break
+                rid, stream = row[0]
+                version = self.one("SELECT demo.retrain(%s)", (stream,))
+                self.q("SELECT mlma.complete_retrain(%s, %s)", (rid, version))
+                self.conn.commit()
+        self.conn.commit()
+        left = self.open_requests()
+        if left:
+            raise SystemExit("%d retrain requests still open after the agent ran" % left)
+
+    def counters(self):
+        obs = self.one("SELECT count(*) FROM demo.orders_forecast WHERE actual IS NOT NULL")
+        checks = self.one("SELECT count(*) FROM mlma.checks WHERE status = 'done'")
+        flags = self.one("SELECT count(*) FROM mlma.retrain_requests")
+        retrains = self.one("SELECT count(*) FROM mlma.retrain_requests "
+                            "WHERE status = 'completed'")
+        return obs, checks, flags, retrains
+
+    def replay(self):
+        steps = self.args.steps_per_day
+        step = DAY / steps
+        for d in range(self.args.days):
+            midnight = GO_LIVE + d * DAY
+            self.forecast_day(d, midnight)
+            for s in range(steps):
+                self.realize(midnight + s * step, midnight + (s + 1) * step)
+            self.q("SELECT demo.roll_up(%s)", (midnight.date(),))
+            self.record_flags(midnight + DAY)
+            self.run_retrains()
+            obs, checks, flags, retrains = self.counters()
+            self.say("day %2d  %s  observations %7d  checks %5d  flags %4d  "
+                     "retrains %4d  [%5.1fs]"
+                     % (d + 1, midnight.strftime("%a %d %b"), obs, checks,
+                        flags, retrains, time.time() - self.t_start))
+
+    # -- summary ---------------------------------------------------------
+    def summary(self):
+        obs, checks, flags, retrains = self.counters()
+        mlma_obs = self.one("SELECT coalesce(sum(next_seq), 0) FROM mlma.stream_state")
+        streams = self.one("SELECT count(*) FROM mlma.streams")
+
+        # detection of the injected breaks: the first flag raised after the
+        # break; delay in batches (days), 1 = at the close of the batch that
+        # contains the break
+        det = self.q("""
+            SELECT b.zone, b.kind,
+                   (SELECT min(f.seen_at) FROM demo.flags f
+                    WHERE f.zone = b.zone AND f.seen_at > b.break_at),
+                   date_trunc('day', b.break_at)
+            FROM demo.breaks b""")
+        delays = {}
+        detected = 0
+        all_delays = []
+        for zone, kind, seen, bday in det:
+            delays.setdefault(kind, [0, 0, []])
+            delays[kind][0] += 1
+            if seen is not None:
+                n = round((seen - bday) / DAY)
+                delays[kind][1] += 1
+                delays[kind][2].append(n)
+                all_delays.append(n)
+                detected += 1
+        fa = self.q("""
+            SELECT count(*), count(DISTINCT f.zone)
+            FROM demo.flags f
+            WHERE NOT EXISTS (SELECT 1 FROM demo.breaks b WHERE b.zone = f.zone)""")[0]
+        early = self.one("""
+            SELECT count(*) FROM demo.flags f JOIN demo.breaks b USING (zone)
+            WHERE f.seen_at <= b.break_at""")
+        unbroken = self.args.zones - self.n_broken
+        unbroken_checks = self.one("""
+            SELECT count(*) FROM mlma.checks c JOIN mlma.streams s USING (stream_id)
+            WHERE c.status = 'done'
+              AND NOT EXISTS (SELECT 1 FROM demo.breaks b WHERE b.zone = s.name)""")
+
+        mae = self.q("""
+            WITH a AS (
+                SELECT 'mlma' AS policy, zone, abs(actual - predicted) AS err
+                FROM demo.orders_forecast WHERE actual IS NOT NULL
+                UNION ALL
+                SELECT b.policy, b.zone, abs(f.actual - b.predicted)
+                FROM demo.baseline_forecast b
+                JOIN demo.orders_forecast f USING (zone, slot_at)
+                WHERE f.actual IS NOT NULL)
+            SELECT policy, avg(err), count(*),
+                   avg(err) FILTER (WHERE zone IN (SELECT zone FROM demo.breaks)),
+                   avg(err) FILTER (WHERE zone NOT IN (SELECT zone FROM demo.breaks))
+            FROM a GROUP BY policy""")
+        mae = {r[0]: r[1:] for r in mae}
+        nretrains = dict(self.q("SELECT policy, count(*) FROM demo.retrains GROUP BY 1"))
+
+        p = print
+        p()
+        p("=== mlma demo summary " + "=" * 50)
+        p("zones                 %8d  (%d with an injected break, %d without)"
+          % (streams, self.n_broken, unbroken))
+        p("observations          %8d  (recorded by mlma: %d)" % (obs, mlma_obs))
+        p("checks                %8d" % checks)
+        p("flags (requests)      %8d" % flags)
+        p("retrains completed    %8d" % retrains)
+        p()
+        p("detection of injected breaks (delay in daily batches; 1 = the batch containing the break)")
+        p("  %-14s %6s %9s %14s" % ("kind", "breaks", "detected", "median delay"))
+        for kind in world.BREAK_KINDS:
+            if kind not in delays:
+                continue
+            n, k, ds = delays[kind]
+            p("  %-14s %6d %8.0f%% %14s" % (kind, n, 100.0 * k / n,
+              ("%.1f" % statistics.median(ds)) if ds else "-"))
+        p("  %-14s %6d %8.0f%% %14s" % (
+            "all", len(det), 100.0 * detected / max(len(det), 1),
+            ("%.1f" % statistics.median(all_delays)) if all_delays else "-"))
+        p("false alarms on unbroken zones: %d flags on %d of %d zones "
+          "(%.2f%% of their %d checks); %d flags on broken zones before the break"
+          % (fa[0], fa[1], unbroken, 100.0 * fa[0] / max(unbroken_checks, 1),
+             unbroken_checks, early))
+        p()
+        p("forecast error by retrain policy (MAE, orders per 15-minute slot)")
+        p("  %-28s %8s %10s %10s %9s" % ("policy", "MAE", "broken", "unbroken", "retrains"))
+        names = {"mlma": "test-based (mlma)", "never": "never retrain",
+                 "daily": "retrain every zone daily",
+                 "weekly": "retrain every zone weekly"}
+        for policy in ("mlma", "never", "daily", "weekly"):
+            if policy not in mae:
+                continue
+            m = mae[policy]
+            p("  %-28s %8.3f %10.3f %10.3f %9d" % (names[policy], m[0], m[2], m[3],
+              nretrains.get(policy, 0)))
+        p()
+        p("elapsed %.1fs" % (time.time() - self.t_start))
+
+        problems = []
+        if obs == 0 or mlma_obs == 0:
+            problems.append("no observations recorded")
+        if mlma_obs != obs:
+            problems.append("mlma recorded %d observations for %d realized forecasts"
+                            % (mlma_obs, obs))
+        if checks == 0:
+            problems.append("no checks ran")
+        if "mlma" not in mae or "never" not in mae:
+            problems.append("no forecast error computed")
+        for pr in problems:
+            print("ERROR: " + pr, file=sys.stderr)
+        return 1 if problems else 0
+
+
+def main():
+    args = parse_args()
+    demo = Demo(args)
+    demo.setup()
+    demo.replay()
+    sys.exit(demo.summary())
+
+
+if __name__ == "__main__":
+    main()
