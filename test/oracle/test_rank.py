@@ -111,14 +111,14 @@ def ks_sizes(rng):
     u = rng.random()
     if u < 0.20:
         a, b = rng.integers(2, 9, 2)
-    elif u < 0.38:				# equal sizes: Hodges' square formulas
+    elif u < 0.40:				# equal sizes: Hodges' square formulas
         a = rng.integers(2, 500) if rng.random() < 0.9 else rng.integers(500, 5001)
         b = a
-    elif u < 0.65:
+    elif u < 0.70:
         a, b = rng.integers(9, 300, 2)
-    elif u < 0.80:				# one-sided path counting up to its overflow
+    elif u < 0.84:				# one-sided path counting up to its overflow
         a, b = rng.integers(300, 1400, 2)
-    elif u < 0.88:
+    elif u < 0.92:
         a, b = rng.integers(2, 40), rng.integers(40, 5001)
     elif u < 0.98:
         a, b = rng.integers(1400, 5001, 2)
