@@ -56,6 +56,8 @@ def parse_args():
         help="create_stream options of every zone, as JSON (mlma.attach defaults)")
     p.add_argument("--agent", default=None,
                    help="path of mlma-agent (default: from PATH or pg_config --bindir)")
+    p.add_argument("--workdir", default=os.environ.get("TMPDIR", "/tmp"),
+                   help="where mlma-agent.log goes")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args()
 
@@ -155,8 +157,12 @@ class Demo:
         self.say("mlma demo: %d delivery zones (%d with an injected break), "
                  "%d days of 15-minute slots, mlma settings %s"
                  % (a.zones, self.n_broken, a.days, a.mlma))
-        self.say("setup %.1fs; agent: %s" % (time.time() - self.t_start,
-                 self.agent or "none found -- TEMPORARY in-driver claim loop"))
+        if not self.agent:
+            raise SystemExit("mlma-agent not found: run make install")
+        self.start_agent()
+        self.say("setup %.1fs; %s --workers 2 runs %s"
+                 % (time.time() - self.t_start, self.agent,
+                    os.path.join(HERE, "retrain.sh")))
 
     # -- one simulated day ----------------------------------------------
     def forecast_day(self, day_no, midnight):
@@ -176,8 +182,11 @@ class Demo:
                   FROM demo.forecast('mlma', %s, %s)""", (midnight, nxt))
         self.conn.commit()
 
-    def realize(self, start, end):
-        """Fill in the actual orders of the slots [start, end): one UPDATE."""
+    def realize(self, start, end, roll_up=False):
+        """Fill in the actual orders of the slots [start, end): one UPDATE,
+        one transaction.  At the end of a day the nightly roll-up of the
+        day's orders (what the retrain learns from) commits with it, so the
+        retrains mlma requests on that commit see the whole day."""
         self.q("""
             UPDATE demo.orders_forecast f
             SET actual = w.orders[1 + ((extract(epoch FROM f.slot_at)::bigint / 900) %% 96)::int]
@@ -185,6 +194,8 @@ class Demo:
             WHERE w.day = %s AND w.zone = f.zone
               AND f.slot_at >= %s AND f.slot_at < %s""",
                (start.date(), start, end))
+        if roll_up:
+            self.q("SELECT demo.roll_up(%s)", (start.date(),))
         self.conn.commit()
 
     def record_flags(self, now):
@@ -199,33 +210,41 @@ class Demo:
         return self.one("SELECT count(*) FROM mlma.retrain_requests "
                         "WHERE status IN ('pending', 'claimed')")
 
-    def run_retrains(self):
-        if not self.open_requests():
-            return
-        if self.agent:
-            cmd = [self.agent, "--dsn", "dbname=%s" % self.args.database,
-                   "--exec", os.path.join(HERE, "retrain.sh"),
-                   "--workers", "2", "--once"]
-            r = subprocess.run(cmd, capture_output=True, text=True)
-            if r.returncode != 0:
-                sys.stderr.write(r.stdout + r.stderr)
-                raise SystemExit("mlma-agent failed (exit %d)" % r.returncode)
-        else:
-            # TEMPORARY: until mlma-agent is installed, claim and complete
-            # the requests here with the same retrain the agent would run.
-            while True:
-                row = self.q("SELECT request_id, stream FROM "
-                             "mlma.claim_retrain('demo-driver')")
-                if not row:
-                    break
-                rid, stream = row[0]
-                version = self.one("SELECT demo.retrain(%s)", (stream,))
-                self.q("SELECT mlma.complete_retrain(%s, %s)", (rid, version))
-                self.conn.commit()
-        self.conn.commit()
-        left = self.open_requests()
-        if left:
-            raise SystemExit("%d retrain requests still open after the agent ran" % left)
+    def start_agent(self):
+        """mlma-agent in the background, LISTENing on mlma_retrain."""
+        env = dict(os.environ, PGDATABASE=self.args.database)
+        self.agent_log = open(os.path.join(self.args.workdir, "mlma-agent.log"), "w")
+        self.agent_proc = subprocess.Popen(
+            [self.agent, "--dsn", "dbname=%s" % self.args.database,
+             "--exec", os.path.join(HERE, "retrain.sh"),
+             "--workers", "2", "--poll-interval", "2s"],
+            env=env, stdout=self.agent_log, stderr=subprocess.STDOUT)
+
+    def stop_agent(self):
+        if getattr(self, "agent_proc", None) and self.agent_proc.poll() is None:
+            self.agent_proc.terminate()
+            try:
+                self.agent_proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.agent_proc.kill()
+                self.agent_proc.wait()
+
+    def wait_for_retrains(self, timeout=60.0):
+        """The simulated clock stands still until the agent has run every
+        retrain mlma asked for."""
+        deadline = time.time() + timeout
+        while True:
+            left = self.open_requests()
+            self.conn.commit()
+            if not left:
+                return
+            if self.agent_proc.poll() is not None:
+                raise SystemExit("mlma-agent exited (code %s); see %s"
+                                 % (self.agent_proc.returncode, self.agent_log.name))
+            if time.time() > deadline:
+                raise SystemExit("%d retrain requests still open after %.0fs; see %s"
+                                 % (left, timeout, self.agent_log.name))
+            time.sleep(0.02)
 
     def counters(self):
         obs = self.one("SELECT count(*) FROM demo.orders_forecast WHERE actual IS NOT NULL")
@@ -238,14 +257,24 @@ class Demo:
     def replay(self):
         steps = self.args.steps_per_day
         step = DAY / steps
+        self.timing = {"forecasts and baseline refits": 0.0,
+                       "actuals (UPDATE, mlma trigger, checks)": 0.0,
+                       "waiting for retrains": 0.0}
         for d in range(self.args.days):
             midnight = GO_LIVE + d * DAY
+            t0 = time.time()
             self.forecast_day(d, midnight)
+            t1 = time.time()
             for s in range(steps):
-                self.realize(midnight + s * step, midnight + (s + 1) * step)
-            self.q("SELECT demo.roll_up(%s)", (midnight.date(),))
+                self.realize(midnight + s * step, midnight + (s + 1) * step,
+                             roll_up=(s == steps - 1))
+            t2 = time.time()
             self.record_flags(midnight + DAY)
-            self.run_retrains()
+            self.wait_for_retrains()
+            t3 = time.time()
+            self.timing["forecasts and baseline refits"] += t1 - t0
+            self.timing["actuals (UPDATE, mlma trigger, checks)"] += t2 - t1
+            self.timing["waiting for retrains"] += t3 - t2
             obs, checks, flags, retrains = self.counters()
             self.say("day %2d  %s  observations %7d  checks %5d  flags %4d  "
                      "retrains %4d  [%5.1fs]"
@@ -346,7 +375,8 @@ class Demo:
             p("  %-28s %8.3f %10.3f %10.3f %9d" % (names[policy], m[0], m[2], m[3],
               nretrains.get(policy, 0)))
         p()
-        p("elapsed %.1fs" % (time.time() - self.t_start))
+        p("elapsed %.1fs (%s)" % (time.time() - self.t_start, ", ".join(
+            "%s %.1fs" % kv for kv in self.timing.items())))
 
         problems = []
         if obs == 0 or mlma_obs == 0:
@@ -366,8 +396,11 @@ class Demo:
 def main():
     args = parse_args()
     demo = Demo(args)
-    demo.setup()
-    demo.replay()
+    try:
+        demo.setup()
+        demo.replay()
+    finally:
+        demo.stop_agent()
     sys.exit(demo.summary())
 
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# make demo: the simulated last-mile delivery platform.
+#
+# Installs what is missing (Debian packages), builds and installs mlma and
+# mlma-agent, then replays four weeks of 15-minute order counts of 320
+# delivery zones against a throwaway cluster (pg_virtualenv) and prints the
+# summary.  Options are passed on to simulate.py (e.g. --zones 100, --mlma
+# '{"method": "hac"}'); see examples/demo/simulate.py --help.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+
+./test/deps.sh
+make -s -j2
+$SUDO make -s install >/dev/null
+
+# -t: the throwaway cluster lives in a temporary directory, even as root
+exec pg_virtualenv -t /usr/bin/python3 examples/demo/simulate.py "$@"
