@@ -462,12 +462,12 @@ KsOuterProbInside(long m, long n, long g, long h)
 /*
  * One-sided count for sizes m != n: the number of lattice paths from (0,0)
  * to (m,n) that reach the line m*y = n*x - h*g (Hodges' treatment of
- * Drion/Gnedenko/Korolyuk, first-passage decomposition).  The counts are
- * binomial-sized and may overflow; the caller checks.  Returns NaN when
- * scratch memory is lacking.
+ * Drion/Gnedenko/Korolyuk, first-passage decomposition), into *count.  The
+ * counts are binomial-sized and may overflow; the caller checks.  Returns 0
+ * when scratch memory is lacking, 1 otherwise.
  */
-static double
-KsCountPathsOutside(long m, long n, long g, long h)
+static int
+KsCountPathsOutside(long m, long n, long g, long h, double *count)
 {
 	long		mg;
 	long		ng;
@@ -492,7 +492,10 @@ KsCountPathsOutside(long m, long n, long g, long h)
 	lxj = (mg - h >= 0) ? (mg - h) / mg : -((h - mg + mg - 1) / mg);
 	lxj += n;
 	if (lxj <= 0)
-		return BinomialCoef((double) (m + n), (double) n);
+	{
+		*count = BinomialCoef((double) (m + n), (double) n);
+		return 1;
+	}
 
 	xj = (long *) malloc(sizeof(long) * (size_t) lxj);
 	b = (double *) malloc(sizeof(double) * (size_t) lxj);
@@ -500,7 +503,7 @@ KsCountPathsOutside(long m, long n, long g, long h)
 	{
 		free(xj);
 		free(b);
-		return NAN;
+		return 0;
 	}
 	for (j = 0; j < lxj; j++)
 		xj[j] = (h + mg * j + ng - 1) / ng;
@@ -520,7 +523,8 @@ KsCountPathsOutside(long m, long n, long g, long h)
 										 (double) (n - j));
 	free(xj);
 	free(b);
-	return num_paths;
+	*count = num_paths;
+	return 1;
 }
 
 /*
@@ -572,12 +576,8 @@ KsExact(size_t n1, size_t n2, double *d, MlmaAlternative alt, double *p)
 
 		if (!isfinite(bin))
 			return 0;
-		num_paths = KsCountPathsOutside((long) n1, (long) n2, g, h);
-		if (isnan(num_paths) && bin > 0)
-		{
-			/* distinguish lack of memory from an overflow */
+		if (!KsCountPathsOutside((long) n1, (long) n2, g, h, &num_paths))
 			return -1;
-		}
 		if (!isfinite(num_paths) || num_paths > bin)
 			return 0;
 		prob = num_paths / bin;
