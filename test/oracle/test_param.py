@@ -259,6 +259,12 @@ def test_welch(cur_db):
         label, ref, cur = gen_pair(rng)
         alt = ALTS[i % 3]
         cases.append((label, ref, cur, alt))
+    # deep tails: small batches far apart (p down to 1e-300 and below)
+    for i in range(300):
+        n1, n2 = int(rng.integers(2, 40)), int(rng.integers(2, 40))
+        ref = rng.normal(1.0, 0.1, n1)
+        cur = rng.normal(1.0 + rng.uniform(0.05, 20), rng.uniform(0.01, 0.3), n2)
+        cases.append(("far", ref, cur, ALTS[i % 3]))
     rows = [(i, arr(r), arr(c), a) for i, (_, r, c, a) in enumerate(cases)]
     got = run_batched(cur_db, """
         SELECT v.i, t.statistic, t.p_value, t.df
@@ -535,6 +541,68 @@ def test_rank_wrappers(cur_db):
     print(summ.line())
 
 
+# ----------------------------------------------------------- large sizes ----
+
+def fft_lrv(x, lags):
+    """nw_lrv through all autocovariances at once (FFT), for long lags."""
+    n = len(x)
+    e = x - x.mean()
+    f = np.fft.rfft(e, 2 * n)
+    acov = np.fft.irfft(f * np.conj(f), 2 * n)[:n]
+    k = np.arange(1, lags + 1)
+    return (acov[0] + 2.0 * np.sum((1.0 - k / (lags + 1)) * acov[1:lags + 1])) / n
+
+
+def test_large(cur_db):
+    """100 000 values per batch: correct and linear in time, also for
+    lags = n - 1 (the window-sum path of the long-run variance)."""
+    rng = np.random.default_rng(100000)
+    summ = Summary("large batches")
+    n = 100000
+    ref = rng.lognormal(0, 0.7, n)
+    cur = ref * rng.lognormal(0.002, 0.05, n)
+    slowest = 0.0
+    timings = []
+    calls = [("welch_test", None), ("hac_test", None), ("hac_test", n - 1),
+             ("dm_test", None), ("dm_test", n - 1), ("dm_test", 5000),
+             ("mann_whitney_test", None), ("ks_test", None)]
+    for name, lags in calls:
+        extra = "" if name in ("welch_test", "mann_whitney_test", "ks_test") else ", %s::int"
+        params = (arr(ref), arr(cur), "greater") + (() if not extra else (lags,))
+        t0 = time.time()
+        cur_db.execute(f"SELECT statistic, p_value FROM mlma.{name}(%s::float8[], %s::float8[], %s{extra})",
+                       params)
+        got = cur_db.fetchone()
+        elapsed = time.time() - t0
+        slowest = max(slowest, elapsed)
+        timings.append(f"{name.replace('_test', '')}{'' if lags is None else f'(lags {lags})'} {elapsed:.2f}")
+        if elapsed > 3.0:
+            fail(f"{name} lags={lags} on {n}+{n} values took {elapsed:.2f} s")
+        if name == "welch_test":
+            es, ep, _, sabs, dens = welch_reference(ref, cur, "greater")
+        elif name == "hac_test":
+            L = lags_for(lags, n)
+            lrv = nw_lrv if L <= 64 else fft_lrv
+            z = (cur.mean() - ref.mean()) / math.sqrt(lrv(ref, L) / n + lrv(cur, L) / n)
+            es, ep, sabs, dens = z, stats.norm.sf(z), 1e-12 * abs(z) + 1e-9 * abs(z), stats.norm.pdf(z)
+        elif name == "dm_test":
+            L = lags_for(lags, n)
+            d = cur - ref
+            lrv = nw_lrv if L <= 64 else fft_lrv
+            z = d.mean() / math.sqrt(lrv(d, L) / n)
+            es, ep, sabs, dens = z, stats.norm.sf(z), 1e-9 * abs(z), stats.norm.pdf(z)
+        elif name == "mann_whitney_test":
+            r = stats.mannwhitneyu(cur, ref, alternative="greater")
+            es, ep, sabs, dens = float(r.statistic), float(r.pvalue), 0.0, 0.0
+        else:
+            r = stats.ks_2samp(ref, cur, alternative="greater")
+            es, ep, sabs, dens = float(r.statistic), float(r.pvalue), 0.0, 0.0
+        compare_test(summ, f"{name} n={n}+{n} lags={lags}", got, float(es), float(ep), "greater", sabs, dens)
+        summ.cases += 1
+    print(summ.line() + f", slowest call {slowest:.2f} s")
+    print("  seconds per call, 100 000 + 100 000 values, round trip: " + ", ".join(timings))
+
+
 # --------------------------------------------------------------- errors ----
 
 ERROR_CASES = [
@@ -624,6 +692,7 @@ def main():
     test_bh(cur)
     test_loss(cur)
     test_rank_wrappers(cur)
+    test_large(cur)
     test_errors(cur)
     print(f"test_param: {failures} mismatches, {time.time() - t0:.1f} s")
     return 1 if failures else 0
