@@ -120,8 +120,10 @@ def ks_sizes(rng):
         a, b = rng.integers(300, 1400, 2)
     elif u < 0.92:
         a, b = rng.integers(2, 40), rng.integers(40, 5001)
-    elif u < 0.98:
+    elif u < 0.96:				# O(n1 n2) two-sided inside method
         a, b = rng.integers(1400, 5001, 2)
+    elif u < 0.98:				# large equal sizes, up to the exact limit
+        a = b = rng.integers(5000, 10001)
     else:						# above 10000: the asymptotic branch
         a, b = rng.integers(10001, 12001), rng.integers(2, 12001)
     return (int(a), int(b)) if rng.random() < 0.5 else (int(b), int(a))
