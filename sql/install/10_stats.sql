@@ -43,7 +43,7 @@ AS 'MODULE_PATHNAME', 'hac_test'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 COMMENT ON FUNCTION @extschema@.hac_test(float8[], float8[], text, int) IS
-'Welch-type z-test with Newey-West (Bartlett) long-run variances, for autocorrelated losses';
+'Welch-type z-test with Newey-West (Bartlett) long-run variances, for autocorrelated losses; lags NULL = floor(4 * (n/100)^(2/9)) per batch, clamped to n - 1; the lags returned are the larger of the two batches''';
 
 CREATE FUNCTION @extschema@.dm_test(
 	reference float8[], current float8[], alternative text DEFAULT 'greater',
@@ -54,7 +54,7 @@ AS 'MODULE_PATHNAME', 'dm_test'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 COMMENT ON FUNCTION @extschema@.dm_test(float8[], float8[], text, int) IS
-'Diebold-Mariano test on current - reference, paired by position, Newey-West (Bartlett) long-run variance';
+'Diebold-Mariano test on current - reference, paired by position, Newey-West (Bartlett) long-run variance; lags NULL = floor(4 * (n/100)^(2/9)), clamped to n - 1';
 
 -- loss is not STRICT: a NULL param means "no parameter".
 CREATE FUNCTION @extschema@.loss(
