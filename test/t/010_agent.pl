@@ -166,6 +166,11 @@ sub query
 
 	IPC::Run::run([ $agent, '--version' ], '<', \undef, '>', \$out, '2>', \$err);
 	like($out, qr/^mlma-agent \d+\.\d+\.\d+$/m, '--version prints the version');
+
+	IPC::Run::run([ $agent, '--exec', 'true', '--once', '--dsn', "host=$tmp port=1 connect_timeout=2" ],
+		'<', \undef, '>', \$out, '2>', \$err, IPC::Run::timeout(30));
+	is($? >> 8, 1, '--once without a server: exit code 1');
+	like($err, qr/could not connect/, '--once without a server: the log says so');
 }
 
 # ---- requests raised while no agent runs are processed when it starts -----
@@ -256,12 +261,12 @@ unlink $execlog;
 {
 	raise(map { "restart$_" } 1 .. 4);
 	local $ENV{SLEEP} = '2';
-	my ($h, $log) = start_agent('agent-r', '--workers', '2', '--poll-interval', '1s',
+	my ($h, $log) = start_agent('agent-r', '--workers', '3', '--poll-interval', '1s',
 		'--lease', '60s', '--timeout', '30s');
 	ok( $node->poll_query_until('postgres',
-			"SELECT count(*) = 2 FROM mlma.retrain_requests r JOIN mlma.streams s USING (stream_id)
+			"SELECT count(*) = 3 FROM mlma.retrain_requests r JOIN mlma.streams s USING (stream_id)
 			  WHERE s.name LIKE 'restart%' AND r.status = 'claimed'"),
-		'two requests running before the restart');
+		'three requests running before the restart');
 	$node->restart;
 	# raised while the agent may still be disconnected
 	raise('restart5', 'restart6');
@@ -308,6 +313,67 @@ unlink $execlog;
 		'the running request completed; no new claim after SIGTERM');
 	like(slurp($log), qr/received SIGTERM: no new claims, waiting for 1 running command/,
 		'the log tells about the shutdown');
+
+	# the next agent picks up what the stopped one left
+	local $ENV{SLEEP} = '0';
+	my ($rc) = run_once('once-3');
+	is($rc, 0, '--once after the stopped agent exits 0');
+	is( query("SELECT r.status || ':' || r.claimed_by FROM mlma.retrain_requests r JOIN mlma.streams s USING (stream_id)
+				WHERE s.name = 'term2'"),
+		'completed:once-3', 'the request left pending is run by the next agent');
+}
+
+# ---- a second SIGTERM terminates the running commands ------------------------
+unlink $execlog;
+{
+	raise('hang2');
+	my ($h, $log) = start_agent('agent-2t', '--workers', '1', '--poll-interval', '1s');
+	for (my $i = 0; $i < 100 && !-s $execlog; $i++)
+	{
+		usleep(50_000);
+	}
+	ok(-s $execlog, 'the hanging command started');
+	$h->signal('TERM');
+	usleep(200_000);
+	is(stop_agent($h), 0, 'a second SIGTERM: the agent exits 0 without waiting for the command');
+	is( query("SELECT r.status || ':' || r.error FROM mlma.retrain_requests r JOIN mlma.streams s USING (stream_id)
+				WHERE s.name = 'hang2'"),
+		'failed:command was terminated because mlma-agent shut down',
+		'the terminated command leaves a failed request');
+}
+
+# ---- an agent that dies loses nothing: the lease expires, another agent runs it
+unlink $execlog;
+{
+	raise('lost1');
+	my ($h, $log);
+	{
+		local $ENV{SLEEP} = '30';
+		($h, $log) = start_agent('agent-k', '--workers', '1', '--lease', '12s', '--timeout', '1.5s');
+	}
+	for (my $i = 0; $i < 100 && !-s $execlog; $i++)
+	{
+		usleep(50_000);
+	}
+	ok(-s $execlog, 'the command of the doomed agent started');
+	$h->signal('KILL');	# no chance to report anything
+	$h->finish;
+	# the orphaned command still runs in its own process group: end it
+	my ($pid) = (slurp($log) =~ /started request \d+ \(stream "lost1"\): pid (\d+)/);
+	kill('KILL', -$pid) if $pid;
+	is( query("SELECT r.status || ':' || r.claimed_by FROM mlma.retrain_requests r JOIN mlma.streams s USING (stream_id)
+				WHERE s.name = 'lost1'"),
+		'claimed:agent-k', 'the dead agent\'s request stays claimed');
+
+	my ($h2, $log2) = start_agent('agent-l', '--workers', '1', '--poll-interval', '1s');
+	ok( $node->poll_query_until('postgres',
+			"SELECT r.status = 'completed' AND r.claimed_by = 'agent-l'
+			   FROM mlma.retrain_requests r JOIN mlma.streams s USING (stream_id)
+			  WHERE s.name = 'lost1'"),
+		'after the lease expired another agent claimed and completed it');
+	is(stop_agent($h2), 0, 'agent l exits 0');
+	is(executions()->{ query("SELECT r.request_id FROM mlma.retrain_requests r JOIN mlma.streams s USING (stream_id) WHERE s.name = 'lost1'") },
+		2, 'the request ran twice: once in the dead agent, once after the lease');
 }
 
 $node->stop;
