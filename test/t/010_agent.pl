@@ -64,7 +64,10 @@ my $node = PostgreSQL::Test::Cluster->new('agent');
 $node->init;
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION mlma');
+# a role with nothing but mlma_agent, as in production
+$node->safe_psql('postgres', 'CREATE ROLE retrainer LOGIN IN ROLE mlma_agent');
 my $dsn = $node->connstr('postgres');
+my $dsn_agent = "$dsn user=retrainer";
 
 # create streams and raise a manual request for each
 sub raise
@@ -109,9 +112,15 @@ sub start_agent
 {
 	my ($name, @args) = @_;
 	my $log = "$tmp/$name.log";
+	my $conn = $dsn;
+	if (@args && $args[0] eq 'as-retrainer')
+	{
+		shift @args;
+		$conn = $dsn_agent;
+	}
 	local $ENV{EXECLOG} = $execlog;
 	my $h = IPC::Run::start(
-		[ $agent, '--dsn', $dsn, '--exec', $script, '--worker-name', $name, @args ],
+		[ $agent, '--dsn', $conn, '--exec', $script, '--worker-name', $name, @args ],
 		'<', \undef, '>', "$tmp/$name.out", '2>', $log);
 	return ($h, $log);
 }
@@ -235,8 +244,9 @@ unlink $execlog;
 {
 	raise(map { "shared$_" } 1 .. 30);
 	local $ENV{SLEEP} = '0.05';
-	my ($a1, $log1) = start_agent('agent-a', '--workers', '3', '--poll-interval', '1s');
-	my ($a2, $log2) = start_agent('agent-b', '--workers', '3', '--poll-interval', '1s');
+	# as a role that has only mlma_agent
+	my ($a1, $log1) = start_agent('agent-a', 'as-retrainer', '--workers', '3', '--poll-interval', '1s');
+	my ($a2, $log2) = start_agent('agent-b', 'as-retrainer', '--workers', '3', '--poll-interval', '1s');
 	# more requests arrive while both agents listen
 	usleep(300_000);
 	raise(map { "shared$_" } 31 .. 50);
@@ -244,8 +254,8 @@ unlink $execlog;
 			"SELECT count(*) = 50 FROM mlma.retrain_requests r JOIN mlma.streams s USING (stream_id)
 			  WHERE s.name LIKE 'shared%' AND r.status = 'completed'"),
 		'two agents completed all 50 requests');
-	is( query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mlma-agent'"),
-		'2', 'agents connect with application_name mlma-agent');
+	is( query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mlma-agent' AND usename = 'retrainer'"),
+		'2', 'agents connect with application_name mlma-agent, as the mlma_agent role');
 	is(stop_agent($a1), 0, 'agent a exits 0 on SIGTERM');
 	is(stop_agent($a2), 0, 'agent b exits 0 on SIGTERM');
 
