@@ -11,6 +11,12 @@
  * an argument is large, so that relative accuracy is kept deep in the tails
  * (p-values down to the smallest normal double).
  *
+ * Accuracy of mlma_t_sf against 40-digit mpmath, t from 0.01 to 37: within
+ * 5e-12 relative for df up to 2e5 (Welch df never exceeds n1 + n2 - 2);
+ * the fraction loses about eps * df / 2 to cancellation near the switch
+ * between its two sides, so above df = 3e7 the large-df expansion takes
+ * over (worst case about 3e-10 relative around the switch, 1e-13 at 1e9).
+ *
  * Plain C over doubles: no PostgreSQL headers (see stats.h).
  *
  *-------------------------------------------------------------------------
