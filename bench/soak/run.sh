@@ -18,11 +18,21 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 
+# Re-run inside a throwaway cluster.  pg_virtualenv can lose a race for a
+# port against another one starting at the same moment: then the inner
+# run never started, and it is retried.
 if [ -z "${MLMA_SOAK_INSIDE:-}" ]; then
-	export MLMA_SOAK_INSIDE=1
-	exec pg_virtualenv -t -o max_connections=50 -o shared_buffers=256MB \
-		"$0" "$@"
+	export MLMA_SOAK_INSIDE=$(mktemp)
+	for attempt in 1 2 3; do
+		pg_virtualenv -t -o max_connections=50 -o shared_buffers=256MB "$0" "$@"
+		rc=$?
+		[ -s "$MLMA_SOAK_INSIDE" ] && break
+		sleep $((attempt * 5))
+	done
+	rm -f "$MLMA_SOAK_INSIDE"
+	exit $rc
 fi
+echo started >"$MLMA_SOAK_INSIDE"
 
 SOAK_SECONDS=${SOAK_SECONDS:-180}
 CLIENTS=${SOAK_CLIENTS:-8}
