@@ -58,6 +58,12 @@ class Worker:
         self.poll_interval = poll_interval
         self.conn = None
         self.stopping = False
+        # signals write to this socket, so they interrupt the wait in serve()
+        self.wakeup_r, wakeup_w = socket.socketpair()
+        self.wakeup_r.setblocking(False)
+        wakeup_w.setblocking(False)
+        self._wakeup_w = wakeup_w
+        signal.set_wakeup_fd(wakeup_w.fileno())
 
     # -- connection ---------------------------------------------------------
 
@@ -158,8 +164,14 @@ class Worker:
                 self.drain()            # catch up: at start, after reconnects
                 if self.stopping:
                     break
-                ready = select.select([self.conn], [], [], self.poll_interval)
-                if ready[0]:
+                ready, _, _ = select.select([self.conn, self.wakeup_r], [], [],
+                                            self.poll_interval)
+                if self.wakeup_r in ready:
+                    try:
+                        self.wakeup_r.recv(64)
+                    except BlockingIOError:
+                        pass
+                if self.conn in ready:
                     self.conn.poll()    # read notifications
                     self.conn.notifies.clear()
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:

@@ -198,6 +198,8 @@ is(query("SELECT count(*) FROM mlma.retrain_requests WHERE status = 'pending'"),
 			"catchup$_:completed:v1-next-$id"
 		} 1 .. 3),
 		'each request completed with the version printed last by its command');
+	is( query("SELECT s.model_version = r.new_model_version FROM mlma.streams s JOIN mlma.retrain_requests r USING (stream_id) WHERE s.name = 'catchup2'"),
+		't', 'the stream now runs the new model version');
 	like($err, qr/claimed request \d+ \(stream "catchup1"/, 'the log names the claim');
 	like($err, qr/completed request \d+ \(stream "catchup3"\): model version "v1-next-\d+"/,
 		'the log names the completion and the version');
