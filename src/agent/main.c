@@ -660,5 +660,11 @@ main(int argc, char **argv)
 	}
 
 	PQfinish(a.conn);
+	for (int i = 0; i < a.opts.workers; i++)
+		job_clear(&a.jobs[i]);
+	free(a.jobs);
+	free(fds);
+	free(fd_job);
+	free(a.opts.worker);
 	return 0;
 }
