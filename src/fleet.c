@@ -223,6 +223,7 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 	int			nstreams;
 	int64	   *stream_ids;
 	int32	   *streaks;
+	int32	   *old_streaks;
 	double	   *pvals;
 	int			ntested;
 	Datum	   *result;
@@ -280,6 +281,7 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 	/* 2. lock the streams' state rows (stream_id order) and read streaks */
 	stream_ids = palloc(sizeof(int64) * ndue);
 	streaks = palloc0(sizeof(int32) * ndue);
+	old_streaks = palloc0(sizeof(int32) * ndue);
 	nstreams = 0;
 	for (i = 0; i < ndue; i++)
 		if (nstreams == 0 || stream_ids[nstreams - 1] != due[i].stream_id)
@@ -304,7 +306,8 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 			while (k < nstreams && stream_ids[k] < sid)
 				k++;
 			if (k < nstreams && stream_ids[k] == sid)
-				streaks[k] = GetInt32(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+				streaks[k] = old_streaks[k] =
+					GetInt32(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 		}
 	}
 
@@ -396,16 +399,24 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 		Oid			types[2] = {INT8ARRAYOID, INT4ARRAYOID};
 		Datum		args[2];
 		int			k;
+		int			nchanged = 0;
 
+		/* only the streaks that changed: most streams stay at 0 */
 		for (k = 0; k < nstreams; k++)
 		{
-			sids[k] = Int64GetDatum(stream_ids[k]);
-			sks[k] = Int32GetDatum(streaks[k]);
+			if (streaks[k] == old_streaks[k])
+				continue;
+			sids[nchanged] = Int64GetDatum(stream_ids[k]);
+			sks[nchanged] = Int32GetDatum(streaks[k]);
+			nchanged++;
 		}
-		args[0] = MakeArray(sids, nstreams, INT8OID);
-		args[1] = MakeArray(sks, nstreams, INT4OID);
-		ExecOrError(ExtQuery(update_streaks_query, schema), 2, types, args,
-					SPI_OK_UPDATE);
+		if (nchanged > 0)
+		{
+			args[0] = MakeArray(sids, nchanged, INT8OID);
+			args[1] = MakeArray(sks, nchanged, INT4OID);
+			ExecOrError(ExtQuery(update_streaks_query, schema), 2, types, args,
+						SPI_OK_UPDATE);
+		}
 	}
 
 	/* requests (one per drifting stream: the first drift of the round) and

@@ -1,0 +1,90 @@
+#!/usr/bin/python3
+"""run_checks() at fleet scale vs a Python job doing the same tests with SciPy.
+
+Sets up N scheduled streams (default 10 000) with one closed batch each
+waiting for its check (96 losses against a 96-loss reference), then, in the
+same run and on the same data:
+
+  * python: a job that reads every waiting batch and its reference over
+    libpq (psycopg2), runs scipy.stats.ttest_ind(current, reference,
+    equal_var=False, alternative='greater') per stream and adjusts the
+    p-values with statsmodels' fdr_bh (it does not write anything back);
+  * mlma: SELECT count(*) FROM mlma.run_checks() — reads, tests, adjusts,
+    records every check and raises the requests.
+
+Prints both times and the ratio.  Connection: libpq environment variables.
+"""
+import os
+import sys
+import time
+
+import numpy as np
+import psycopg2
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+N = int(os.environ.get("FLEET_STREAMS", "10000"))
+BATCH = 96
+
+
+def setup(cur):
+    cur.execute("SELECT count(*) FROM pg_extension WHERE extname = 'mlma'")
+    if cur.fetchone()[0] == 0:
+        cur.execute("CREATE EXTENSION mlma")
+    cur.execute("SELECT count(mlma.drop_stream(name)) FROM mlma.streams WHERE name LIKE 'bench/%'")
+    cur.execute("""SELECT count(mlma.create_stream('bench/' || i, batch_size => %s,
+                                                   check_mode => 'scheduled'))
+                     FROM generate_series(1, %s) i""", (BATCH, N))
+    cur.execute("SELECT setseed(0.5)")
+    t0 = time.time()
+    # 2 batches per stream: the reference warms, the second waits; 5% worse
+    for j in range(2 * BATCH):
+        cur.execute("""SELECT count(mlma.observe_loss('bench/' || i,
+                          CASE WHEN i %% 20 = 0 AND %s >= %s THEN 1.5 ELSE 1 END
+                          * exp(0.3 * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()))))
+                         FROM generate_series(1, %s) i""", (j, BATCH, N))
+        if j % 48 == 47:
+            print(f"  loaded {(j + 1) * N} observations ({time.time() - t0:.0f} s)", flush=True)
+    cur.execute("SELECT count(*) FROM mlma.checks WHERE status = 'waiting'")
+    return cur.fetchone()[0]
+
+
+def python_job(cur):
+    t0 = time.time()
+    cur.execute("""SELECT c.check_id, b.losses, r.losses
+                     FROM mlma.checks c
+                     JOIN mlma.batches b USING (stream_id, batch_no)
+                     JOIN mlma.reference_batches r USING (stream_id)
+                    WHERE c.status = 'waiting'""")
+    rows = cur.fetchall()
+    pvals = []
+    for _check_id, current, reference in rows:
+        res = stats.ttest_ind(np.asarray(current), np.asarray(reference),
+                              equal_var=False, alternative="greater")
+        pvals.append(res.pvalue)
+    reject = multipletests(pvals, alpha=0.05, method="fdr_bh")[0]
+    return time.time() - t0, len(rows), int(reject.sum())
+
+
+def main():
+    conn = psycopg2.connect("")
+    conn.autocommit = True
+    cur = conn.cursor()
+    print(f"fleet benchmark: {N} scheduled streams, batch {BATCH} vs reference {BATCH}")
+    waiting = setup(cur)
+    print(f"  {waiting} batches wait for their check")
+    py_s, py_n, py_flags = python_job(cur)
+    t0 = time.time()
+    cur.execute("SELECT count(*), count(*) FILTER (WHERE drift) FROM mlma.run_checks()")
+    n, flags = cur.fetchone()
+    ml_s = time.time() - t0
+    print(f"  python + SciPy job : {py_s:8.3f} s for {py_n} batches ({py_flags} discoveries, read + test only)")
+    print(f"  mlma.run_checks()  : {ml_s:8.3f} s for {n} batches ({flags} drifts, recorded)")
+    print(f"RESULT fleet run_checks streams={N} mlma_s={ml_s:.3f} python_s={py_s:.3f} speedup={py_s / ml_s:.1f}x")
+    if n != waiting or py_n != waiting:
+        print("FAIL: not every waiting batch was tested", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
