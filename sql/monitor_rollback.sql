@@ -13,7 +13,7 @@ SELECT (SELECT count(*) FROM mlma.observations o WHERE o.stream_id = s.stream_id
 	   (SELECT count(*) FROM mlma.checks c WHERE c.stream_id = s.stream_id) AS checks,
 	   (SELECT count(*) FROM mlma.retrain_requests r WHERE r.stream_id = s.stream_id) AS requests,
 	   (SELECT count(*) FROM mlma.reference_batches r WHERE r.stream_id = s.stream_id) AS refs,
-	   st.next_seq, st.batch_no, st.batch_n, st.streak
+	   st.open_start_seq, st.batch_no, st.streak
   FROM mlma.streams s JOIN mlma.stream_state st USING (stream_id)
  WHERE s.name = 'rb/zone';
 

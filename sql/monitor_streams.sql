@@ -30,7 +30,7 @@ SELECT mlma.create_stream('cfg/all', batch_size => 48, reference_size => 96,
 SELECT mlma.create_stream('cfg/seasonal', batch_size => 24, season_length => 168,
 						  method => 'dm') > 0 AS created;
 SELECT * FROM cfg;
-SELECT s.name, st.next_seq, st.batch_no, st.batch_n, st.version_no
+SELECT s.name, st.open_start_seq, st.batch_no, st.version_no, st.streak
   FROM mlma.stream_state st JOIN mlma.streams s USING (stream_id)
  WHERE s.name LIKE 'cfg/%' ORDER BY s.name;
 SELECT name, state FROM mlma.stream_status WHERE name LIKE 'cfg/%' ORDER BY name;
@@ -119,8 +119,8 @@ SELECT mlma.create_stream('cfg/logloss', loss => 'logloss', batch_size => 2) > 0
 SELECT pg_temp.try($$SELECT mlma.observe('cfg/logloss', 0.5, 0.2)$$);
 SELECT count(*) FROM mlma.observations o JOIN mlma.streams s USING (stream_id)
  WHERE s.name LIKE 'cfg/%';
-SELECT s.name, st.next_seq FROM mlma.stream_state st JOIN mlma.streams s USING (stream_id)
- WHERE s.name LIKE 'cfg/%' ORDER BY s.name;
+SELECT name, observations, batch_n FROM mlma.stream_status
+ WHERE name LIKE 'cfg/%' ORDER BY name;
 
 -- the loss of the stream's kind is what is recorded
 SELECT mlma.create_stream('cfg/huber', loss => 'huber', loss_param => 1, batch_size => 10) > 0;

@@ -4,20 +4,20 @@
  *	  Recording observations: observe(), observe_loss() and the row trigger
  *	  installed by attach() on a user's table.
  *
- * This is the hottest path of mlma.  One observation costs a cache lookup
- * (stream.c), the loss computation, and one saved statement that bumps the
- * stream's state row and inserts the observation:
+ * This is the hottest path of mlma.  The first observation of a stream in
+ * a transaction locks the stream's state row (a one-column UPDATE, so that
+ * concurrent REPEATABLE READ writers get a serialization failure) and reads
+ * where the open batch stands; the transaction then owns the stream, keeps
+ * the counters in backend memory, and every further observation is one
+ * INSERT through a saved plan.  The state row is written again only when a
+ * batch closes (mlma._close_batch, once every batch_size observations), so
+ * a COPY of a million rows into one stream does not pile up row versions.
  *
- *	WITH s AS (UPDATE stream_state ... WHERE stream_id = $1
- *				AND config_version = $2 RETURNING ...),
- *		 i AS (INSERT INTO observations SELECT ... FROM s)
- *	SELECT ... FROM s
- *
- * The UPDATE locks the state row until the end of the transaction, so the
- * writers of one stream serialize and exactly one of them sees its
- * observation fill the open batch; that one calls mlma._close_batch (once
- * every batch_size observations).  When config_version no longer matches,
- * the statement touches nothing and the cache entry is reloaded.
+ * Writers of one stream therefore serialize on its state row, and exactly
+ * one of them sees its observation fill the open batch.  The per-transaction
+ * counters are valid for one mlma_xact_generation: a transaction end, a
+ * subtransaction abort or a configuration change made through SQL by this
+ * backend starts a new one.
  *
  *-------------------------------------------------------------------------
  */
@@ -31,7 +31,9 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
@@ -41,12 +43,28 @@ PG_FUNCTION_INFO_V1(mlma_observe);
 PG_FUNCTION_INFO_V1(mlma_observe_loss);
 PG_FUNCTION_INFO_V1(mlma_observe_trigger);
 
-static SPIPlanPtr record_plan = NULL;
+static SPIPlanPtr lock_plan = NULL;
+static SPIPlanPtr max_plan = NULL;
+static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr close_plan = NULL;
 static SPIPlanPtr age_plan = NULL;
 
 /* attempts when the stream's configuration changes under our feet */
 #define MLMA_RECORD_ATTEMPTS 5
+
+/*
+ * What this transaction knows about a stream it has locked.
+ */
+typedef struct OwnedStream
+{
+	int64		stream_id;		/* hash key */
+	uint64		generation;		/* valid while == mlma_xact_generation */
+	int64		next_seq;		/* seq of the next observation */
+	int64		open_start_seq; /* first seq of the open batch */
+	bool		age_flagged;
+} OwnedStream;
+
+static HTAB *owned_streams = NULL;
 
 /*
  * PreparePlan
@@ -66,32 +84,99 @@ PreparePlan(const char *sql, int nargs, Oid *argtypes)
 static void
 PreparePlans(void)
 {
-	if (record_plan == NULL)
-	{
-		Oid			types[4] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID};
+	Oid			id_type[1] = {INT8OID};
 
-		record_plan = PreparePlan(
-								  "WITH s AS (UPDATE mlma.stream_state "
-								  "SET next_seq = next_seq + 1, batch_n = batch_n + 1 "
-								  "WHERE stream_id = $1 AND config_version = $2 "
-								  "RETURNING next_seq - 1 AS seq, batch_n, age_flagged), "
-								  "i AS (INSERT INTO mlma.observations (stream_id, seq, observed_at, loss) "
-								  "SELECT $1, seq, $3, $4 FROM s) "
-								  "SELECT batch_n, age_flagged FROM s",
+	if (lock_plan == NULL)
+		lock_plan = PreparePlan("UPDATE mlma.stream_state "
+								"SET config_version = config_version "
+								"WHERE stream_id = $1 "
+								"RETURNING config_version, open_start_seq, age_flagged",
+								1, id_type);
+	if (max_plan == NULL)
+		max_plan = PreparePlan("SELECT max(seq) FROM mlma.observations "
+							   "WHERE stream_id = $1",
+							   1, id_type);
+	if (insert_plan == NULL)
+	{
+		Oid			types[4] = {INT8OID, INT8OID, TIMESTAMPTZOID, FLOAT8OID};
+
+		insert_plan = PreparePlan("INSERT INTO mlma.observations "
+								  "(stream_id, seq, observed_at, loss) "
+								  "VALUES ($1, $2, $3, $4)",
 								  4, types);
 	}
 	if (close_plan == NULL)
-	{
-		Oid			types[1] = {INT8OID};
-
-		close_plan = PreparePlan("SELECT mlma._close_batch($1)", 1, types);
-	}
+		close_plan = PreparePlan("SELECT mlma._close_batch($1)", 1, id_type);
 	if (age_plan == NULL)
+		age_plan = PreparePlan("SELECT mlma._raise_age($1)", 1, id_type);
+	if (owned_streams == NULL)
 	{
-		Oid			types[1] = {INT8OID};
+		HASHCTL		ctl;
 
-		age_plan = PreparePlan("SELECT mlma._raise_age($1)", 1, types);
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(OwnedStream);
+		ctl.hcxt = TopMemoryContext;
+		owned_streams = hash_create("mlma owned streams", 256, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
+}
+
+/*
+ * OwnStream
+ *		Lock the stream's state row for this transaction and learn where its
+ *		open batch stands.  false when the stream is gone or its
+ *		configuration version differs from the cached one (the caller
+ *		reloads and retries); otherwise *owned is valid.
+ */
+static bool
+OwnStream(MlmaStream *stream, OwnedStream **owned)
+{
+	OwnedStream *o;
+	bool		found;
+	Datum		args[1];
+	bool		isnull;
+	int			ret;
+	int32		config_version;
+	int64		open_start;
+	bool		age_flagged;
+	Datum		d;
+
+	o = (OwnedStream *) hash_search(owned_streams, &stream->stream_id,
+									HASH_ENTER, &found);
+	if (found && o->generation == mlma_xact_generation)
+	{
+		*owned = o;
+		return true;
+	}
+	o->generation = 0;
+
+	args[0] = Int64GetDatum(stream->stream_id);
+	ret = SPI_execute_plan(lock_plan, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "locking a stream failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed != 1)
+		return false;
+	config_version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1, &isnull));
+	open_start = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 2, &isnull));
+	age_flagged = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 3, &isnull));
+	if (config_version != stream->config_version)
+		return false;
+
+	/* a new statement, so a new snapshot: it sees the writers we waited for */
+	ret = SPI_execute_plan(max_plan, args, NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading the open batch failed: %s", SPI_result_code_string(ret));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+	o->open_start_seq = open_start;
+	o->next_seq = isnull ? open_start : Max(open_start, DatumGetInt64(d) + 1);
+	o->age_flagged = age_flagged;
+	o->generation = mlma_xact_generation;
+	*owned = o;
+	return true;
 }
 
 /*
@@ -150,13 +235,14 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 			double loss, TimestampTz observed_at, const char *defaults)
 {
 	MlmaStream *stream;
+	OwnedStream *owned = NULL;
 	int			attempt;
 	Datum		args[4];
 	int			ret;
-	bool		isnull;
-	int32		batch_n;
-	bool		age_flagged;
 	int64		stream_id;
+	bool		has_deadline;
+	TimestampTz deadline;
+	bool		paused;
 
 	if (TIMESTAMP_NOT_FINITE(observed_at))
 		ereport(ERROR,
@@ -185,60 +271,46 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("could not record an observation of stream \"%s\"", name),
 					 errdetail("The stream's configuration changed during every attempt.")));
-
-		if (!by_loss)
-			loss = ComputeLoss(stream, actual, predicted);
-
-		args[0] = Int64GetDatum(stream->stream_id);
-		args[1] = Int32GetDatum(stream->config_version);
-		args[2] = TimestampTzGetDatum(observed_at);
-		args[3] = Float8GetDatum(loss);
-		ret = SPI_execute_plan(record_plan, args, NULL, false, 0);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "recording an observation failed: %s",
-				 SPI_result_code_string(ret));
-		if (SPI_processed == 1)
+		if (OwnStream(stream, &owned))
 			break;
 		/* configuration changed, or the stream was dropped: look again */
 		stream = mlma_stream_get(name, true);
 	}
 
-	batch_n = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 1, &isnull));
-	age_flagged = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 2, &isnull));
+	if (!by_loss)
+		loss = ComputeLoss(stream, actual, predicted);
+
 	stream_id = stream->stream_id;
+	has_deadline = stream->has_deadline;
+	deadline = stream->deadline;
+	paused = stream->paused;
 
-	/* the entry may move if SPI code below reloads the cache: copy first */
-	if (batch_n >= stream->batch_size)
+	args[0] = Int64GetDatum(stream_id);
+	args[1] = Int64GetDatum(owned->next_seq);
+	args[2] = TimestampTzGetDatum(observed_at);
+	args[3] = Float8GetDatum(loss);
+	ret = SPI_execute_plan(insert_plan, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "recording an observation failed: %s",
+			 SPI_result_code_string(ret));
+	owned->next_seq++;
+
+	if (owned->next_seq - owned->open_start_seq >= stream->batch_size)
 	{
-		bool		has_deadline = stream->has_deadline;
-		TimestampTz deadline = stream->deadline;
-		bool		paused = stream->paused;
-
-		args[0] = Int64GetDatum(stream_id);
 		ret = SPI_execute_plan(close_plan, args, NULL, false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "closing a batch failed: %s", SPI_result_code_string(ret));
-		if (has_deadline && !age_flagged && !paused &&
-			GetCurrentTransactionStartTimestamp() > deadline)
-		{
-			ret = SPI_execute_plan(age_plan, args, NULL, false, 0);
-			if (ret != SPI_OK_SELECT)
-				elog(ERROR, "raising an age request failed: %s",
-					 SPI_result_code_string(ret));
-		}
-		return;
+		owned->open_start_seq = owned->next_seq;
 	}
 
-	if (stream->has_deadline && !age_flagged && !stream->paused &&
-		GetCurrentTransactionStartTimestamp() > stream->deadline)
+	if (has_deadline && !owned->age_flagged && !paused &&
+		GetCurrentTransactionStartTimestamp() > deadline)
 	{
-		args[0] = Int64GetDatum(stream_id);
 		ret = SPI_execute_plan(age_plan, args, NULL, false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "raising an age request failed: %s",
 				 SPI_result_code_string(ret));
+		owned->age_flagged = true;
 	}
 }
 

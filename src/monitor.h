@@ -43,6 +43,7 @@ typedef struct MlmaStream
 } MlmaStream;
 
 /* stream.c */
+extern uint64 mlma_xact_generation;
 extern MlmaStream *mlma_stream_get(const char *name, bool reload);
 extern MlmaStream *mlma_stream_auto_create(const char *name, const char *defaults);
 

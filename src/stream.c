@@ -8,12 +8,13 @@
  *
  * The cache holds, per stream name, what recording an observation needs
  * (id, loss function, batch size, pause flag, model age deadline) together
- * with the config_version it was read at.  The per-observation UPDATE of
- * the stream's state row only matches when config_version is unchanged, so
- * a stale entry is detected by the statement itself and reloaded; nothing
+ * with the config_version it was read at.  The first observation of a
+ * stream in a transaction locks the stream's state row and compares
+ * config_version, so a stale entry is detected there and reloaded; nothing
  * has to be broadcast between backends.  The whole cache is dropped when a
- * (sub)transaction aborts, since it may hold rows that never committed, and
- * when mlma.streams itself is invalidated (e.g. DROP EXTENSION).
+ * (sub)transaction aborts, since it may hold rows that never committed, when
+ * mlma.streams itself is invalidated (e.g. DROP EXTENSION), and when this
+ * backend changes a stream through SQL (mlma._invalidate_cache()).
  *
  *-------------------------------------------------------------------------
  */
@@ -35,6 +36,14 @@
 #include "monitor.h"
 
 PG_FUNCTION_INFO_V1(mlma_check_loss);
+PG_FUNCTION_INFO_V1(mlma_invalidate_cache);
+
+/*
+ * Bumped at every transaction end, subtransaction abort and configuration
+ * change made by this backend: per-transaction state of ingest.c is valid
+ * only for the generation it was built in.
+ */
+uint64		mlma_xact_generation = 1;
 
 static HTAB *stream_cache = NULL;
 static bool cache_stale = false;
@@ -52,6 +61,10 @@ StreamCacheXactCallback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
 		cache_stale = true;
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		mlma_xact_generation++;
 }
 
 static void
@@ -59,7 +72,10 @@ StreamCacheSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 						   SubTransactionId parentSubid, void *arg)
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
 		cache_stale = true;
+		mlma_xact_generation++;
+	}
 }
 
 /*
@@ -74,6 +90,7 @@ StreamCacheRelcacheCallback(Datum arg, Oid relid)
 	{
 		cache_stale = true;
 		streams_relid = InvalidOid;
+		mlma_xact_generation++;
 	}
 }
 
@@ -283,5 +300,19 @@ mlma_check_loss(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("loss %s takes no loss_param", name)));
 	}
+	PG_RETURN_VOID();
+}
+
+/*
+ * mlma._invalidate_cache() -> void
+ *		Called by every SQL function that changes a stream's configuration
+ *		or state outside the hot path (configure, pause, resume, a new model
+ *		version, drop_stream): this backend forgets what it cached.
+ */
+Datum
+mlma_invalidate_cache(PG_FUNCTION_ARGS)
+{
+	cache_stale = true;
+	mlma_xact_generation++;
 	PG_RETURN_VOID();
 }

@@ -32,19 +32,19 @@ CREATE TABLE @extschema@.streams (
 );
 CREATE INDEX streams_labels_idx ON @extschema@.streams USING gin (labels);
 
--- Hot state: one narrow row per stream, updated by every observation.  No
--- indexed column changes on the per-observation UPDATE, and the fillfactor
--- leaves room on the page, so those updates are HOT.  Locking this row is how
--- writers of one stream serialize: the transaction holding it is the only one
--- that can close the open batch.
+-- Hot state: one narrow row per stream.  The first observation of a stream
+-- in a transaction updates it (no indexed column changes, and the
+-- fillfactor leaves room on the page, so the update is HOT); this row lock
+-- is how writers of one stream serialize: the transaction holding it is the
+-- only one that can add to or close the open batch.  The row is written
+-- again only when a batch closes.
 CREATE TABLE @extschema@.stream_state (
 	stream_id		bigint PRIMARY KEY,
 	config_version	int NOT NULL DEFAULT 1,	-- bumped by every configuration change
-	next_seq		bigint NOT NULL DEFAULT 0,	-- observations ever recorded
+	open_start_seq	bigint NOT NULL DEFAULT 0,	-- seq of the open batch's first observation
+	batch_no		int NOT NULL DEFAULT 1,	-- number of the open batch
 	version_no		int NOT NULL DEFAULT 1,	-- model versions deployed so far
 	version_start_seq bigint NOT NULL DEFAULT 0,	-- first seq of this version
-	batch_no		int NOT NULL DEFAULT 1,	-- number of the open batch
-	batch_n			int NOT NULL DEFAULT 0,	-- observations in the open batch
 	streak			int NOT NULL DEFAULT 0,	-- significant batches in a row
 	age_flagged		bool NOT NULL DEFAULT false	-- max_model_age request raised
 ) WITH (fillfactor = 50);

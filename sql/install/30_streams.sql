@@ -97,6 +97,14 @@ BEGIN
 END;
 $$;
 
+-- C helper: this backend forgets its cached stream configuration and
+-- per-transaction ingestion state (src/stream.c).  Called by every function
+-- that changes a stream outside the hot path.
+CREATE FUNCTION @extschema@._invalidate_cache()
+RETURNS void
+AS 'MODULE_PATHNAME', 'mlma_invalidate_cache'
+LANGUAGE C VOLATILE;
+
 CREATE FUNCTION @extschema@._check_stream_name(name text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
@@ -285,6 +293,7 @@ BEGIN
 			USING ERRCODE = 'undefined_object';
 	END IF;
 	PERFORM 1 FROM @extschema@.stream_state WHERE stream_id = v_id FOR UPDATE;
+	PERFORM @extschema@._invalidate_cache();
 	RETURN v_id;
 END;
 $$;
@@ -298,12 +307,13 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	PERFORM @extschema@._invalidate_cache();
 	PERFORM @extschema@._close_batch(p_stream_id, true);
 	UPDATE @extschema@.streams
 	   SET model_version = p_model_version, version_started_at = now()
 	 WHERE stream_id = p_stream_id;
 	UPDATE @extschema@.stream_state
-	   SET version_no = version_no + 1, version_start_seq = next_seq,
+	   SET version_no = version_no + 1, version_start_seq = open_start_seq,
 		   streak = 0, age_flagged = false, config_version = config_version + 1
 	 WHERE stream_id = p_stream_id;
 	DELETE FROM @extschema@.reference_batches WHERE stream_id = p_stream_id;

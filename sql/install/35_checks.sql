@@ -299,8 +299,10 @@ BEGIN
 	SELECT * INTO s FROM @extschema@.streams WHERE stream_id = p_stream_id;
 	SELECT * INTO st FROM @extschema@.stream_state WHERE stream_id = p_stream_id;
 
+	-- the range on seq keeps the index scan off observations deleted by
+	-- earlier batch closes of this same transaction (bulk loads)
 	WITH d AS (DELETE FROM @extschema@.observations
-				WHERE stream_id = p_stream_id
+				WHERE stream_id = p_stream_id AND seq >= st.open_start_seq
 			RETURNING seq, observed_at, loss)
 	SELECT array_agg(loss ORDER BY seq), array_agg(observed_at ORDER BY seq), min(seq)
 	  INTO v_l, v_t, v_first
@@ -327,12 +329,12 @@ BEGIN
 	VALUES (p_stream_id, st.batch_no, s.model_version, st.version_no, v_role,
 			v_first, v_t[1], v_t[cardinality(v_t)], v_l, v_off);
 	UPDATE @extschema@.stream_state
-	   SET batch_no = batch_no + 1, batch_n = 0
+	   SET batch_no = batch_no + 1, open_start_seq = v_first + cardinality(v_l)
 	 WHERE stream_id = p_stream_id;
 
 	-- warming: the version's first reference_size observations
 	IF r.stream_id IS NULL AND NOT p_partial
-		AND st.next_seq - st.version_start_seq >= s.reference_size THEN
+		AND v_first + cardinality(v_l) - st.version_start_seq >= s.reference_size THEN
 		PERFORM @extschema@._set_reference_seqs(p_stream_id, st.version_start_seq,
 			st.version_start_seq + s.reference_size, 'warmup');
 	END IF;

@@ -22,9 +22,9 @@ SELECT s.stream_id,
 	   r.source AS reference_source,
 	   cardinality(r.losses) AS reference_n,
 	   st.batch_no,
-	   st.batch_n,
+	   o.batch_n,
 	   o.batch_mean,
-	   st.next_seq AS observations,
+	   st.open_start_seq + o.batch_n AS observations,
 	   st.streak,
 	   c.p_value AS last_p_value,
 	   c.effect AS last_effect,
@@ -40,7 +40,7 @@ SELECT s.stream_id,
   LEFT JOIN @extschema@.reference_batches r USING (stream_id)
   LEFT JOIN @extschema@.retrain_requests q
 		 ON q.stream_id = s.stream_id AND q.status IN ('pending', 'claimed')
-  LEFT JOIN LATERAL (SELECT avg(ob.loss) AS batch_mean
+  LEFT JOIN LATERAL (SELECT count(*)::int AS batch_n, avg(ob.loss) AS batch_mean
 					   FROM @extschema@.observations ob
 					  WHERE ob.stream_id = s.stream_id) o ON true
   LEFT JOIN LATERAL (SELECT ck.p_value, ck.effect, ck.drift, ck.checked_at

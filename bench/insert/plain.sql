@@ -1,0 +1,2 @@
+\set z random(1, 1000)
+INSERT INTO bench_plain VALUES ('bench/zone-' || :z, now(), 100, 100 + random());
