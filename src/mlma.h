@@ -8,6 +8,20 @@
 #ifndef MLMA_H
 #define MLMA_H
 
+#include "stats.h"
+
+/* mlma.fdr: the false discovery rate of run_checks() (mlma.c) */
 extern double mlma_fdr;
+
+/*
+ * Name parsing, losses and test errors with the same messages everywhere
+ * (stats_sql.c): each raises a clear ereport(ERROR) on bad input.
+ */
+extern MlmaAlternative MlmaParseAlternative(const char *name);
+extern MlmaMethod MlmaParseMethod(const char *name);
+extern MlmaLossKind MlmaParseLossKind(const char *name, double param);
+extern double MlmaComputeLoss(MlmaLossKind kind, double actual,
+							  double predicted, double param);
+extern void MlmaReportTestError(int rc, MlmaMethod method);
 
 #endif							/* MLMA_H */

@@ -7,7 +7,7 @@
  * Nothing here includes PostgreSQL headers, allocates through palloc or
  * raises errors: every function reports failure through its return code, so
  * the core can be unit-tested and benchmarked outside the server.  The SQL
- * wrappers (stats_sql.c, loss_sql.c) convert arrays and turn codes into
+ * wrappers (stats_sql.c) convert arrays and turn codes into
  * ereport() calls.
  *
  * Conventions shared by all tests:
