@@ -6,10 +6,10 @@
  *
  * This is the hottest path of mlma.  The first observation of a stream in
  * a transaction locks the stream's state row (a one-column UPDATE, so that
- * concurrent REPEATABLE READ writers get a serialization failure) and reads
- * where the open batch stands; the transaction then owns the stream, keeps
- * the counters in backend memory, and every further observation is one
- * INSERT through a saved plan.  The state row is written again only when a
+ * concurrent REPEATABLE READ writers get a serialization failure), reads
+ * where the open batch stands and inserts the observation, all in one saved
+ * statement; the transaction then owns the stream, keeps the counters in
+ * backend memory, and every further observation is one INSERT.  The state row is written again only when a
  * batch closes (mlma._close_batch, once every batch_size observations), so
  * a COPY of a million rows into one stream does not pile up row versions.
  *
@@ -43,7 +43,7 @@ PG_FUNCTION_INFO_V1(mlma_observe);
 PG_FUNCTION_INFO_V1(mlma_observe_loss);
 PG_FUNCTION_INFO_V1(mlma_observe_trigger);
 
-static SPIPlanPtr lock_plan = NULL;
+static SPIPlanPtr touch_plan = NULL;
 static SPIPlanPtr max_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr close_plan = NULL;
@@ -86,12 +86,41 @@ PreparePlans(void)
 {
 	Oid			id_type[1] = {INT8OID};
 
-	if (lock_plan == NULL)
-		lock_plan = PreparePlan("UPDATE mlma.stream_state "
-								"SET config_version = config_version "
-								"WHERE stream_id = $1 "
-								"RETURNING config_version, open_start_seq, age_flagged",
-								1, id_type);
+	if (touch_plan == NULL)
+	{
+		Oid			types[4] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID};
+
+		/*
+		 * The first observation of a stream in a transaction: lock the state
+		 * row, find the next seq, and insert, in one statement.  "old" and
+		 * the max(seq) subquery read the statement's snapshot; "upd" reads
+		 * the latest row version after waiting for a concurrent writer.  If
+		 * touch_count moved by exactly one, no writer committed between the
+		 * snapshot and the lock, so the snapshot's max(seq) is current;
+		 * otherwise nothing is inserted and the caller asks again with a
+		 * new snapshot.  Nothing is inserted either when the configuration
+		 * version differs from the cached one ($2).
+		 */
+		touch_plan = PreparePlan(
+								 "WITH old AS (SELECT touch_count FROM mlma.stream_state "
+								 "             WHERE stream_id = $1), "
+								 "upd AS (UPDATE mlma.stream_state SET touch_count = touch_count + 1 "
+								 "        WHERE stream_id = $1 "
+								 "        RETURNING config_version, open_start_seq, age_flagged, touch_count), "
+								 "cur AS (SELECT u.config_version, u.open_start_seq, u.age_flagged, "
+								 "               u.touch_count = o.touch_count + 1 AS fresh, "
+								 "               greatest(u.open_start_seq, "
+								 "                        (SELECT max(seq) + 1 FROM mlma.observations "
+								 "                          WHERE stream_id = $1)) AS next_seq "
+								 "          FROM upd u, old o), "
+								 "ins AS (INSERT INTO mlma.observations (stream_id, seq, observed_at, loss) "
+								 "        SELECT $1, next_seq, $3, $4 FROM cur "
+								 "         WHERE fresh AND config_version = $2 RETURNING seq) "
+								 "SELECT c.config_version, c.open_start_seq, c.age_flagged, c.fresh, "
+								 "       c.next_seq, (SELECT count(*) FROM ins) AS inserted "
+								 "  FROM cur c",
+								 4, types);
+	}
 	if (max_plan == NULL)
 		max_plan = PreparePlan("SELECT max(seq) FROM mlma.observations "
 							   "WHERE stream_id = $1",
@@ -122,61 +151,73 @@ PreparePlans(void)
 }
 
 /*
- * OwnStream
- *		Lock the stream's state row for this transaction and learn where its
- *		open batch stands.  false when the stream is gone or its
- *		configuration version differs from the cached one (the caller
- *		reloads and retries); otherwise *owned is valid.
+ * TouchStream
+ *		First observation of a stream in this transaction: lock its state
+ *		row, learn where its open batch stands and, when possible, insert the
+ *		observation in the same statement.  Returns -1 when the stream is
+ *		gone, 0 when the lock is held and *owned is valid but the
+ *		observation is not inserted yet (configuration changed: the caller
+ *		reloads it), 1 when the observation was inserted.
  */
-static bool
-OwnStream(MlmaStream *stream, OwnedStream **owned)
+static int
+TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
+			OwnedStream **owned)
 {
 	OwnedStream *o;
 	bool		found;
-	Datum		args[1];
+	Datum		args[4];
 	bool		isnull;
 	int			ret;
+	HeapTuple	tup;
+	TupleDesc	desc;
 	int32		config_version;
-	int64		open_start;
-	bool		age_flagged;
+	bool		fresh;
+	bool		inserted;
 	Datum		d;
 
-	o = (OwnedStream *) hash_search(owned_streams, &stream->stream_id,
-									HASH_ENTER, &found);
-	if (found && o->generation == mlma_xact_generation)
-	{
-		*owned = o;
-		return true;
-	}
-	o->generation = 0;
-
 	args[0] = Int64GetDatum(stream->stream_id);
-	ret = SPI_execute_plan(lock_plan, args, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE_RETURNING)
+	args[1] = Int32GetDatum(stream->config_version);
+	args[2] = TimestampTzGetDatum(observed_at);
+	args[3] = Float8GetDatum(loss);
+	ret = SPI_execute_plan(touch_plan, args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "locking a stream failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed != 1)
-		return false;
-	config_version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-												 SPI_tuptable->tupdesc, 1, &isnull));
-	open_start = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 2, &isnull));
-	age_flagged = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 3, &isnull));
-	if (config_version != stream->config_version)
-		return false;
+		return -1;
 
-	/* a new statement, so a new snapshot: it sees the writers we waited for */
-	ret = SPI_execute_plan(max_plan, args, NULL, false, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "reading the open batch failed: %s", SPI_result_code_string(ret));
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	o = (OwnedStream *) hash_search(owned_streams, &stream->stream_id,
+									HASH_ENTER, &found);
+	config_version = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	o->open_start_seq = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+	o->age_flagged = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+	fresh = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+	o->next_seq = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+	inserted = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull)) > 0;
 
-	o->open_start_seq = open_start;
-	o->next_seq = isnull ? open_start : Max(open_start, DatumGetInt64(d) + 1);
-	o->age_flagged = age_flagged;
+	if (!fresh)
+	{
+		/* a writer committed while we waited: a new snapshot sees it */
+		ret = SPI_execute_plan(max_plan, args, NULL, false, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "reading the open batch failed: %s",
+				 SPI_result_code_string(ret));
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		o->next_seq = isnull ? o->open_start_seq
+			: Max(o->open_start_seq, DatumGetInt64(d) + 1);
+	}
 	o->generation = mlma_xact_generation;
 	*owned = o;
-	return true;
+
+	if (inserted)
+	{
+		o->next_seq++;
+		return 1;
+	}
+	if (config_version != stream->config_version)
+		stream->config_version = -1;	/* caller reloads */
+	return 0;
 }
 
 /*
@@ -239,10 +280,8 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 	int			attempt;
 	Datum		args[4];
 	int			ret;
-	int64		stream_id;
-	bool		has_deadline;
-	TimestampTz deadline;
-	bool		paused;
+	bool		found;
+	bool		done = false;
 
 	if (TIMESTAMP_NOT_FINITE(observed_at))
 		ereport(ERROR,
@@ -255,7 +294,7 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 	PreparePlans();
 	stream = mlma_stream_get(name, false);
 
-	for (attempt = 0;; attempt++)
+	for (attempt = 0; !done; attempt++)
 	{
 		if (stream == NULL)
 		{
@@ -271,40 +310,58 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("could not record an observation of stream \"%s\"", name),
 					 errdetail("The stream's configuration changed during every attempt.")));
-		if (OwnStream(stream, &owned))
-			break;
-		/* configuration changed, or the stream was dropped: look again */
-		stream = mlma_stream_get(name, true);
+
+		if (!by_loss)
+			loss = ComputeLoss(stream, actual, predicted);
+
+		owned = (OwnedStream *) hash_search(owned_streams, &stream->stream_id,
+											HASH_FIND, &found);
+		if (owned != NULL && owned->generation == mlma_xact_generation)
+		{
+			/* this transaction owns the stream: one INSERT */
+			args[0] = Int64GetDatum(stream->stream_id);
+			args[1] = Int64GetDatum(owned->next_seq);
+			args[2] = TimestampTzGetDatum(observed_at);
+			args[3] = Float8GetDatum(loss);
+			ret = SPI_execute_plan(insert_plan, args, NULL, false, 0);
+			if (ret != SPI_OK_INSERT)
+				elog(ERROR, "recording an observation failed: %s",
+					 SPI_result_code_string(ret));
+			owned->next_seq++;
+			done = true;
+			continue;
+		}
+
+		switch (TouchStream(stream, observed_at, loss, &owned))
+		{
+			case 1:
+				done = true;
+				break;
+			case 0:
+				/* locked; insert on the next round, after a reload if needed */
+				if (stream->config_version < 0)
+					stream = mlma_stream_get(name, true);
+				break;
+			default:
+				/* the stream was dropped (and maybe created again) */
+				stream = mlma_stream_get(name, true);
+				break;
+		}
 	}
 
-	if (!by_loss)
-		loss = ComputeLoss(stream, actual, predicted);
-
-	stream_id = stream->stream_id;
-	has_deadline = stream->has_deadline;
-	deadline = stream->deadline;
-	paused = stream->paused;
-
-	args[0] = Int64GetDatum(stream_id);
-	args[1] = Int64GetDatum(owned->next_seq);
-	args[2] = TimestampTzGetDatum(observed_at);
-	args[3] = Float8GetDatum(loss);
-	ret = SPI_execute_plan(insert_plan, args, NULL, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "recording an observation failed: %s",
-			 SPI_result_code_string(ret));
-	owned->next_seq++;
-
+	args[0] = Int64GetDatum(stream->stream_id);
 	if (owned->next_seq - owned->open_start_seq >= stream->batch_size)
 	{
+		int64		next_seq = owned->next_seq;
+
 		ret = SPI_execute_plan(close_plan, args, NULL, false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "closing a batch failed: %s", SPI_result_code_string(ret));
-		owned->open_start_seq = owned->next_seq;
+		owned->open_start_seq = next_seq;
 	}
 
-	if (has_deadline && !owned->age_flagged && !paused &&
-		GetCurrentTransactionStartTimestamp() > deadline)
+	if (stream->has_deadline && !owned->age_flagged && !stream->paused &&
+		GetCurrentTransactionStartTimestamp() > stream->deadline)
 	{
 		ret = SPI_execute_plan(age_plan, args, NULL, false, 0);
 		if (ret != SPI_OK_SELECT)

@@ -41,6 +41,7 @@ CREATE INDEX streams_labels_idx ON @extschema@.streams USING gin (labels);
 CREATE TABLE @extschema@.stream_state (
 	stream_id		bigint PRIMARY KEY,
 	config_version	int NOT NULL DEFAULT 1,	-- bumped by every configuration change
+	touch_count		bigint NOT NULL DEFAULT 0,	-- transactions that wrote to the stream
 	open_start_seq	bigint NOT NULL DEFAULT 0,	-- seq of the open batch's first observation
 	batch_no		int NOT NULL DEFAULT 1,	-- number of the open batch
 	version_no		int NOT NULL DEFAULT 1,	-- model versions deployed so far
