@@ -125,3 +125,20 @@ SELECT mlma._notify_payload(r.request_id)::json->'effect' AS payload_effect
 
 SELECT mlma.drop_stream(name) FROM mlma.streams
  WHERE name LIKE 'season/%' OR name LIKE 'policy/%';
+
+-- max_model_age: the first observation after the version got too old raises
+-- one request with reason 'age' (p_value and effect null)
+SELECT mlma.create_stream('policy/age', batch_size => 4, max_model_age => '1 millisecond') > 0;
+SELECT pg_sleep(0.01);
+SELECT mlma.observe_loss('policy/age', 1);
+SELECT mlma.observe_loss('policy/age', 1);
+SELECT r.reason, r.status, r.p_value, r.effect, r.note LIKE 'model version v1 deployed at % is older than %' AS note_ok
+  FROM mlma.retrain_requests r JOIN mlma.streams s USING (stream_id) WHERE s.name = 'policy/age';
+SELECT state FROM mlma.stream_status WHERE name = 'policy/age';
+-- once per model version: after dismissing it, no new age request
+SELECT mlma.dismiss(r.request_id, 'later')
+  FROM mlma.retrain_requests r JOIN mlma.streams s USING (stream_id) WHERE s.name = 'policy/age';
+SELECT mlma.observe_loss('policy/age', 1);
+SELECT count(*) FROM mlma.retrain_requests r JOIN mlma.streams s USING (stream_id)
+ WHERE s.name = 'policy/age';
+SELECT mlma.drop_stream('policy/age');
