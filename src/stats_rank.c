@@ -13,18 +13,12 @@
  *-------------------------------------------------------------------------
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "stats.h"
-
-/* a value of the pooled sample and the batch it came from */
-typedef struct RankItem
-{
-	double		value;
-	int			from_current;
-} RankItem;
 
 /*
  * Are there at least 2 values, all finite?
@@ -51,13 +45,91 @@ CompareDouble(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static int
-CompareRankItem(const void *a, const void *b)
+/*
+ * SortDoubles
+ *		Sorts finite doubles in place, ascending: quicksort (median of three,
+ *		Hoare partition, comparisons inlined) with insertion sort for short
+ *		runs, and qsort() as the fallback past a recursion depth of
+ *		2*log2(n), so the worst case stays O(n log n).  Several times faster
+ *		than qsort() with a comparison callback for batches of losses.
+ */
+static void
+SortDoublesDepth(double *a, size_t n, int depth)
 {
-	double		x = ((const RankItem *) a)->value;
-	double		y = ((const RankItem *) b)->value;
+	while (n > 16)
+	{
+		size_t		m = n / 2;
+		double		t;
+		double		pivot;
+		ptrdiff_t	i = -1;
+		ptrdiff_t	j = (ptrdiff_t) n;
 
-	return (x > y) - (x < y);
+		if (depth-- <= 0)
+		{
+			qsort(a, n, sizeof(double), CompareDouble);
+			return;
+		}
+		/* order a[0] <= a[m] <= a[n-1]: sentinels for the scans below */
+		if (a[m] < a[0])
+		{
+			t = a[m]; a[m] = a[0]; a[0] = t;
+		}
+		if (a[n - 1] < a[m])
+		{
+			t = a[n - 1]; a[n - 1] = a[m]; a[m] = t;
+			if (a[m] < a[0])
+			{
+				t = a[m]; a[m] = a[0]; a[0] = t;
+			}
+		}
+		pivot = a[m];
+		for (;;)
+		{
+			do
+				i++;
+			while (a[i] < pivot);
+			do
+				j--;
+			while (a[j] > pivot);
+			if (i >= j)
+				break;
+			t = a[i]; a[i] = a[j]; a[j] = t;
+		}
+		/* [0, j] <= pivot <= [j+1, n): recurse on the smaller part */
+		if ((size_t) (j + 1) < n - (size_t) (j + 1))
+		{
+			SortDoublesDepth(a, (size_t) (j + 1), depth);
+			a += j + 1;
+			n -= (size_t) (j + 1);
+		}
+		else
+		{
+			SortDoublesDepth(a + j + 1, n - (size_t) (j + 1), depth);
+			n = (size_t) (j + 1);
+		}
+	}
+	for (size_t k = 1; k < n; k++)
+	{
+		double		v = a[k];
+		size_t		l = k;
+
+		while (l > 0 && a[l - 1] > v)
+		{
+			a[l] = a[l - 1];
+			l--;
+		}
+		a[l] = v;
+	}
+}
+
+static void
+SortDoubles(double *a, size_t n)
+{
+	int			depth = 0;
+
+	for (size_t k = n; k > 1; k >>= 1)
+		depth += 2;
+	SortDoublesDepth(a, n, depth);
 }
 
 /*
@@ -173,9 +245,11 @@ mlma_mann_whitney_test(const double *ref, size_t nref,
 	size_t		n1 = ncur;		/* "x" of SciPy: the current batch */
 	size_t		n2 = nref;
 	size_t		n = n1 + n2;
-	RankItem   *items;
+	double	   *xs;
+	double	   *ys;
 	size_t		i;
 	size_t		j;
+	size_t		pos = 0;
 	double		r1 = 0.0;
 	uint64_t	tie_term = 0;
 	int			ties = 0;
@@ -191,39 +265,53 @@ mlma_mann_whitney_test(const double *ref, size_t nref,
 		alt != MLMA_ALT_TWO_SIDED)
 		return MLMA_ERR_PARAM;
 
-	items = (RankItem *) malloc(n * sizeof(RankItem));
-	if (items == NULL)
+	xs = (double *) malloc(n * sizeof(double));
+	if (xs == NULL)
 		return MLMA_ERR_NOMEM;
-	for (i = 0; i < n1; i++)
-	{
-		items[i].value = cur[i];
-		items[i].from_current = 1;
-	}
-	for (i = 0; i < n2; i++)
-	{
-		items[n1 + i].value = ref[i];
-		items[n1 + i].from_current = 0;
-	}
-	qsort(items, n, sizeof(RankItem), CompareRankItem);
+	ys = xs + n1;
+	memcpy(xs, cur, n1 * sizeof(double));
+	memcpy(ys, ref, n2 * sizeof(double));
+	SortDoubles(xs, n1);
+	SortDoubles(ys, n2);
 
-	/* average ranks of tie groups; rank sum of the current batch */
-	for (i = 0; i < n; i = j)
+	/*
+	 * Walk both sorted batches at once, one tie group (distinct value) at a
+	 * time: the group takes positions pos+1 .. pos+t, each of its members
+	 * the average rank, and the current batch's rank sum gets its share.
+	 */
+	i = 0;
+	j = 0;
+	while (i < n1 || j < n2)
 	{
-		size_t		ncurgroup = 0;
+		double		v;
+		size_t		c1 = 0;
+		size_t		c2 = 0;
 		uint64_t	t;
 
-		for (j = i; j < n && items[j].value == items[i].value; j++)
-			ncurgroup += items[j].from_current;
-		t = j - i;
+		if (j >= n2 || (i < n1 && xs[i] <= ys[j]))
+			v = xs[i];
+		else
+			v = ys[j];
+		while (i < n1 && xs[i] == v)
+		{
+			i++;
+			c1++;
+		}
+		while (j < n2 && ys[j] == v)
+		{
+			j++;
+			c2++;
+		}
+		t = c1 + c2;
 		if (t > 1)
 		{
 			ties = 1;
 			tie_term += t * t * t - t;
 		}
-		/* positions i+1 .. j share the rank (i + 1 + j) / 2 */
-		r1 += (double) ncurgroup * ((double) (i + 1 + j) / 2.0);
+		r1 += (double) c1 * ((double) (2 * pos + 1 + t) / 2.0);
+		pos += t;
 	}
-	free(items);
+	free(xs);
 
 	u1 = r1 - (double) n1 * (double) (n1 + 1) / 2.0;
 	u2 = (double) n1 * (double) n2 - u1;
@@ -1138,8 +1226,8 @@ mlma_ks_test(const double *ref, size_t nref,
 	d2 = d1 + n1;
 	memcpy(d1, ref, n1 * sizeof(double));
 	memcpy(d2, cur, n2 * sizeof(double));
-	qsort(d1, n1, sizeof(double), CompareDouble);
-	qsort(d2, n2, sizeof(double), CompareDouble);
+	SortDoubles(d1, n1);
+	SortDoubles(d2, n2);
 
 	/*
 	 * ECDF difference F_ref - F_cur just after each distinct value of the
