@@ -115,7 +115,11 @@ INSERT INTO forecasts (zone, target_at, predicted, actual) VALUES ('zone-a', '20
 SELECT count(*) FROM obs WHERE name = 'zone-a';
 SELECT source FROM mlma.attachments;
 
-SELECT mlma.detach('f2');
+-- a table dropped without detach: its mapping is removed by oid
+CREATE TEMP TABLE f2_oid AS SELECT 'f2'::regclass::oid AS oid;
 DROP VIEW v2;
-DROP TABLE f2, forecasts;
+DROP TABLE f2;
+SELECT mlma.detach(oid::regclass) FROM f2_oid;
+SELECT count(*) FROM mlma.attachments;
+DROP TABLE forecasts;
 SELECT mlma.drop_stream(name) FROM mlma.streams WHERE name LIKE 'zone-%';

@@ -542,6 +542,9 @@ BEGIN
 		RAISE EXCEPTION 'table "%" is not attached', source
 			USING ERRCODE = 'undefined_object';
 	END IF;
-	EXECUTE format('DROP TRIGGER IF EXISTS mlma_observe ON %s', source);
+	-- the mapping of a table dropped without detach is removed by its oid
+	IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = source) THEN
+		EXECUTE format('DROP TRIGGER IF EXISTS mlma_observe ON %s', source);
+	END IF;
 END;
 $$;
