@@ -279,45 +279,62 @@ $$;
 -- batch gets its check (eager: now, scheduled: left 'waiting').  With
 -- p_partial the batch is closed even if not full (new model version) and is
 -- never tested.  The caller holds the stream's state row lock.
+--
+-- This runs once every batch_size observations inside the writer's
+-- transaction, so it is written with few statements; the eager decision
+-- below is the same as _finish_check's (which serves run_checks).
 CREATE FUNCTION @extschema@._close_batch(p_stream_id bigint, p_partial bool DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	s		@extschema@.streams;
-	st		@extschema@.stream_state;
-	r		@extschema@.reference_batches;
+	c		record;
 	v_l		float8[];
-	v_t		timestamptz[];
-	v_first	bigint;
 	v_off	int4[];
+	v_first	bigint;
+	v_t0	timestamptz;
+	v_t1	timestamptz;
+	v_next	bigint;
 	v_role	text;
 	v_cid	bigint;
 	e		record;
+	v_sig	bool;
+	v_streak int;
+	v_drift	bool;
 BEGIN
-	SELECT * INTO s FROM @extschema@.streams WHERE stream_id = p_stream_id;
-	SELECT * INTO st FROM @extschema@.stream_state WHERE stream_id = p_stream_id;
+	SELECT s.model_version, s.method, s.alpha, s.check_mode, s.paused,
+		   s.season_length, s.reference_size, s.min_effect, s.consecutive,
+		   s.reference_policy, st.batch_no, st.version_no, st.version_start_seq,
+		   st.open_start_seq, st.streak, r.stream_id IS NOT NULL AS has_ref,
+		   r.losses AS ref_losses, r.seqs AS ref_seqs, r.end_seq AS ref_end
+	  INTO c
+	  FROM @extschema@.streams s
+	  JOIN @extschema@.stream_state st USING (stream_id)
+	  LEFT JOIN @extschema@.reference_batches r USING (stream_id)
+	 WHERE s.stream_id = p_stream_id;
 
 	-- the range on seq keeps the index scan off observations deleted by
 	-- earlier batch closes of this same transaction (bulk loads)
 	WITH d AS (DELETE FROM @extschema@.observations
-				WHERE stream_id = p_stream_id AND seq >= st.open_start_seq
-			RETURNING seq, observed_at, loss)
-	SELECT array_agg(loss ORDER BY seq), array_agg(observed_at ORDER BY seq), min(seq)
-	  INTO v_l, v_t, v_first
-	  FROM d;
+				WHERE stream_id = p_stream_id AND seq >= c.open_start_seq
+			RETURNING seq, observed_at, loss),
+		 f AS (SELECT seq, observed_at, loss,
+					  first_value(observed_at) OVER (ORDER BY seq) AS t0
+				 FROM d)
+	SELECT array_agg(loss ORDER BY seq),
+		   array_agg(floor(extract(epoch FROM observed_at - t0))::int4 ORDER BY seq),
+		   min(seq), min(t0), (array_agg(observed_at ORDER BY seq DESC))[1]
+	  INTO v_l, v_off, v_first, v_t0, v_t1
+	  FROM f;
 	IF v_l IS NULL THEN
 		RETURN;
 	END IF;
-	SELECT array_agg(floor(extract(epoch FROM t - v_t[1]))::int4 ORDER BY o)
-	  INTO v_off
-	  FROM unnest(v_t) WITH ORDINALITY AS u(t, o);
+	v_next := v_first + cardinality(v_l);
 
-	SELECT * INTO r FROM @extschema@.reference_batches WHERE stream_id = p_stream_id;
 	IF p_partial THEN
 		v_role := 'partial';
-	ELSIF r.stream_id IS NULL OR v_first < r.end_seq THEN
+	ELSIF NOT c.has_ref OR v_first < c.ref_end THEN
 		v_role := 'reference';
 	ELSE
 		v_role := 'test';
@@ -326,33 +343,53 @@ BEGIN
 	INSERT INTO @extschema@.batches
 		(stream_id, batch_no, model_version, version_no, role, first_seq,
 		 first_at, last_at, losses, offsets)
-	VALUES (p_stream_id, st.batch_no, s.model_version, st.version_no, v_role,
-			v_first, v_t[1], v_t[cardinality(v_t)], v_l, v_off);
-	UPDATE @extschema@.stream_state
-	   SET batch_no = batch_no + 1, open_start_seq = v_first + cardinality(v_l)
-	 WHERE stream_id = p_stream_id;
+	VALUES (p_stream_id, c.batch_no, c.model_version, c.version_no, v_role,
+			v_first, v_t0, v_t1, v_l, v_off);
 
-	-- warming: the version's first reference_size observations
-	IF r.stream_id IS NULL AND NOT p_partial
-		AND v_first + cardinality(v_l) - st.version_start_seq >= s.reference_size THEN
-		PERFORM @extschema@._set_reference_seqs(p_stream_id, st.version_start_seq,
-			st.version_start_seq + s.reference_size, 'warmup');
-	END IF;
-
-	IF v_role <> 'test' OR s.paused THEN
+	IF v_role <> 'test' OR c.paused OR c.check_mode <> 'eager' THEN
+		UPDATE @extschema@.stream_state
+		   SET batch_no = batch_no + 1, open_start_seq = v_next
+		 WHERE stream_id = p_stream_id;
+		-- warming: the version's first reference_size observations
+		IF NOT c.has_ref AND NOT p_partial
+			AND v_next - c.version_start_seq >= c.reference_size THEN
+			PERFORM @extschema@._set_reference_seqs(p_stream_id, c.version_start_seq,
+				c.version_start_seq + c.reference_size, 'warmup');
+		END IF;
+		-- scheduled: the check waits for run_checks()
+		IF v_role = 'test' AND NOT c.paused THEN
+			INSERT INTO @extschema@.checks
+				(stream_id, model_version, batch_no, method, alpha, check_mode, status)
+			VALUES (p_stream_id, c.model_version, c.batch_no, c.method, c.alpha,
+					c.check_mode, 'waiting');
+		END IF;
 		RETURN;
 	END IF;
+
+	-- eager check and decision
+	SELECT * INTO e FROM @extschema@._evaluate(c.method, c.ref_losses, c.ref_seqs,
+											   v_l, v_first, c.season_length);
+	v_sig := e.p_value <= c.alpha AND e.effect >= c.min_effect;
+	v_streak := CASE WHEN v_sig THEN c.streak + 1 ELSE 0 END;
+	v_drift := v_sig AND v_streak >= c.consecutive;
+
+	UPDATE @extschema@.stream_state
+	   SET batch_no = batch_no + 1, open_start_seq = v_next, streak = v_streak
+	 WHERE stream_id = p_stream_id;
 	INSERT INTO @extschema@.checks
-		(stream_id, model_version, batch_no, method, alpha, check_mode, status)
-	VALUES (p_stream_id, s.model_version, st.batch_no, s.method, s.alpha,
-			s.check_mode, 'waiting')
+		(stream_id, model_version, batch_no, method, alpha, check_mode, status,
+		 n_reference, n_current, reference_mean, batch_mean, statistic, p_value,
+		 effect, significant, drift, checked_at)
+	VALUES (p_stream_id, c.model_version, c.batch_no, c.method, c.alpha,
+			'eager', 'done', e.n_reference, e.n_current, e.reference_mean,
+			e.batch_mean, e.statistic, e.p_value, e.effect, v_sig, v_drift, now())
 	RETURNING check_id INTO v_cid;
-	IF s.check_mode = 'eager' THEN
-		SELECT * INTO e FROM @extschema@._evaluate(s.method, r.losses, r.seqs,
-												   v_l, v_first, s.season_length);
-		PERFORM @extschema@._finish_check(v_cid, e.statistic, e.p_value, NULL,
-			e.effect, e.n_reference, e.n_current, e.reference_mean, e.batch_mean,
-			e.p_value <= s.alpha AND e.effect >= s.min_effect);
+
+	IF v_drift THEN
+		PERFORM @extschema@._raise_request(p_stream_id, 'drift', e.p_value,
+										   e.effect, v_cid, NULL);
+	ELSIF NOT v_sig AND c.reference_policy = 'rolling' THEN
+		PERFORM @extschema@._roll_reference(p_stream_id, c.batch_no);
 	END IF;
 END;
 $$;
