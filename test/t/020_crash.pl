@@ -124,20 +124,24 @@ WITH o AS (SELECT stream_id, count(*) AS n, min(seq) AS lo, max(seq) AS hi
 			 FROM mlma.observations GROUP BY stream_id),
 	 b AS (SELECT stream_id, count(*) AS n, sum(cardinality(losses)) AS obs
 			 FROM mlma.batches GROUP BY stream_id),
+	 st AS (SELECT s.stream_id, s.name, s.batch_size, s.reference_size, s.model_version,
+				   t.open_start_seq, t.batch_no, t.version_no, t.version_start_seq,
+				   coalesce(o.n, 0) AS n_open, o.lo, o.hi,
+				   coalesce(b.n, 0) AS n_closed, coalesce(b.obs, 0) AS closed_obs,
+				   t.open_start_seq + coalesce(o.n, 0) AS total
+			  FROM mlma.streams s JOIN mlma.stream_state t USING (stream_id)
+			  LEFT JOIN o USING (stream_id) LEFT JOIN b USING (stream_id)),
 	 v AS (
-	SELECT s.name || ': next_seq ' || t.next_seq || ' <> open ' || coalesce(o.n, 0)
-		   || ' + closed ' || coalesce(b.obs, 0) AS violation
-	  FROM mlma.streams s JOIN mlma.stream_state t USING (stream_id)
-	  LEFT JOIN o USING (stream_id) LEFT JOIN b USING (stream_id)
-	 WHERE t.next_seq <> coalesce(o.n, 0) + coalesce(b.obs, 0)
+	SELECT name || ': open batch starts at ' || open_start_seq || ', closed batches hold '
+		   || closed_obs AS violation
+	  FROM st
+	 WHERE open_start_seq <> closed_obs
 	UNION ALL
-	SELECT s.name || ': batch_no ' || t.batch_no || ', batch_n ' || t.batch_n
-		   || ' vs ' || coalesce(b.n, 0) || ' closed, ' || coalesce(o.n, 0) || ' open'
-	  FROM mlma.streams s JOIN mlma.stream_state t USING (stream_id)
-	  LEFT JOIN o USING (stream_id) LEFT JOIN b USING (stream_id)
-	 WHERE t.batch_no <> coalesce(b.n, 0) + 1 OR t.batch_n <> coalesce(o.n, 0)
-		OR t.batch_n >= s.batch_size
-		OR (o.n > 0 AND (o.lo <> t.next_seq - o.n OR o.hi <> t.next_seq - 1))
+	SELECT name || ': batch_no ' || batch_no || ' with ' || n_closed || ' closed, '
+		   || n_open || ' open from ' || coalesce(lo::text, '-')
+	  FROM st
+	 WHERE batch_no <> n_closed + 1 OR n_open >= batch_size
+		OR (n_open > 0 AND (lo <> open_start_seq OR hi <> open_start_seq + n_open - 1))
 	UNION ALL
 	-- closed batches: full (unless closed by a new version) and contiguous
 	SELECT 'batch ' || x.stream_id || '/' || x.batch_no || ' not full or not contiguous'
@@ -164,14 +168,14 @@ WITH o AS (SELECT stream_id, count(*) AS n, min(seq) AS lo, max(seq) AS hi
 						WHERE bt.stream_id = c.stream_id AND bt.batch_no = c.batch_no)
 	UNION ALL
 	-- the reference of the live version, once it has reference_size observations
-	SELECT s.name || ': reference missing or wrong'
-	  FROM mlma.streams s JOIN mlma.stream_state t USING (stream_id)
+	SELECT t.name || ': reference missing or wrong'
+	  FROM st t
 	  LEFT JOIN mlma.reference_batches r USING (stream_id)
-	 WHERE (t.next_seq - t.version_start_seq >= s.reference_size
+	 WHERE (t.total - t.version_start_seq >= t.reference_size
 			AND (r.stream_id IS NULL OR r.version_no <> t.version_no
-				 OR cardinality(r.losses) <> s.reference_size
+				 OR cardinality(r.losses) <> t.reference_size
 				 OR r.seqs[1] <> t.version_start_seq))
-		OR (t.next_seq - t.version_start_seq < s.reference_size AND r.stream_id IS NOT NULL)
+		OR (t.total - t.version_start_seq < t.reference_size AND r.stream_id IS NOT NULL)
 	UNION ALL
 	-- requests: drift requests point at a drifting check of their stream,
 	-- completed ones account for every new model version
@@ -181,11 +185,11 @@ WITH o AS (SELECT stream_id, count(*) AS n, min(seq) AS lo, max(seq) AS hi
 	 WHERE q.reason = 'drift'
 	   AND (c.check_id IS NULL OR NOT c.drift OR c.stream_id <> q.stream_id)
 	UNION ALL
-	SELECT s.name || ': version_no ' || t.version_no || ' after '
+	SELECT s.name || ': version_no ' || s.version_no || ' after '
 		   || (SELECT count(*) FROM mlma.retrain_requests q
 				WHERE q.stream_id = s.stream_id AND q.status = 'completed') || ' retrains'
-	  FROM mlma.streams s JOIN mlma.stream_state t USING (stream_id)
-	 WHERE t.version_no <> 1 + (SELECT count(*) FROM mlma.retrain_requests q
+	  FROM st s
+	 WHERE s.version_no <> 1 + (SELECT count(*) FROM mlma.retrain_requests q
 								 WHERE q.stream_id = s.stream_id AND q.status = 'completed')
 		OR s.model_version <> coalesce((SELECT q.new_model_version
 										  FROM mlma.retrain_requests q
@@ -195,12 +199,12 @@ WITH o AS (SELECT stream_id, count(*) AS n, min(seq) AS lo, max(seq) AS hi
 										 LIMIT 1), 'v1')
 	UNION ALL
 	-- the user's rows and the log against the observation counts
-	SELECT s.name || ': ' || t.next_seq || ' observations, '
+	SELECT s.name || ': ' || s.total || ' observations, '
 		   || coalesce(p.n, 0) + coalesce(d.n, 0) || ' logged'
-	  FROM mlma.streams s JOIN mlma.stream_state t USING (stream_id)
+	  FROM st s
 	  LEFT JOIN (SELECT stream, count(*) AS n FROM preds GROUP BY stream) p ON p.stream = s.name
 	  LEFT JOIN (SELECT stream, count(*) AS n FROM direct_log GROUP BY stream) d ON d.stream = s.name
-	 WHERE t.next_seq <> coalesce(p.n, 0) + coalesce(d.n, 0))
+	 WHERE s.total <> coalesce(p.n, 0) + coalesce(d.n, 0))
 SELECT coalesce(string_agg(violation, E'\\n'), '') FROM v
 };
 
@@ -327,7 +331,7 @@ like($node->safe_psql('postgres', qq{
 	 WHERE (stream_id, batch_no) = (SELECT stream_id, batch_no FROM mlma.batches
 									 ORDER BY stream_id, batch_no LIMIT 1);
 	$consistency;
-	ROLLBACK}), qr/next_seq .* <> open/, 'the consistency check catches a lost batch');
+	ROLLBACK}), qr/open batch starts at/, 'the consistency check catches a lost batch');
 
 $node->stop;
 done_testing();
