@@ -82,7 +82,7 @@ SQL
 		fi
 	done
 	echo '\o'
-	echo "SELECT (SELECT sum(next_seq) FROM mlma.stream_state) AS observations, (SELECT count(*) FROM mlma.batches) AS batches, (SELECT count(*) FROM mlma.checks) AS checks;"
+	echo "SELECT (SELECT sum(open_start_seq) FROM mlma.stream_state) + (SELECT count(*) FROM mlma.observations) AS observations, (SELECT count(*) FROM mlma.batches) AS batches, (SELECT count(*) FROM mlma.checks) AS checks;"
 	echo "SELECT * FROM mem_log ORDER BY rows;"
 } >"$WORK/session.sql"
 

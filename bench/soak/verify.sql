@@ -4,6 +4,12 @@ WITH o AS (SELECT stream_id, count(*) AS n, min(seq) AS lo, max(seq) AS hi
 			 FROM mlma.observations GROUP BY stream_id),
 	 b AS (SELECT stream_id, count(*) AS n, sum(cardinality(losses)) AS obs
 			 FROM mlma.batches GROUP BY stream_id),
+	 st AS (SELECT s.stream_id, s.name, s.batch_size, t.open_start_seq, t.batch_no,
+				   coalesce(o.n, 0) AS n_open, o.lo, o.hi,
+				   coalesce(b.n, 0) AS n_closed, coalesce(b.obs, 0) AS closed_obs,
+				   t.open_start_seq + coalesce(o.n, 0) AS total
+			  FROM mlma.streams s JOIN mlma.stream_state t USING (stream_id)
+			  LEFT JOIN o USING (stream_id) LEFT JOIN b USING (stream_id)),
 	 logged AS (SELECT stream, count(*) AS n
 				  FROM (SELECT stream FROM soak_preds
 						UNION ALL SELECT stream FROM soak_direct) x
@@ -13,21 +19,18 @@ WITH o AS (SELECT stream_id, count(*) AS n, min(seq) AS lo, max(seq) AS hi
 					 FROM mlma.batches bt
 					 LEFT JOIN mlma.checks c USING (stream_id, batch_no)
 					GROUP BY 1, 2, 3)
-SELECT 'info_observations|' || (SELECT sum(next_seq) FROM mlma.stream_state)
+SELECT 'info_observations|' || (SELECT sum(total) FROM st)
 UNION ALL
 SELECT 'info_logged_rows|' || (SELECT sum(n) FROM logged)
 UNION ALL
 SELECT 'streams_with_lost_or_extra_observations|' || count(*)
-  FROM mlma.streams s JOIN mlma.stream_state t USING (stream_id)
-  LEFT JOIN logged l ON l.stream = s.name
- WHERE t.next_seq <> coalesce(l.n, 0)
+  FROM st LEFT JOIN logged l ON l.stream = st.name
+ WHERE st.total <> coalesce(l.n, 0)
 UNION ALL
 SELECT 'streams_whose_state_disagrees_with_batches|' || count(*)
-  FROM mlma.streams s JOIN mlma.stream_state t USING (stream_id)
-  LEFT JOIN o USING (stream_id) LEFT JOIN b USING (stream_id)
- WHERE t.next_seq <> coalesce(o.n, 0) + coalesce(b.obs, 0)
-	OR t.batch_no <> coalesce(b.n, 0) + 1 OR t.batch_n <> coalesce(o.n, 0)
-	OR (o.n > 0 AND (o.lo <> t.next_seq - o.n OR o.hi <> t.next_seq - 1))
+  FROM st
+ WHERE open_start_seq <> closed_obs OR batch_no <> n_closed + 1 OR n_open >= batch_size
+	OR (n_open > 0 AND (lo <> open_start_seq OR hi <> open_start_seq + n_open - 1))
 UNION ALL
 SELECT 'batches_not_full_or_not_contiguous|' || count(*)
   FROM (SELECT bt.*, s.batch_size,
