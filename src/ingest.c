@@ -5,15 +5,18 @@
  *	  installed by attach() on a user's table.
  *
  * This is the hottest path of mlma.  The first observation of a stream in
- * a transaction locks the stream's state row (a one-column UPDATE, so that
- * concurrent REPEATABLE READ writers get a serialization failure), reads
- * where the open batch stands and inserts the observation, all in one saved
- * statement; the transaction then owns the stream, keeps the counters in
- * backend memory, and every further observation is one INSERT.  The state row is written again only when a
- * batch closes (mlma._close_batch, once every batch_size observations), so
- * a COPY of a million rows into one stream does not pile up row versions.
+ * a transaction takes the stream's writer lock (a heavyweight lock held to
+ * the end of the transaction, see mlma_lock_stream), then reads where the
+ * open batch stands and inserts the observation in one saved statement; the
+ * transaction then owns the stream, keeps the counters in backend memory,
+ * and every further observation is one INSERT.  The state row is written
+ * only when a batch closes (mlma._close_batch, once every batch_size
+ * observations), so neither a single-row transaction nor a COPY of a
+ * million rows into one stream piles up row versions.  Under REPEATABLE
+ * READ and SERIALIZABLE the first observation also updates the state row
+ * (touch_count), so that concurrent writers get a serialization failure.
  *
- * Writers of one stream therefore serialize on its state row, and exactly
+ * Writers of one stream therefore serialize on its lock, and exactly
  * one of them sees its observation fill the open batch.  The per-transaction
  * counters are valid for one mlma_xact_generation: a transaction end, a
  * subtransaction abort or a configuration change made through SQL by this
@@ -26,6 +29,7 @@
 #include <math.h>
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -44,6 +48,7 @@ PG_FUNCTION_INFO_V1(mlma_observe_loss);
 PG_FUNCTION_INFO_V1(mlma_observe_trigger);
 
 static SPIPlanPtr touch_plan = NULL;
+static SPIPlanPtr read_plan = NULL;
 static SPIPlanPtr max_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr close_plan = NULL;
@@ -121,6 +126,29 @@ PreparePlans(void)
 								 "  FROM cur c",
 								 4, types);
 	}
+	if (read_plan == NULL)
+	{
+		Oid			types[4] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID};
+
+		/*
+		 * The same under READ COMMITTED, where the statement's snapshot is
+		 * taken after the stream lock was granted and so sees every writer
+		 * that held it: no need to write the state row.
+		 */
+		read_plan = PreparePlan(
+								"WITH cur AS (SELECT st.config_version, st.open_start_seq, st.age_flagged, "
+								"                    greatest(st.open_start_seq, "
+								"                             (SELECT max(seq) + 1 FROM mlma.observations "
+								"                               WHERE stream_id = $1)) AS next_seq "
+								"               FROM mlma.stream_state st WHERE st.stream_id = $1), "
+								"ins AS (INSERT INTO mlma.observations (stream_id, seq, observed_at, loss) "
+								"        SELECT $1, next_seq, $3, $4 FROM cur "
+								"         WHERE config_version = $2 RETURNING seq) "
+								"SELECT c.config_version, c.open_start_seq, c.age_flagged, true, "
+								"       c.next_seq, (SELECT count(*) FROM ins) AS inserted "
+								"  FROM cur c",
+								4, types);
+	}
 	if (max_plan == NULL)
 		max_plan = PreparePlan("SELECT max(seq) FROM mlma.observations "
 							   "WHERE stream_id = $1",
@@ -175,11 +203,15 @@ TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
 	bool		inserted;
 	Datum		d;
 
+	/* wait for the stream's other writers, then look at it */
+	mlma_lock_stream(stream->stream_id);
+
 	args[0] = Int64GetDatum(stream->stream_id);
 	args[1] = Int32GetDatum(stream->config_version);
 	args[2] = TimestampTzGetDatum(observed_at);
 	args[3] = Float8GetDatum(loss);
-	ret = SPI_execute_plan(touch_plan, args, NULL, false, 0);
+	ret = SPI_execute_plan(IsolationUsesXactSnapshot() ? touch_plan : read_plan,
+						   args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "locking a stream failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed != 1)

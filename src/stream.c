@@ -27,6 +27,9 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -37,6 +40,7 @@
 
 PG_FUNCTION_INFO_V1(mlma_check_loss);
 PG_FUNCTION_INFO_V1(mlma_invalidate_cache);
+PG_FUNCTION_INFO_V1(mlma_lock_stream_sql);
 
 /*
  * Bumped at every transaction end, subtransaction abort and configuration
@@ -95,11 +99,12 @@ StreamCacheRelcacheCallback(Datum arg, Oid relid)
 }
 
 /*
- * StreamCacheInit
- *		Create (or re-create after invalidation) the cache and its plans.
+ * StreamsRelid
+ *		The oid of mlma.streams (looked up once, forgotten when the table is
+ *		invalidated), and the callbacks that keep the caches honest.
  */
-static void
-StreamCacheInit(void)
+static Oid
+StreamsRelid(void)
 {
 	if (!callbacks_registered)
 	{
@@ -108,6 +113,25 @@ StreamCacheInit(void)
 		CacheRegisterRelcacheCallback(StreamCacheRelcacheCallback, (Datum) 0);
 		callbacks_registered = true;
 	}
+	if (!OidIsValid(streams_relid))
+	{
+		Oid			nsp = get_namespace_oid("mlma", true);
+
+		if (OidIsValid(nsp))
+			streams_relid = get_relname_relid("streams", nsp);
+	}
+	return streams_relid;
+}
+
+/*
+ * StreamCacheInit
+ *		Create (or re-create after invalidation) the cache and its plans.
+ *		The caller is connected to SPI.
+ */
+static void
+StreamCacheInit(void)
+{
+	StreamsRelid();
 
 	if (cache_stale && stream_cache != NULL)
 	{
@@ -127,13 +151,7 @@ StreamCacheInit(void)
 								   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
 
-	if (!OidIsValid(streams_relid))
-	{
-		Oid			nsp = get_namespace_oid("mlma", true);
-
-		if (OidIsValid(nsp))
-			streams_relid = get_relname_relid("streams", nsp);
-	}
+	StreamsRelid();
 
 	if (load_plan == NULL)
 	{
@@ -314,5 +332,38 @@ mlma_invalidate_cache(PG_FUNCTION_ARGS)
 {
 	cache_stale = true;
 	mlma_xact_generation++;
+	PG_RETURN_VOID();
+}
+
+/*
+ * mlma_lock_stream
+ *		Take the stream's writer lock until the end of the transaction: a
+ *		heavyweight lock on the object (mlma.streams, stream_id), so it shows
+ *		in pg_locks as an object lock of class mlma.streams and takes part in
+ *		deadlock detection.  Every writer of a stream's open batch or state
+ *		takes it first: the hot path, _close_batch's callers, configure,
+ *		pause, resume, drop_stream, the request lifecycle.
+ */
+void
+mlma_lock_stream(int64 stream_id)
+{
+	LOCKTAG		tag;
+	Oid			relid = StreamsRelid();
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "mlma.streams not found");
+	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, relid,
+					   (uint32) (stream_id & 0xFFFFFFFF),
+					   (uint16) ((uint64) stream_id >> 32));
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
+ * mlma._lock_stream_id(stream_id bigint) -> void
+ */
+Datum
+mlma_lock_stream_sql(PG_FUNCTION_ARGS)
+{
+	mlma_lock_stream(PG_GETARG_INT64(0));
 	PG_RETURN_VOID();
 }

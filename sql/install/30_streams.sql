@@ -105,6 +105,14 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'mlma_invalidate_cache'
 LANGUAGE C VOLATILE;
 
+-- C helper: the stream's writer lock, held to the end of the transaction
+-- (src/stream.c).  Every function that changes a stream's open batch or
+-- state takes it, after the hot path's writers.
+CREATE FUNCTION @extschema@._lock_stream_id(stream_id bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'mlma_lock_stream_sql'
+LANGUAGE C STRICT VOLATILE;
+
 CREATE FUNCTION @extschema@._check_stream_name(name text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
@@ -292,6 +300,7 @@ BEGIN
 		RAISE EXCEPTION 'stream "%" does not exist', name
 			USING ERRCODE = 'undefined_object';
 	END IF;
+	PERFORM @extschema@._lock_stream_id(v_id);
 	PERFORM 1 FROM @extschema@.stream_state WHERE stream_id = v_id FOR UPDATE;
 	PERFORM @extschema@._invalidate_cache();
 	RETURN v_id;

@@ -27,6 +27,7 @@ BEGIN
 			USING ERRCODE = 'undefined_object';
 	END IF;
 	-- stream first, then request: the order every writer uses
+	PERFORM @extschema@._lock_stream_id(r.stream_id);
 	PERFORM 1 FROM @extschema@.stream_state WHERE stream_id = r.stream_id FOR UPDATE;
 	SELECT * INTO r FROM @extschema@.retrain_requests
 	 WHERE request_id = p_request_id FOR UPDATE;
