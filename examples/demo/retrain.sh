@@ -10,4 +10,4 @@
 set -eu
 : "${MLMA_STREAM:?MLMA_STREAM is not set: run by mlma-agent}"
 echo "SELECT demo.retrain(:'zone')" |
-	psql -X -q -A -t -v ON_ERROR_STOP=1 -v zone="$MLMA_STREAM"
+	"${MLMA_DEMO_PSQL:-psql}" -X -q -A -t -v ON_ERROR_STOP=1 -v zone="$MLMA_STREAM"

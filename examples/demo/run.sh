@@ -2,7 +2,7 @@
 # make demo: the simulated last-mile delivery platform.
 #
 # Installs what is missing (Debian packages), builds and installs mlma and
-# mlma-agent, then replays four weeks of 15-minute order counts of 320
+# mlma-agent, then replays four weeks of 15-minute order counts of 300
 # delivery zones against a throwaway cluster (pg_virtualenv) and prints the
 # summary.  Options are passed on to simulate.py (e.g. --zones 100, --mlma
 # '{"method": "hac"}'); see examples/demo/simulate.py --help.

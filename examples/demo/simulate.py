@@ -26,6 +26,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -43,7 +44,7 @@ DAY = dt.timedelta(days=1)
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    p.add_argument("--zones", type=int, default=320)
+    p.add_argument("--zones", type=int, default=300)
     p.add_argument("--days", type=int, default=28)
     p.add_argument("--broken-share", type=float, default=0.30)
     p.add_argument("--seed", type=int, default=20240304)
@@ -62,21 +63,21 @@ def parse_args():
     return p.parse_args()
 
 
+def pg_bindir():
+    try:
+        return subprocess.run(["pg_config", "--bindir"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def find_agent(explicit):
     if explicit:
         return explicit
-    found = shutil.which("mlma-agent")
-    if found:
-        return found
-    try:
-        bindir = subprocess.run(["pg_config", "--bindir"], capture_output=True,
-                                text=True, check=True).stdout.strip()
-        cand = os.path.join(bindir, "mlma-agent")
-        if os.access(cand, os.X_OK):
-            return cand
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return None
+    bindir = pg_bindir()
+    if bindir and os.access(os.path.join(bindir, "mlma-agent"), os.X_OK):
+        return os.path.join(bindir, "mlma-agent")
+    return shutil.which("mlma-agent")
 
 
 class Demo:
@@ -213,6 +214,11 @@ class Demo:
     def start_agent(self):
         """mlma-agent in the background, LISTENing on mlma_retrain."""
         env = dict(os.environ, PGDATABASE=self.args.database)
+        # the real psql binary, not Debian's wrapper script: a retrain is
+        # mostly process start and connection
+        bindir = pg_bindir()
+        if bindir and os.access(os.path.join(bindir, "psql"), os.X_OK):
+            env["MLMA_DEMO_PSQL"] = os.path.join(bindir, "psql")
         self.agent_log = open(os.path.join(self.args.workdir, "mlma-agent.log"), "w")
         self.agent_proc = subprocess.Popen(
             [self.agent, "--dsn", "dbname=%s" % self.args.database,
@@ -284,7 +290,7 @@ class Demo:
     # -- summary ---------------------------------------------------------
     def summary(self):
         obs, checks, flags, retrains = self.counters()
-        mlma_obs = self.one("SELECT coalesce(sum(next_seq), 0) FROM mlma.stream_state")
+        mlma_obs = self.one("SELECT coalesce(sum(observations), 0) FROM mlma.stream_status")
         streams = self.one("SELECT count(*) FROM mlma.streams")
 
         # detection of the injected breaks: the first flag raised after the
@@ -394,6 +400,8 @@ class Demo:
 
 
 def main():
+    # SIGTERM ends the replay through the finally below, which stops the agent
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parse_args()
     demo = Demo(args)
     try:

@@ -58,7 +58,7 @@ def _day_shapes(hours, w_breakfast, w_lunch, w_dinner, w_plateau, business,
     return shapes
 
 
-def generate(zones=320, days=28, broken_share=0.30, seed=20240304):
+def generate(zones=300, days=28, broken_share=0.30, seed=20240304):
     """
     Returns a dict:
       orders   int array (zones, HISTORY_DAYS + days, SLOTS)
