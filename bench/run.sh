@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
 # mlma benchmarks (make bench).  Runs each section in order and prints its
-# table; exits non-zero when a section failed.
+# table; exits non-zero when a section failed.  The soak and the memory
+# measurement have their own commands (bench/soak/run.sh, bench/memory/run.sh).
+#   INSERT_SECONDS=N   length of each pgbench run (default 20)
+#   FLEET_STREAMS=N    streams of the run_checks benchmark (default 10000)
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+./test/deps.sh
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+make -s -j2
+$SUDO make -s install >/dev/null
+echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GB, $(. /etc/os-release; echo "$PRETTY_NAME"), $(pg_config --version)"
+echo
 
 status=0
 section() {
@@ -22,5 +33,12 @@ kernels() {
 	build_kernels && /usr/bin/python3 bench/bench_kernels.py bench/kernels
 }
 section kernels kernels
+
+# -- monitored INSERT into an attached table vs plain INSERT (pgbench), bulk
+#    load, and bytes per retained observation
+section insert ./bench/insert/run.sh "${INSERT_SECONDS:-20}"
+
+# -- run_checks() at 10 000 streams vs a Python/SciPy job
+section fleet ./bench/fleet/run.sh
 
 exit $status
