@@ -13,7 +13,8 @@ CREATE TABLE store_monitored (LIKE store_plain);
 SELECT mlma.attach('store_monitored', 'zone', 'actual', 'predicted', 'target_at',
 				   '{"batch_size": 96}');
 
-CREATE FUNCTION pg_temp.load(target text) RETURNS float8
+CREATE TABLE store_timing (target text, seconds float8);
+CREATE PROCEDURE store_load(target text)
 LANGUAGE plpgsql AS $$
 DECLARE
 	t0		timestamptz;
@@ -26,17 +27,16 @@ BEGIN
 		total := total + extract(epoch FROM clock_timestamp() - t0);
 		COMMIT;
 	END LOOP;
-	RETURN total;
+	INSERT INTO store_timing VALUES (target, total);
 END;
 $$;
-CREATE TEMP TABLE timing (target text, seconds float8);
-DO $$ BEGIN INSERT INTO timing SELECT 'plain', pg_temp.load('store_plain'); END $$;
-DO $$ BEGIN INSERT INTO timing SELECT 'monitored', pg_temp.load('store_monitored'); END $$;
+CALL store_load('store_plain');
+CALL store_load('store_monitored');
 SELECT target, round(seconds::numeric, 2) AS seconds,
 	   round(1000000 / seconds) AS rows_per_second
-  FROM timing;
-SELECT round(((SELECT seconds FROM timing WHERE target = 'plain')
-			 / (SELECT seconds FROM timing WHERE target = 'monitored'))::numeric, 3)
+  FROM store_timing;
+SELECT round(((SELECT seconds FROM store_timing WHERE target = 'store_plain')
+			 / (SELECT seconds FROM store_timing WHERE target = 'store_monitored'))::numeric, 3)
 	   AS bulk_ratio;
 
 VACUUM ANALYZE mlma.batches, mlma.observations, mlma.checks, mlma.reference_batches;

@@ -32,16 +32,18 @@ CREATE TABLE @extschema@.streams (
 );
 CREATE INDEX streams_labels_idx ON @extschema@.streams USING gin (labels);
 
--- Hot state: one narrow row per stream.  The first observation of a stream
--- in a transaction updates it (no indexed column changes, and the
--- fillfactor leaves room on the page, so the update is HOT); this row lock
--- is how writers of one stream serialize: the transaction holding it is the
--- only one that can add to or close the open batch.  The row is written
--- again only when a batch closes.
+-- State: one narrow row per stream, written when a batch closes and on
+-- configuration changes (no indexed column changes and the fillfactor leaves
+-- room on the page, so the updates are HOT).  Adding observations does not
+-- write it: writers of a stream serialize on the stream's writer lock, a
+-- heavyweight lock on (mlma.streams, stream_id) held to the end of the
+-- transaction (src/stream.c), and keep their counters in memory.  Under
+-- REPEATABLE READ the first observation also bumps touch_count so that
+-- concurrent writers get a serialization failure.
 CREATE TABLE @extschema@.stream_state (
 	stream_id		bigint PRIMARY KEY,
 	config_version	int NOT NULL DEFAULT 1,	-- bumped by every configuration change
-	touch_count		bigint NOT NULL DEFAULT 0,	-- transactions that wrote to the stream
+	touch_count		bigint NOT NULL DEFAULT 0,	-- REPEATABLE READ writing transactions
 	open_start_seq	bigint NOT NULL DEFAULT 0,	-- seq of the open batch's first observation
 	batch_no		int NOT NULL DEFAULT 1,	-- number of the open batch
 	version_no		int NOT NULL DEFAULT 1,	-- model versions deployed so far

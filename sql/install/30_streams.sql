@@ -309,7 +309,7 @@ $$;
 
 -- Starts a new model version: the open batch is closed as 'partial', the
 -- reference is dropped and the new version warms its own.  The caller holds
--- the stream's state row lock.
+-- the stream's writer lock.
 CREATE FUNCTION @extschema@._start_version(p_stream_id bigint, p_model_version text)
 RETURNS void
 LANGUAGE plpgsql

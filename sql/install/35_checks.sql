@@ -2,7 +2,7 @@
 --
 -- The C hot path (src/ingest.c) calls _close_batch when an observation fills
 -- the open batch, inside the writer's transaction and while it holds the
--- stream's state row lock.  Scheduled checking (run_checks) reuses
+-- stream's writer lock.  Scheduled checking (run_checks) reuses
 -- evaluate_batch and _finish_check on the checks left 'waiting'.
 
 -- C core of one check (src/check.c): the like-for-like reference sample
@@ -278,7 +278,7 @@ $$;
 -- version reached reference_size observations gets its reference; a test
 -- batch gets its check (eager: now, scheduled: left 'waiting').  With
 -- p_partial the batch is closed even if not full (new model version) and is
--- never tested.  The caller holds the stream's state row lock.
+-- never tested.  The caller holds the stream's writer lock.
 --
 -- This runs once every batch_size observations inside the writer's
 -- transaction, so it is written with few statements; the eager decision
