@@ -16,5 +16,8 @@ SUDO=""
 make -s -j2
 $SUDO make -s install >/dev/null
 
-# -t: the throwaway cluster lives in a temporary directory, even as root
-exec pg_virtualenv -t /usr/bin/python3 examples/demo/simulate.py "$@"
+# -t: the throwaway cluster lives in a temporary directory, even as root.
+# synchronous_commit=off: the replay commits once per simulated hour and the
+# demo's cluster is thrown away; mlma's own work is the same either way.
+exec pg_virtualenv -t -o shared_buffers=256MB -o synchronous_commit=off \
+	/usr/bin/python3 examples/demo/simulate.py "$@"

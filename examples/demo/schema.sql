@@ -61,7 +61,7 @@ CREATE TABLE demo.orders_forecast (
 	actual		float8,
 	model_version text NOT NULL,
 	PRIMARY KEY (zone, slot_at)
-);
+) WITH (fillfactor = 70);	-- room for the UPDATE that fills in actual (HOT)
 CREATE INDEX orders_forecast_slot_idx ON demo.orders_forecast (slot_at);
 
 -- The order history the models learn from: one row per zone and day, the

@@ -161,7 +161,7 @@ class Demo:
         if not self.agent:
             raise SystemExit("mlma-agent not found: run make install")
         self.start_agent()
-        self.say("setup %.1fs; %s --workers 2 runs %s"
+        self.say("setup %.1fs; %s --workers 4 runs %s"
                  % (time.time() - self.t_start, self.agent,
                     os.path.join(HERE, "retrain.sh")))
 
@@ -173,11 +173,10 @@ class Demo:
             due = [n for i, n in enumerate(self.names) if (day_no + i) % 7 == 0]
             if due:
                 self.q("SELECT demo.fit('weekly', %s, %s)", (due, midnight))
-        for policy in ("never", "daily", "weekly"):
-            self.q("""INSERT INTO demo.baseline_forecast
-                      SELECT %s, zone, slot_at, predicted
-                      FROM demo.forecast(%s, %s, %s)""",
-                   (policy, policy, midnight, nxt))
+        self.q("""INSERT INTO demo.baseline_forecast
+                  SELECT p, f.zone, f.slot_at, f.predicted
+                  FROM unnest(ARRAY['never', 'daily', 'weekly']) AS p,
+                       LATERAL demo.forecast(p, %s, %s) AS f""", (midnight, nxt))
         self.q("""INSERT INTO demo.orders_forecast (zone, slot_at, predicted, model_version)
                   SELECT zone, slot_at, predicted, 'v' || version
                   FROM demo.forecast('mlma', %s, %s)""", (midnight, nxt))
@@ -223,7 +222,7 @@ class Demo:
         self.agent_proc = subprocess.Popen(
             [self.agent, "--dsn", "dbname=%s" % self.args.database,
              "--exec", os.path.join(HERE, "retrain.sh"),
-             "--workers", "2", "--poll-interval", "2s"],
+             "--workers", "4", "--poll-interval", "2s"],
             env=env, stdout=self.agent_log, stderr=subprocess.STDOUT)
 
     def stop_agent(self):
