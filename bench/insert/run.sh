@@ -65,7 +65,8 @@ psql -qX -d "$DB" -c "SELECT (SELECT count(*) FROM bench_plain) AS plain_rows,
 	(SELECT count(*) FROM mlma.retrain_requests) AS requests"
 
 echo "bulk load and storage: 1 000 000 observations through an attached table"
-psql -X -v ON_ERROR_STOP=1 -d "$DB" -c "DROP TABLE bench_plain, bench_monitored" \
-	-c "SELECT count(mlma.drop_stream(name)) FROM mlma.streams" >/dev/null
+dropdb "$DB"
+createdb "$DB"
+psql -qX -v ON_ERROR_STOP=1 -d "$DB" -c "CREATE EXTENSION mlma"
 psql -X -v ON_ERROR_STOP=1 -d "$DB" -f storage.sql | sed -n '/target/,$p'
 dropdb "$DB"
