@@ -48,6 +48,9 @@ typedef struct MlmaTestResult
 	int			lags;			/* hac/dm only; -1 otherwise */
 } MlmaTestResult;
 
+/* at least 2 values, all finite (stats_param.c) */
+extern int	mlma_valid_sample(const double *x, size_t n);
+
 /* ---- distributions (stats_dist.c) ---- */
 extern double mlma_normal_sf(double z);		/* P(Z > z) */
 extern double mlma_normal_cdf(double z);	/* P(Z <= z) */

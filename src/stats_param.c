@@ -39,11 +39,11 @@ typedef struct BatchMoments
 } BatchMoments;
 
 /*
- * InputValid
+ * mlma_valid_sample
  *		At least two values, all finite.
  */
-static int
-InputValid(const double *x, size_t n)
+int
+mlma_valid_sample(const double *x, size_t n)
 {
 	size_t		i;
 
@@ -267,7 +267,7 @@ mlma_welch_test(const double *ref, size_t nref,
 				qr,
 				qc;
 
-	if (!InputValid(ref, nref) || !InputValid(cur, ncur))
+	if (!mlma_valid_sample(ref, nref) || !mlma_valid_sample(cur, ncur))
 		return MLMA_ERR_INPUT;
 
 	s = ScaleFor(MaxAbs(cur, ncur, MaxAbs(ref, nref, 0.0)));
@@ -425,7 +425,7 @@ mlma_hac_test(const double *ref, size_t nref,
 	double		vr,
 				vc;
 
-	if (!InputValid(ref, nref) || !InputValid(cur, ncur))
+	if (!mlma_valid_sample(ref, nref) || !mlma_valid_sample(cur, ncur))
 		return MLMA_ERR_INPUT;
 
 	s = ScaleFor(MaxAbs(cur, ncur, MaxAbs(ref, nref, 0.0)));
@@ -471,7 +471,7 @@ mlma_dm_test(const double *ref, size_t nref,
 	int			l;
 	double		v;
 
-	if (!InputValid(ref, nref) || !InputValid(cur, ncur))
+	if (!mlma_valid_sample(ref, nref) || !mlma_valid_sample(cur, ncur))
 		return MLMA_ERR_INPUT;
 	if (nref != ncur)
 		return MLMA_ERR_LENGTH;

@@ -20,22 +20,6 @@
 
 #include "stats.h"
 
-/*
- * Are there at least 2 values, all finite?
- */
-static int
-CheckSample(const double *x, size_t n)
-{
-	size_t		i;
-
-	if (x == NULL || n < 2)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!isfinite(x[i]))
-			return 0;
-	return 1;
-}
-
 static int
 CompareDouble(const void *a, const void *b)
 {
@@ -259,7 +243,7 @@ mlma_mann_whitney_test(const double *ref, size_t nref,
 	double		f;
 	double		p;
 
-	if (res == NULL || !CheckSample(ref, nref) || !CheckSample(cur, ncur))
+	if (res == NULL || !mlma_valid_sample(ref, nref) || !mlma_valid_sample(cur, ncur))
 		return MLMA_ERR_INPUT;
 	if (alt != MLMA_ALT_GREATER && alt != MLMA_ALT_LESS &&
 		alt != MLMA_ALT_TWO_SIDED)
@@ -1214,7 +1198,7 @@ mlma_ks_test(const double *ref, size_t nref,
 	double		p = 1.0;
 	int			exact_done = 0;
 
-	if (res == NULL || !CheckSample(ref, nref) || !CheckSample(cur, ncur))
+	if (res == NULL || !mlma_valid_sample(ref, nref) || !mlma_valid_sample(cur, ncur))
 		return MLMA_ERR_INPUT;
 	if (alt != MLMA_ALT_GREATER && alt != MLMA_ALT_LESS &&
 		alt != MLMA_ALT_TWO_SIDED)

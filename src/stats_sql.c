@@ -23,15 +23,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
-#include "stats.h"
-
-/* also used by the other backend parts of mlma */
-extern MlmaAlternative MlmaParseAlternative(const char *name);
-extern MlmaMethod MlmaParseMethod(const char *name);
-extern MlmaLossKind MlmaParseLossKind(const char *name, double param);
-extern double MlmaComputeLoss(MlmaLossKind kind, double actual,
-							  double predicted, double param);
-extern void MlmaReportTestError(int rc, MlmaMethod method);
+#include "mlma.h"
 
 PG_FUNCTION_INFO_V1(welch_test);
 PG_FUNCTION_INFO_V1(mann_whitney_test);
