@@ -340,6 +340,20 @@ class Demo:
                    avg(err) FILTER (WHERE zone NOT IN (SELECT zone FROM demo.breaks))
             FROM a GROUP BY policy""")
         mae = {r[0]: r[1:] for r in mae}
+        by_kind = {}
+        for kind, policy, err in self.q("""
+            WITH a AS (
+                SELECT 'mlma' AS policy, zone, abs(actual - predicted) AS err
+                FROM demo.orders_forecast WHERE actual IS NOT NULL
+                UNION ALL
+                SELECT b.policy, b.zone, abs(f.actual - b.predicted)
+                FROM demo.baseline_forecast b
+                JOIN demo.orders_forecast f USING (zone, slot_at)
+                WHERE f.actual IS NOT NULL)
+            SELECT k.kind, a.policy, avg(a.err)
+            FROM a JOIN demo.breaks k USING (zone)
+            GROUP BY 1, 2"""):
+            by_kind.setdefault(kind, {})[policy] = err
         nretrains = dict(self.q("SELECT policy, count(*) FROM demo.retrains GROUP BY 1"))
 
         p = print
@@ -379,6 +393,13 @@ class Demo:
             m = mae[policy]
             p("  %-28s %8.3f %10.3f %10.3f %9d" % (names[policy], m[0], m[2], m[3],
               nretrains.get(policy, 0)))
+        p("  broken zones by kind of break:")
+        for kind in world.BREAK_KINDS:
+            if kind in by_kind:
+                p("    %-26s %s" % (kind, "  ".join(
+                    "%s %.3f" % (pol, by_kind[kind][pol])
+                    for pol in ("mlma", "never", "daily", "weekly")
+                    if pol in by_kind[kind])))
         p()
         p("elapsed %.1fs (%s)" % (time.time() - self.t_start, ", ".join(
             "%s %.1fs" % kv for kv in self.timing.items())))
