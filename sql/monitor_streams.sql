@@ -152,3 +152,12 @@ SELECT mlma.observe('cfg/huber', 10, 13);
 SELECT o.seq, o.loss FROM mlma.observations o JOIN mlma.streams s USING (stream_id)
  WHERE s.name = 'cfg/huber' ORDER BY o.seq;
 SELECT mlma.drop_stream('cfg/huber');
+
+-- observation times far apart in one batch: offsets are clamped, the
+-- batch still closes
+SELECT mlma.create_stream('cfg/times', batch_size => 3) > 0 AS created;
+SELECT mlma.observe_loss('cfg/times', 1, t)
+  FROM unnest(ARRAY['2000-01-01', '1800-01-01', '2300-01-01']::timestamptz[]) t;
+SELECT b.first_at, b.offsets FROM mlma.batches b JOIN mlma.streams s USING (stream_id)
+ WHERE s.name = 'cfg/times';
+SELECT mlma.drop_stream('cfg/times');

@@ -315,7 +315,8 @@ BEGIN
 	 WHERE s.stream_id = p_stream_id;
 
 	-- the range on seq keeps the index scan off observations deleted by
-	-- earlier batch closes of this same transaction (bulk loads)
+	-- earlier batch closes of this same transaction (bulk loads); offsets
+	-- beyond +-68 years from the batch's first observation are clamped
 	WITH d AS (DELETE FROM @extschema@.observations
 				WHERE stream_id = p_stream_id AND seq >= c.open_start_seq
 			RETURNING seq, observed_at, loss),
@@ -323,7 +324,8 @@ BEGIN
 					  first_value(observed_at) OVER (ORDER BY seq) AS t0
 				 FROM d)
 	SELECT array_agg(loss ORDER BY seq),
-		   array_agg(floor(extract(epoch FROM observed_at - t0))::int4 ORDER BY seq),
+		   array_agg(greatest(-2147483648, least(2147483647,
+					 floor(extract(epoch FROM observed_at - t0))))::int4 ORDER BY seq),
 		   min(seq), min(t0), (array_agg(observed_at ORDER BY seq DESC))[1]
 	  INTO v_l, v_off, v_first, v_t0, v_t1
 	  FROM f;
