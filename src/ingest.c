@@ -96,8 +96,10 @@ PreparePlans(void)
 		Oid			types[4] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID};
 
 		/*
-		 * The first observation of a stream in a transaction: lock the state
-		 * row, find the next seq, and insert, in one statement.  "old" and
+		 * REPEATABLE READ and SERIALIZABLE: the first observation of a
+		 * stream in a transaction, once the writer lock is held, updates the
+		 * state row (so a concurrent writer's commit raises a serialization
+		 * failure), finds the next seq and inserts, in one statement.  "old" and
 		 * the max(seq) subquery read the statement's snapshot; "upd" reads
 		 * the latest row version after waiting for a concurrent writer.  If
 		 * touch_count moved by exactly one, no writer committed between the

@@ -9,12 +9,17 @@
  * The cache holds, per stream name, what recording an observation needs
  * (id, loss function, batch size, pause flag, model age deadline) together
  * with the config_version it was read at.  The first observation of a
- * stream in a transaction locks the stream's state row and compares
+ * stream in a transaction takes the stream's writer lock and compares
  * config_version, so a stale entry is detected there and reloaded; nothing
  * has to be broadcast between backends.  The whole cache is dropped when a
  * (sub)transaction aborts, since it may hold rows that never committed, when
  * mlma.streams itself is invalidated (e.g. DROP EXTENSION), and when this
  * backend changes a stream through SQL (mlma._invalidate_cache()).
+ *
+ * The writer lock of a stream (mlma_lock_stream) is a heavyweight lock on
+ * the object (mlma.streams, stream_id): it lives in the lock manager, so it
+ * is released at transaction or subtransaction abort, shows in pg_locks and
+ * takes part in deadlock detection.
  *
  *-------------------------------------------------------------------------
  */
