@@ -35,6 +35,7 @@ import time
 import psycopg2
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True      # leave no __pycache__ in the source tree
 sys.path.insert(0, HERE)
 import world  # noqa: E402
 
