@@ -93,8 +93,8 @@ def generate(zones=300, days=28, broken_share=0.30, seed=20240304):
         lam[z] = (base[z] * WEEKDAY_VOLUME[weekday][:, None]
                   * shapes[weekday] * day_noise[z][:, None])
 
-    # breaks: a random share of the zones, at a random slot between day 2 and
-    # day 21 of the monitored period
+    # breaks: a random share of the zones, at a random slot between day 3 and
+    # day 21 of the monitored period (or the day before its last)
     n_broken = int(round(broken_share * zones))
     broken = rng.choice(zones, n_broken, replace=False)
     kinds = rng.choice(len(BREAK_KINDS), n_broken, p=BREAK_SHARES)
@@ -104,7 +104,7 @@ def generate(zones=300, days=28, broken_share=0.30, seed=20240304):
     horizon = total_days * SLOTS
     for z, k in zip(broken, kinds):
         name = BREAK_KINDS[k]
-        start = int(rng.integers(2 * SLOTS, 21 * SLOTS))
+        start = int(rng.integers(2 * SLOTS, max(3, min(21, days - 1)) * SLOTS))
         end = None
         if name == "competitor":
             factor = rng.uniform(0.55, 0.75)
