@@ -46,6 +46,7 @@
 PG_FUNCTION_INFO_V1(mlma_check_loss);
 PG_FUNCTION_INFO_V1(mlma_invalidate_cache);
 PG_FUNCTION_INFO_V1(mlma_lock_stream_sql);
+PG_FUNCTION_INFO_V1(mlma_try_lock_stream_sql);
 
 /*
  * Bumped at every transaction end, subtransaction abort and configuration
@@ -361,6 +362,35 @@ mlma_lock_stream(int64 stream_id)
 					   (uint32) (stream_id & 0xFFFFFFFF),
 					   (uint16) ((uint64) stream_id >> 32));
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
+ * mlma_try_lock_stream
+ *		The stream's writer lock if it can be had at once; false (and no
+ *		lock) when another transaction holds it.  claim_retrain uses it so a
+ *		worker never waits for a writer while holding a request row.
+ */
+bool
+mlma_try_lock_stream(int64 stream_id)
+{
+	LOCKTAG		tag;
+	Oid			relid = StreamsRelid();
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "mlma.streams not found");
+	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, relid,
+					   (uint32) (stream_id & 0xFFFFFFFF),
+					   (uint16) ((uint64) stream_id >> 32));
+	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
+ * mlma._try_lock_stream_id(stream_id bigint) -> bool
+ */
+Datum
+mlma_try_lock_stream_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(mlma_try_lock_stream(PG_GETARG_INT64(0)));
 }
 
 /*

@@ -113,6 +113,12 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'mlma_lock_stream_sql'
 LANGUAGE C STRICT VOLATILE;
 
+-- The same lock, only if it is free at once (true), else false and no lock.
+CREATE FUNCTION @extschema@._try_lock_stream_id(stream_id bigint)
+RETURNS bool
+AS 'MODULE_PATHNAME', 'mlma_try_lock_stream_sql'
+LANGUAGE C STRICT VOLATILE;
+
 CREATE FUNCTION @extschema@._check_stream_name(name text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE

@@ -48,6 +48,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v_id	bigint;
+	v_cand	record;
 BEGIN
 	IF worker IS NULL OR worker = '' THEN
 		RAISE EXCEPTION 'worker must be a non-empty name'
@@ -57,14 +58,27 @@ BEGIN
 		RAISE EXCEPTION 'lease must be positive'
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	-- the oldest pending request, or a claimed one whose lease expired
-	SELECT q.request_id INTO v_id
-	  FROM @extschema@.retrain_requests q
-	 WHERE q.status IN ('pending', 'claimed')
-	   AND (q.status = 'pending' OR q.lease_until < now())
-	 ORDER BY q.requested_at, q.request_id
-	 LIMIT 1
-	   FOR UPDATE SKIP LOCKED;
+	-- The oldest pending request, or a claimed one whose lease expired, of a
+	-- stream whose writer lock is free: stream first, then request, the
+	-- order every writer uses (a writer raising a request on a stream holds
+	-- its lock and may wait for the request row), so claiming never
+	-- deadlocks with ingestion.  Streams busy right now are skipped.
+	FOR v_cand IN
+		SELECT q.request_id, q.stream_id
+		  FROM @extschema@.retrain_requests q
+		 WHERE q.status IN ('pending', 'claimed')
+		   AND (q.status = 'pending' OR q.lease_until < now())
+		 ORDER BY q.requested_at, q.request_id
+	LOOP
+		CONTINUE WHEN NOT @extschema@._try_lock_stream_id(v_cand.stream_id);
+		SELECT q.request_id INTO v_id
+		  FROM @extschema@.retrain_requests q
+		 WHERE q.request_id = v_cand.request_id
+		   AND (q.status = 'pending'
+				OR (q.status = 'claimed' AND q.lease_until < now()))
+		   FOR UPDATE SKIP LOCKED;
+		EXIT WHEN v_id IS NOT NULL;
+	END LOOP;
 	IF v_id IS NULL THEN
 		RETURN;
 	END IF;
