@@ -43,6 +43,11 @@ GO_LIVE = dt.datetime(2024, 3, 4, tzinfo=dt.timezone.utc)     # a Monday
 DAY = dt.timedelta(days=1)
 
 
+# the settings of every zone's stream; docs/demo.md says why
+MLMA_DEFAULTS = {"batch_size": 96, "season_length": 96, "method": "dm",
+                 "loss": "poisson", "alpha": 0.01, "min_effect": 1.2}
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     p.add_argument("--zones", type=int, default=300)
@@ -52,16 +57,20 @@ def parse_args():
     p.add_argument("--steps-per-day", type=int, default=24,
                    help="UPDATE statements per simulated day (24 = hourly)")
     p.add_argument("--database", default="mlma_demo")
-    p.add_argument("--mlma", default=json.dumps({
-        "batch_size": 96, "season_length": 96, "method": "dm",
-        "loss": "poisson", "alpha": 0.01, "min_effect": 1.2}),
-        help="create_stream options of every zone, as JSON (mlma.attach defaults)")
+    p.add_argument("--mlma", default="{}",
+        help="create_stream options of every zone, as JSON, over the demo's "
+             "defaults %s (passed to mlma.attach as defaults)"
+             % json.dumps(MLMA_DEFAULTS).replace("%", "%%"))
     p.add_argument("--agent", default=None,
                    help="path of mlma-agent (default: from PATH or pg_config --bindir)")
     p.add_argument("--workdir", default=os.environ.get("TMPDIR", "/tmp"),
                    help="where mlma-agent.log goes")
     p.add_argument("--quiet", action="store_true")
-    return p.parse_args()
+    args = p.parse_args()
+    settings = dict(MLMA_DEFAULTS)
+    settings.update(json.loads(args.mlma))
+    args.mlma = json.dumps(settings)
+    return args
 
 
 def pg_bindir():
