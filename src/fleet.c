@@ -12,8 +12,9 @@
  *	   round never tests the same batch) and evaluate each against its
  *	   stream's live reference (mlma._evaluate, the same C code as the eager
  *	   path);
- *	2. lock the state rows of the streams involved, in stream_id order, and
- *	   read their streaks;
+ *	2. take the writer lock of each stream involved without waiting, in
+ *	   stream_id order (a stream a writer holds right now keeps its batches
+ *	   waiting for the next round), lock their state rows, read the streaks;
  *	3. adjust all p-values of the round together (BH at level fdr), decide
  *	   per batch in batch order: significant when p_adjusted <= fdr and
  *	   effect >= min_effect, drift after `consecutive` significant batches;
@@ -38,6 +39,7 @@
 #include "utils/lsyscache.h"
 
 #include "mlma.h"
+#include "monitor.h"
 #include "stats.h"
 
 PG_FUNCTION_INFO_V1(mlma_run_checks);
@@ -278,7 +280,35 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
 	}
 
-	/* 2. lock the streams' state rows (stream_id order) and read streaks */
+	/*
+	 * 2. Take each stream's writer lock, without waiting, in stream_id
+	 * order: the order every writer uses is stream lock first, then its
+	 * rows.  A stream that a writer holds right now keeps its batches
+	 * waiting for the next round (their check rows stay 'waiting').  Then
+	 * lock the state rows and read the streaks.
+	 */
+	{
+		uint64		kept = 0;
+		int64		last = 0;
+		bool		last_locked = false;
+
+		for (i = 0; i < ndue; i++)
+		{
+			if (i == 0 || due[i].stream_id != last)
+			{
+				last = due[i].stream_id;
+				last_locked = mlma_try_lock_stream(last);
+			}
+			if (last_locked)
+				due[kept++] = due[i];
+		}
+		ndue = kept;
+	}
+	if (ndue == 0)
+	{
+		SPI_finish();
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
+	}
 	stream_ids = palloc(sizeof(int64) * ndue);
 	streaks = palloc0(sizeof(int32) * ndue);
 	old_streaks = palloc0(sizeof(int32) * ndue);
