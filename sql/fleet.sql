@@ -78,5 +78,19 @@ SELECT count(*) AS open_requests FROM mlma.retrain_requests
  WHERE status IN ('pending', 'claimed');
 SELECT count(*) AS references FROM mlma.reference_batches;
 
+-- A scheduled stream with the rolling policy: after each passing batch the
+-- reference becomes the most recent reference_size losses that passed.
+SELECT mlma.create_stream('fleet/rolling', batch_size => 4, check_mode => 'scheduled',
+                          reference_policy => 'rolling');
+SELECT count(mlma.observe_loss('fleet/rolling', 10 + (i % 4))) FROM generate_series(1, 12) i;
+SELECT losses, seqs, source FROM mlma.reference_batches
+ WHERE stream_id = (SELECT stream_id FROM mlma.streams WHERE name = 'fleet/rolling');
+SELECT batch_no, significant FROM mlma.run_checks() ORDER BY batch_no;
+SELECT losses, seqs, source FROM mlma.reference_batches
+ WHERE stream_id = (SELECT stream_id FROM mlma.streams WHERE name = 'fleet/rolling');
+-- replay under the same rolling policy agrees: two passing batches, no flag
+SELECT batch_no, significant, flag FROM mlma.replay('fleet/rolling');
+SELECT mlma.drop_stream('fleet/rolling');
+
 SELECT mlma.drop_stream('fleet/steady');
 SELECT mlma.drop_stream('fleet/broken');

@@ -210,38 +210,6 @@ BEGIN
 END;
 $$;
 
--- The reference after a passing batch under the rolling policy, as a pure
--- function of the arrays: the most recent reference_size losses of the old
--- reference and the batch; with season_length, each seasonal position keeps
--- as many values as it had (at least one), so every position stays covered.
-CREATE FUNCTION @extschema@._rolled_reference(ref_losses float8[], ref_seqs int8[],
-	batch_losses float8[], batch_first_seq bigint, season_length int,
-	reference_size int, OUT losses float8[], OUT seqs int8[])
-RETURNS record
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-	WITH a AS (
-		SELECT u.l, u.q FROM unnest(ref_losses, ref_seqs) AS u(l, q)
-		UNION ALL
-		SELECT v.l, batch_first_seq + v.o - 1
-		  FROM unnest(batch_losses) WITH ORDINALITY AS v(l, o)
-	), keep AS (
-		SELECT l, q FROM a
-		 WHERE season_length IS NULL
-		 ORDER BY q DESC LIMIT reference_size
-	), keep_seasonal AS (
-		SELECT l, q FROM (
-			SELECT l, q, q % season_length AS p,
-				   row_number() OVER (PARTITION BY q % season_length ORDER BY q DESC) AS rn
-			  FROM a WHERE season_length IS NOT NULL) c
-		 WHERE rn <= greatest(1, (SELECT count(*) FROM unnest(ref_seqs) q2
-								   WHERE q2 % season_length = c.p))
-	)
-	SELECT array_agg(l ORDER BY q), array_agg(q ORDER BY q)
-	  FROM (SELECT * FROM keep UNION ALL SELECT * FROM keep_seasonal) k
-$$;
-
 -- What-if: replays the stream's logged losses under other settings and
 -- returns the checks they would have produced, without touching any live
 -- state.  NULL arguments keep the stream's own setting; season_length => 0
