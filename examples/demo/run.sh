@@ -19,5 +19,19 @@ $SUDO make -s install >/dev/null
 # -t: the throwaway cluster lives in a temporary directory, even as root.
 # synchronous_commit=off: the replay commits once per simulated hour and the
 # demo's cluster is thrown away; mlma's own work is the same either way.
-exec pg_virtualenv -t -o shared_buffers=256MB -o synchronous_commit=off \
-	/usr/bin/python3 examples/demo/simulate.py "$@"
+# pg_virtualenv picks a free port before starting the server; when another
+# cluster grabs it in between, start again (nothing has run yet).
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+for attempt in 1 2 3; do
+	status=0
+	pg_virtualenv -t -o shared_buffers=256MB -o synchronous_commit=off \
+		/usr/bin/python3 examples/demo/simulate.py "$@" 2>&1 | tee "$log" || status=$?
+	if [ $status -ne 0 ] && [ $attempt -lt 3 ] &&
+		grep -q -e 'Port conflict' -e 'could not create any TCP/IP sockets' "$log"; then
+		echo "mlma demo: the cluster's port was taken, starting again"
+		sleep 3
+		continue
+	fi
+	exit $status
+done
