@@ -12,12 +12,16 @@
  *	   round never tests the same batch) and evaluate each against its
  *	   stream's live reference (mlma._evaluate, the same C code as the eager
  *	   path);
- *	2. take the writer lock of each stream involved without waiting, in
- *	   stream_id order (a stream a writer holds right now keeps its batches
- *	   waiting for the next round), lock their state rows, read the streaks;
- *	3. adjust all p-values of the round together (BH at level fdr), decide
- *	   per batch in batch order: significant when p_adjusted <= fdr and
- *	   effect >= min_effect, drift after `consecutive` significant batches;
+ *	2. adjust all p-values of the round together (BH at level fdr) and
+ *	   decide per batch in batch order: significant when p_adjusted <= fdr
+ *	   and effect >= min_effect, drift after `consecutive` significant
+ *	   batches;
+ *	3. a stream whose state changes (its streak, a request, a rolling
+ *	   reference) needs its writer lock, taken without waiting in stream_id
+ *	   order — stream lock before rows, like every writer.  A stream a writer
+ *	   holds right now keeps its batches waiting for the next round.  Most
+ *	   streams pass with a streak of 0 and need no lock at all, so a round
+ *	   over 10 000 streams does not hold 10 000 locks;
  *	4. write checks and streaks back with one UPDATE each, raise one request
  *	   per drifting stream (mlma._raise_request sends the NOTIFY), roll the
  *	   reference of 'rolling' streams after passing batches.
@@ -63,8 +67,10 @@ typedef struct DueCheck
 	int32		consecutive;
 	bool		paused;
 	bool		rolling;
+	int32		streak;			/* the stream's streak, read with the round */
 	bool		significant;
 	bool		drift;
+	bool		excluded;		/* stream busy: left waiting for next round */
 } DueCheck;
 
 static const char *due_query =
@@ -73,9 +79,11 @@ static const char *due_query =
 "       e.statistic, e.p_value, e.effect, e.n_reference, e.n_current, "
 "       e.reference_mean, e.batch_mean, "
 "       s.min_effect, s.consecutive, s.paused, "
-"       s.reference_policy OPERATOR(pg_catalog.=) 'rolling' AS rolling "
+"       s.reference_policy OPERATOR(pg_catalog.=) 'rolling' AS rolling, "
+"       st.streak "
 "  FROM @extschema@.checks c "
 "  JOIN @extschema@.streams s ON s.stream_id OPERATOR(pg_catalog.=) c.stream_id "
+"  JOIN @extschema@.stream_state st ON st.stream_id OPERATOR(pg_catalog.=) c.stream_id "
 "  LEFT JOIN @extschema@.batches b "
 "         ON b.stream_id OPERATOR(pg_catalog.=) c.stream_id "
 "        AND b.batch_no OPERATOR(pg_catalog.=) c.batch_no "
@@ -92,7 +100,7 @@ static const char *due_query =
 static const char *streak_query =
 "SELECT stream_id, streak FROM @extschema@.stream_state "
 " WHERE stream_id OPERATOR(pg_catalog.=) ANY ($1) "
-" ORDER BY stream_id FOR UPDATE";
+" ORDER BY stream_id";
 
 static const char *update_checks_query =
 "UPDATE @extschema@.checks c "
@@ -210,6 +218,39 @@ ExecOrError(const char *query, int nargs, Oid *types, Datum *values, int expecte
 }
 
 /*
+ * Decide
+ *		The decisions of the round in batch order per stream, from each
+ *		stream's streak before the round (start): significant when the
+ *		adjusted p-value is at most fdr and the effect at least min_effect,
+ *		drift after `consecutive` significant batches.  Leaves in streaks
+ *		the streak after the round.
+ */
+static void
+Decide(DueCheck *due, uint64 ndue, const int64 *stream_ids,
+	   const int32 *start, int32 *streaks, double fdr)
+{
+	uint64		i;
+	int			k = 0;
+
+	for (i = 0; i < ndue; i++)
+	{
+		DueCheck   *d = &due[i];
+
+		if (i == 0 || d->stream_id != due[i - 1].stream_id)
+		{
+			while (stream_ids[k] != d->stream_id)
+				k++;
+			streaks[k] = start[k];
+		}
+		if (d->skip || d->excluded)
+			continue;
+		d->significant = d->p_adjusted <= fdr && d->effect >= d->min_effect;
+		streaks[k] = d->significant ? streaks[k] + 1 : 0;
+		d->drift = d->significant && streaks[k] >= d->consecutive;
+	}
+}
+
+/*
  * mlma_run_checks
  *		_run_checks(fdr float8) RETURNS int8[]: one scheduled round; returns
  *		the ids of the checks it finished (done or skipped).
@@ -272,6 +313,7 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 		d->consecutive = GetInt32(tup, desc, 13);
 		d->paused = GetBool(tup, desc, 14);
 		d->rolling = GetBool(tup, desc, 15);
+		d->streak = GetInt32(tup, desc, 16);
 	}
 
 	if (ndue == 0)
@@ -280,68 +322,20 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
 	}
 
-	/*
-	 * 2. Take each stream's writer lock, without waiting, in stream_id
-	 * order: the order every writer uses is stream lock first, then its
-	 * rows.  A stream that a writer holds right now keeps its batches
-	 * waiting for the next round (their check rows stay 'waiting').  Then
-	 * lock the state rows and read the streaks.
-	 */
-	{
-		uint64		kept = 0;
-		int64		last = 0;
-		bool		last_locked = false;
-
-		for (i = 0; i < ndue; i++)
-		{
-			if (i == 0 || due[i].stream_id != last)
-			{
-				last = due[i].stream_id;
-				last_locked = mlma_try_lock_stream(last);
-			}
-			if (last_locked)
-				due[kept++] = due[i];
-		}
-		ndue = kept;
-	}
-	if (ndue == 0)
-	{
-		SPI_finish();
-		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
-	}
+	/* the streams of the round, in stream_id order (due is sorted) */
 	stream_ids = palloc(sizeof(int64) * ndue);
 	streaks = palloc0(sizeof(int32) * ndue);
 	old_streaks = palloc0(sizeof(int32) * ndue);
 	nstreams = 0;
 	for (i = 0; i < ndue; i++)
 		if (nstreams == 0 || stream_ids[nstreams - 1] != due[i].stream_id)
-			stream_ids[nstreams++] = due[i].stream_id;
-	{
-		Datum	   *elems = palloc(sizeof(Datum) * nstreams);
-		Oid			argtypes[1] = {INT8ARRAYOID};
-		Datum		args[1];
-		int			k;
-
-		for (k = 0; k < nstreams; k++)
-			elems[k] = Int64GetDatum(stream_ids[k]);
-		args[0] = MakeArray(elems, nstreams, INT8OID);
-		ExecOrError(ExtQuery(streak_query, schema), 1, argtypes, args,
-					SPI_OK_SELECT);
-		/* both lists are sorted by stream_id: merge */
-		k = 0;
-		for (i = 0; i < SPI_processed; i++)
 		{
-			int64		sid = GetInt64(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-
-			while (k < nstreams && stream_ids[k] < sid)
-				k++;
-			if (k < nstreams && stream_ids[k] == sid)
-				streaks[k] = old_streaks[k] =
-					GetInt32(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+			stream_ids[nstreams] = due[i].stream_id;
+			old_streaks[nstreams] = due[i].streak;
+			nstreams++;
 		}
-	}
 
-	/* 3. Benjamini-Hochberg over the whole round, then decide in order */
+	/* 2. Benjamini-Hochberg over the whole round, then decide in order */
 	pvals = palloc(sizeof(double) * ndue);
 	ntested = 0;
 	for (i = 0; i < ndue; i++)
@@ -351,20 +345,71 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 		elog(ERROR, "mlma: Benjamini-Hochberg adjustment failed");
 	{
 		int			t = 0;
+
+		for (i = 0; i < ndue; i++)
+			if (!due[i].skip)
+				due[i].p_adjusted = pvals[t++];
+	}
+	Decide(due, ndue, stream_ids, old_streaks, streaks, fdr);
+
+	/*
+	 * 3. The writer lock of every stream whose state changes, without
+	 * waiting; busy streams are left for the next round.  Under the lock
+	 * the streak is read again and the decisions are made anew.
+	 */
+	{
+		/* per stream: 0 = no lock needed, 1 = locked, 2 = busy */
+		char	   *lockstate = palloc0(sizeof(char) * nstreams);
+		Datum	   *locked = palloc(sizeof(Datum) * nstreams);
+		int			nlocked = 0;
 		int			k = 0;
 
 		for (i = 0; i < ndue; i++)
 		{
-			DueCheck   *d = &due[i];
-
-			while (stream_ids[k] != d->stream_id)
+			while (stream_ids[k] != due[i].stream_id)
 				k++;
-			if (d->skip)
+			if (!due[i].skip && (due[i].significant || due[i].rolling))
+				lockstate[k] = 1;
+		}
+		for (k = 0; k < nstreams; k++)
+		{
+			if (streaks[k] != old_streaks[k])
+				lockstate[k] = 1;
+			if (lockstate[k] == 0)
 				continue;
-			d->p_adjusted = pvals[t++];
-			d->significant = d->p_adjusted <= fdr && d->effect >= d->min_effect;
-			streaks[k] = d->significant ? streaks[k] + 1 : 0;
-			d->drift = d->significant && streaks[k] >= d->consecutive;
+			if (mlma_try_lock_stream(stream_ids[k]))
+				locked[nlocked++] = Int64GetDatum(stream_ids[k]);
+			else
+				lockstate[k] = 2;
+		}
+		k = 0;
+		for (i = 0; i < ndue; i++)
+		{
+			while (stream_ids[k] != due[i].stream_id)
+				k++;
+			due[i].excluded = (lockstate[k] == 2);
+		}
+		if (nlocked > 0)
+		{
+			Oid			argtypes[1] = {INT8ARRAYOID};
+			Datum		args[1];
+
+			args[0] = MakeArray(locked, nlocked, INT8OID);
+			ExecOrError(ExtQuery(streak_query, schema), 1, argtypes, args,
+						SPI_OK_SELECT);
+			/* both lists are sorted by stream_id: merge */
+			k = 0;
+			for (i = 0; i < SPI_processed; i++)
+			{
+				int64		sid = GetInt64(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+
+				while (k < nstreams && stream_ids[k] < sid)
+					k++;
+				if (k < nstreams && stream_ids[k] == sid)
+					old_streaks[k] = GetInt32(SPI_tuptable->vals[i],
+											  SPI_tuptable->tupdesc, 2);
+			}
+			Decide(due, ndue, stream_ids, old_streaks, streaks, fdr);
 		}
 	}
 
@@ -389,6 +434,8 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 		{
 			DueCheck   *d = &due[i];
 
+			if (d->excluded)
+				continue;
 			if (d->skip)
 			{
 				skipped[nskip++] = Int64GetDatum(d->check_id);
@@ -460,7 +507,7 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 		{
 			DueCheck   *d = &due[i];
 
-			if (d->skip)
+			if (d->skip || d->excluded)
 				continue;
 			if (d->drift && !d->paused && raised_for != d->stream_id)
 			{
@@ -492,7 +539,8 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 
 		result = palloc(sizeof(Datum) * ndue);
 		for (i = 0; i < ndue; i++)
-			result[nresult++] = Int64GetDatum(due[i].check_id);
+			if (!due[i].excluded)
+				result[nresult++] = Int64GetDatum(due[i].check_id);
 		result_array = construct_array(result, nresult, INT8OID, 8,
 									   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
 		MemoryContextSwitchTo(spi_cxt);
