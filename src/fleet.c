@@ -23,8 +23,9 @@
  *	   streams pass with a streak of 0 and need no lock at all, so a round
  *	   over 10 000 streams does not hold 10 000 locks;
  *	4. write checks and streaks back with one UPDATE each, raise one request
- *	   per drifting stream (mlma._raise_request sends the NOTIFY), roll the
- *	   reference of 'rolling' streams after passing batches.
+ *	   per drifting stream, all in one call (mlma._raise_requests sends the
+ *	   NOTIFYs), roll the reference of 'rolling' streams after passing
+ *	   batches.
  *
  * Checks whose batch no longer has a reference of its model version (the
  * model was retrained meanwhile) are marked 'skipped'.
@@ -130,7 +131,7 @@ static const char *update_streaks_query =
 " WHERE st.stream_id OPERATOR(pg_catalog.=) u.stream_id";
 
 static const char *raise_query =
-"SELECT @extschema@._raise_request($1, 'drift', $2, $3, $4, NULL)";
+"SELECT @extschema@._raise_requests($1, 'drift', $2, $3, $4, NULL)";
 
 static const char *roll_query =
 "SELECT @extschema@._roll_reference($1, $2)";
@@ -496,32 +497,52 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 		}
 	}
 
-	/* requests (one per drifting stream: the first drift of the round) and
-	 * rolling references, in stream and batch order */
+	/*
+	 * Requests: one per drifting stream (the first drift of the round), all
+	 * in one call.  Then the rolling references, in stream and batch order.
+	 */
 	{
-		char	   *raise_sql = ExtQuery(raise_query, schema);
-		char	   *roll_sql = ExtQuery(roll_query, schema);
+		Datum	   *sids = palloc(sizeof(Datum) * ndue);
+		Datum	   *ps = palloc(sizeof(Datum) * ndue);
+		Datum	   *es = palloc(sizeof(Datum) * ndue);
+		Datum	   *cids = palloc(sizeof(Datum) * ndue);
+		int			nraise = 0;
 		int64		raised_for = -1;
+		char	   *roll_sql = ExtQuery(roll_query, schema);
 
 		for (i = 0; i < ndue; i++)
 		{
 			DueCheck   *d = &due[i];
 
-			if (d->skip || d->excluded)
+			if (d->skip || d->excluded || !d->drift || d->paused ||
+				raised_for == d->stream_id)
 				continue;
-			if (d->drift && !d->paused && raised_for != d->stream_id)
-			{
-				Oid			types[4] = {INT8OID, FLOAT8OID, FLOAT8OID, INT8OID};
-				Datum		args[4];
+			sids[nraise] = Int64GetDatum(d->stream_id);
+			ps[nraise] = Float8GetDatum(d->p_value);
+			es[nraise] = Float8GetDatum(d->effect);
+			cids[nraise] = Int64GetDatum(d->check_id);
+			nraise++;
+			raised_for = d->stream_id;
+		}
+		if (nraise > 0)
+		{
+			Oid			types[4] = {INT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
+			INT8ARRAYOID};
+			Datum		args[4];
 
-				args[0] = Int64GetDatum(d->stream_id);
-				args[1] = Float8GetDatum(d->p_value);
-				args[2] = Float8GetDatum(d->effect);
-				args[3] = Int64GetDatum(d->check_id);
-				ExecOrError(raise_sql, 4, types, args, SPI_OK_SELECT);
-				raised_for = d->stream_id;
-			}
-			else if (!d->significant && d->rolling)
+			args[0] = MakeArray(sids, nraise, INT8OID);
+			args[1] = MakeArray(ps, nraise, FLOAT8OID);
+			args[2] = MakeArray(es, nraise, FLOAT8OID);
+			args[3] = MakeArray(cids, nraise, INT8OID);
+			ExecOrError(ExtQuery(raise_query, schema), 4, types, args,
+						SPI_OK_SELECT);
+		}
+
+		for (i = 0; i < ndue; i++)
+		{
+			DueCheck   *d = &due[i];
+
+			if (!d->skip && !d->excluded && !d->significant && d->rolling)
 			{
 				Oid			types[2] = {INT8OID, INT4OID};
 				Datum		args[2];

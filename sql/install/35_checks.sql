@@ -39,30 +39,44 @@ AS $$
 	 WHERE r.request_id = p_request_id
 $$;
 
--- Raises a retrain request unless the stream already has an open one, and
--- sends NOTIFY mlma_retrain (delivered on commit only).  Returns the new
--- request id, or NULL when one was already open.
-CREATE FUNCTION @extschema@._raise_request(p_stream_id bigint, p_reason text,
-	p_p_value float8, p_effect float8, p_check_id bigint, p_note text)
-RETURNS bigint
+-- Raises retrain requests for several streams at once (run_checks raises
+-- all of a round's in one call): a stream that already has an open request
+-- gets none.  Each new request sends NOTIFY mlma_retrain (delivered on
+-- commit only).  Returns the new request ids.
+CREATE FUNCTION @extschema@._raise_requests(p_stream_ids bigint[], p_reason text,
+	p_p_values float8[], p_effects float8[], p_check_ids bigint[], p_note text)
+RETURNS bigint[]
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	v_id	bigint;
+	v_ids	bigint[];
 BEGIN
-	INSERT INTO @extschema@.retrain_requests
-		(stream_id, model_version, reason, p_value, effect, check_id, note)
-	SELECT s.stream_id, s.model_version, p_reason, p_p_value, p_effect,
-		   p_check_id, p_note
-	  FROM @extschema@.streams s WHERE s.stream_id = p_stream_id
-	ON CONFLICT (stream_id) WHERE status IN ('pending', 'claimed') DO NOTHING
-	RETURNING request_id INTO v_id;
-	IF v_id IS NOT NULL THEN
-		PERFORM pg_notify('mlma_retrain', @extschema@._notify_payload(v_id));
-	END IF;
-	RETURN v_id;
+	WITH ins AS (
+		INSERT INTO @extschema@.retrain_requests
+			(stream_id, model_version, reason, p_value, effect, check_id, note)
+		SELECT s.stream_id, s.model_version, p_reason, u.p, u.e, u.c, p_note
+		  FROM unnest(p_stream_ids, p_p_values, p_effects, p_check_ids) AS u(sid, p, e, c)
+		  JOIN @extschema@.streams s ON s.stream_id = u.sid
+		 ORDER BY u.sid
+		ON CONFLICT (stream_id) WHERE status IN ('pending', 'claimed') DO NOTHING
+		RETURNING request_id)
+	SELECT array_agg(request_id ORDER BY request_id) INTO v_ids FROM ins;
+	PERFORM pg_notify('mlma_retrain', @extschema@._notify_payload(id))
+	   FROM unnest(v_ids) AS id ORDER BY id;
+	RETURN coalesce(v_ids, '{}');
 END;
+$$;
+
+-- One request: the id of the new request, or NULL when one was already open.
+CREATE FUNCTION @extschema@._raise_request(p_stream_id bigint, p_reason text,
+	p_p_value float8, p_effect float8, p_check_id bigint, p_note text)
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT (@extschema@._raise_requests(ARRAY[p_stream_id], p_reason,
+		ARRAY[p_p_value], ARRAY[p_effect], ARRAY[p_check_id], p_note))[1]
 $$;
 
 -- Called by the hot path the first time an observation arrives after the
