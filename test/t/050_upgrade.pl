@@ -1,0 +1,81 @@
+# Copyright (c) mlma contributors
+#
+# 050_upgrade.pl
+#	  The upgrade path: CREATE EXTENSION mlma VERSION '0.1.0' followed by
+#	  ALTER EXTENSION mlma UPDATE must give the same catalog as a fresh
+#	  install of the default version: the same member objects, function
+#	  signatures, bodies and settings, columns, constraints, indexes, views,
+#	  privileges and config-dump registrations.  With one version installed
+#	  the update is a no-op; every later version needs an upgrade script
+#	  sql/mlma--A--B.sql, and this test fails when one is missing or differs.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('upgrade');
+$node->init;
+$node->start;
+
+my $catalog = q{
+	SELECT string_agg(line, E'\n' ORDER BY line) FROM (
+		SELECT 'function ' || p.oid::regprocedure::text || ' ' || md5(p.prosrc)
+			   || ' ' || p.provolatile::text || p.prosecdef::text || ' '
+			   || coalesce(array_to_string(p.proconfig, ','), '')
+			   || ' ' || coalesce(p.proacl::text, '') AS line
+		  FROM pg_proc p WHERE p.pronamespace = 'mlma'::regnamespace
+		UNION ALL
+		SELECT 'column ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+			   || ' ' || a.attnotnull || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '')
+		  FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		  LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+		 WHERE c.relnamespace = 'mlma'::regnamespace
+		UNION ALL
+		SELECT 'constraint ' || conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+		  FROM pg_constraint WHERE connamespace = 'mlma'::regnamespace
+		UNION ALL
+		SELECT 'index ' || pg_get_indexdef(indexrelid)
+		  FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+		 WHERE c.relnamespace = 'mlma'::regnamespace
+		UNION ALL
+		SELECT 'view ' || c.relname || ' ' || md5(pg_get_viewdef(c.oid))
+		  FROM pg_class c WHERE c.relnamespace = 'mlma'::regnamespace AND c.relkind = 'v'
+		UNION ALL
+		SELECT 'acl ' || c.relname || ' ' || coalesce(c.relacl::text, '')
+		  FROM pg_class c WHERE c.relnamespace = 'mlma'::regnamespace
+		UNION ALL
+		SELECT 'config ' || x::regclass::text
+		  FROM pg_extension e, unnest(e.extconfig) x WHERE e.extname = 'mlma'
+		UNION ALL
+		SELECT 'member ' || pg_describe_object(classid, objid, objsubid)
+		  FROM pg_depend
+		 WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+		   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'mlma')
+	) s
+};
+
+$node->safe_psql('postgres', 'CREATE DATABASE fresh; CREATE DATABASE upgraded');
+$node->safe_psql('fresh', 'CREATE EXTENSION mlma');
+my $default = $node->safe_psql('fresh', q{SELECT extversion FROM pg_extension WHERE extname = 'mlma'});
+$node->safe_psql('upgraded', q{CREATE EXTENSION mlma VERSION '0.1.0'});
+$node->safe_psql('upgraded', 'ALTER EXTENSION mlma UPDATE');
+is($node->safe_psql('upgraded', q{SELECT extversion FROM pg_extension WHERE extname = 'mlma'}),
+	$default, "0.1.0 updates to the default version $default");
+
+my $fresh = $node->safe_psql('fresh', $catalog);
+my $upgraded = $node->safe_psql('upgraded', $catalog);
+cmp_ok(length($fresh), '>', 1000, 'the catalog fingerprint covers the extension');
+is($upgraded, $fresh, 'an updated install has the same catalog as a fresh one');
+
+# and it works: a stream warms and its first test batch is checked
+$node->safe_psql('upgraded', q{
+	SELECT mlma.create_stream('upgrade/s', batch_size => 4);
+	SELECT count(mlma.observe_loss('upgrade/s', i)) FROM generate_series(1, 8) i;
+});
+is($node->safe_psql('upgraded', q{SELECT count(*) FROM mlma.checks WHERE status = 'done'}),
+	'1', 'the updated extension monitors');
+
+$node->stop;
+done_testing();
