@@ -342,6 +342,23 @@ mlma_invalidate_cache(PG_FUNCTION_ARGS)
 }
 
 /*
+ * StreamLockTag
+ *		The lock tag of a stream's writer lock: the object (mlma.streams,
+ *		stream_id) in this database.
+ */
+static void
+StreamLockTag(LOCKTAG *tag, int64 stream_id)
+{
+	Oid			relid = StreamsRelid();
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "mlma.streams not found");
+	SET_LOCKTAG_OBJECT(*tag, MyDatabaseId, relid,
+					   (uint32) (stream_id & 0xFFFFFFFF),
+					   (uint16) ((uint64) stream_id >> 32));
+}
+
+/*
  * mlma_lock_stream
  *		Take the stream's writer lock until the end of the transaction: a
  *		heavyweight lock on the object (mlma.streams, stream_id), so it shows
@@ -354,13 +371,8 @@ void
 mlma_lock_stream(int64 stream_id)
 {
 	LOCKTAG		tag;
-	Oid			relid = StreamsRelid();
 
-	if (!OidIsValid(relid))
-		elog(ERROR, "mlma.streams not found");
-	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, relid,
-					   (uint32) (stream_id & 0xFFFFFFFF),
-					   (uint16) ((uint64) stream_id >> 32));
+	StreamLockTag(&tag, stream_id);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
@@ -374,13 +386,8 @@ bool
 mlma_try_lock_stream(int64 stream_id)
 {
 	LOCKTAG		tag;
-	Oid			relid = StreamsRelid();
 
-	if (!OidIsValid(relid))
-		elog(ERROR, "mlma.streams not found");
-	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, relid,
-					   (uint32) (stream_id & 0xFFFFFFFF),
-					   (uint16) ((uint64) stream_id >> 32));
+	StreamLockTag(&tag, stream_id);
 	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
 }
 
