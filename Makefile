@@ -9,7 +9,11 @@ EXTENSION   = mlma
 EXTVERSION  = 0.1.0
 
 MODULE_big  = mlma
-OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+OBJS        = src/mlma.o \
+              src/stats_dist.o src/stats_param.o src/stats_rank.o src/loss.o \
+              src/stats_sql.o \
+              src/stream.o src/ingest.o src/check.o \
+              src/fleet.o
 
 # The install script is assembled from the pieces in sql/install (in name
 # order), so every concern keeps its own SQL file.
