@@ -704,6 +704,30 @@ SmirnovSf(long n, double x)
 }
 
 /*
+ * MatMulInto
+ *		out = a * b for m x m row-major matrices, through the scratch matrix
+ *		tmp, so that out may be a or b.
+ */
+static void
+MatMulInto(double *out, const double *a, const double *b, double *tmp, long m)
+{
+	long		i;
+	long		j;
+	long		r;
+
+	for (i = 0; i < m; i++)
+		for (j = 0; j < m; j++)
+		{
+			double		s = 0.0;
+
+			for (r = 0; r < m; r++)
+				s += a[i * m + r] * b[r * m + j];
+			tmp[i * m + j] = s;
+		}
+	memcpy(out, tmp, sizeof(double) * (size_t) (m * m));
+}
+
+/*
  * Durbin's matrix formula as Marsaglia, Tsang and Wang compute it:
  * P(D_n < d) = n!/n^n (H^n)_{kk}, with binary powering and explicit
  * exponent bookkeeping.  Returns the CDF; -1 when out of memory.
@@ -779,30 +803,10 @@ KolmogorovCdfDurbin(long n, double d)
 	{
 		if (nn % 2)
 		{
-			/* pw = pw * hm */
-			for (i = 0; i < m; i++)
-				for (j = 0; j < m; j++)
-				{
-					double		s = 0.0;
-
-					for (r = 0; r < m; r++)
-						s += pw[i * m + r] * hm[r * m + j];
-					tmp[i * m + j] = s;
-				}
-			memcpy(pw, tmp, sizeof(double) * (size_t) (m * m));
+			MatMulInto(pw, pw, hm, tmp, m);	/* pw = pw * hm */
 			expnt += hexpnt;
 		}
-		/* hm = hm * hm */
-		for (i = 0; i < m; i++)
-			for (j = 0; j < m; j++)
-			{
-				double		s = 0.0;
-
-				for (r = 0; r < m; r++)
-					s += hm[i * m + r] * hm[r * m + j];
-				tmp[i * m + j] = s;
-			}
-		memcpy(hm, tmp, sizeof(double) * (size_t) (m * m));
+		MatMulInto(hm, hm, hm, tmp, m);	/* hm = hm * hm */
 		hexpnt *= 2;
 		if (fabs(hm[(k - 1) * m + (k - 1)]) > ldexp(1.0, KS_SCALE_EXP))
 		{
