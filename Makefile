@@ -6,27 +6,30 @@
 #   make bench                run the benchmarks
 
 EXTENSION   = mlma
-EXTVERSION  = 0.1.0
+EXTVERSION  = 0.2.0
 
 MODULE_big  = mlma
 OBJS        = src/mlma.o \
-              src/stats_dist.o src/stats_param.o src/stats_rank.o src/loss.o \
+              src/core/stats_dist.o src/core/stats_param.o src/core/stats_rank.o src/core/loss.o \
               src/stats_sql.o \
               src/stream.o src/ingest.o src/check.o \
               src/fleet.o
 
 # The install script is assembled from the pieces in sql/install (in name
-# order), so every concern keeps its own SQL file.
+# order), so every concern keeps its own SQL file.  The upgrade script to the
+# current version is assembled the same way from sql/upgrade/<from>--<to>/.
+# Released install scripts (sql/mlma--0.1.0.sql) are kept as they shipped.
 INSTALL_PIECES = $(sort $(wildcard sql/install/*.sql))
-DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+UPGRADE_PIECES = $(sort $(wildcard sql/upgrade/0.1.0--0.2.0/*.sql))
+DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql sql/$(EXTENSION)--0.1.0--0.2.0.sql
+DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 
-REGRESS     = $(sort $(patsubst sql/%.sql,%,$(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql))))
-REGRESS_OPTS = --load-extension=$(EXTENSION)
-ISOLATION   = $(sort $(patsubst specs/%.spec,%,$(wildcard specs/*.spec)))
-ISOLATION_OPTS = --load-extension=$(EXTENSION)
+REGRESS     = $(sort $(patsubst test/sql/%.sql,%,$(wildcard test/sql/*.sql)))
+REGRESS_OPTS = --inputdir=test --load-extension=$(EXTENSION)
+ISOLATION   = $(sort $(patsubst test/specs/%.spec,%,$(wildcard test/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test --load-extension=$(EXTENSION)
 TAP_TESTS   = 1
-PROVE_TESTS = test/t/*.pl
+PROVE_TESTS ?= test/t/*.pl
 
 PG_CFLAGS  += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 SHLIB_LINK += -lm
@@ -38,7 +41,10 @@ EXTRA_CLEAN = src/agent/mlma-agent test/unit/stats_unit bench/kernels
 
 include $(PGXS)
 
-$(DATA_built): $(INSTALL_PIECES)
+sql/$(EXTENSION)--$(EXTVERSION).sql: $(INSTALL_PIECES)
+	cat /dev/null $^ > $@
+
+sql/$(EXTENSION)--0.1.0--0.2.0.sql: $(UPGRADE_PIECES)
 	cat /dev/null $^ > $@
 
 # ---- mlma-agent (libpq client) -------------------------------------------

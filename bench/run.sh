@@ -26,8 +26,8 @@ section() {
 # -- kernels: the numeric core in C against SciPy, same data, same run
 build_kernels() {
 	local core
-	core=$(ls src/stats_*.c src/loss.c | grep -v 'src/stats_sql.c')
-	cc -O2 -Wall -Wextra -Werror -Isrc -o bench/kernels bench/kernels.c $core -lm
+	core=$(ls src/core/*.c)
+	cc -O2 -Wall -Wextra -Werror -Isrc/core -o bench/kernels bench/kernels.c $core -lm
 }
 kernels() {
 	build_kernels && /usr/bin/python3 bench/bench_kernels.py bench/kernels

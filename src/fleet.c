@@ -45,7 +45,7 @@
 
 #include "mlma.h"
 #include "monitor.h"
-#include "stats.h"
+#include "core/stats.h"
 
 PG_FUNCTION_INFO_V1(mlma_run_checks);
 

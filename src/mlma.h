@@ -8,7 +8,7 @@
 #ifndef MLMA_H
 #define MLMA_H
 
-#include "stats.h"
+#include "core/stats.h"
 
 /* mlma.fdr: the false discovery rate of run_checks() (mlma.c) */
 extern double mlma_fdr;

@@ -18,7 +18,7 @@
 
 #include "utils/timestamp.h"
 
-#include "stats.h"
+#include "core/stats.h"
 
 /* longest stream name in bytes: 255 characters of up to 4 bytes */
 #define MLMA_NAME_MAXBYTES	1024
