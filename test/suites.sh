@@ -43,6 +43,11 @@ if [ -n "$(ls test/oracle/*.py 2>/dev/null)" ]; then
 	suite oracle ./test/oracle/run.sh
 fi
 
+# the README's examples, run as written
+if [ -f test/readme/run.py ]; then
+	suite readme /usr/bin/python3 test/readme/run.py
+fi
+
 echo
 echo "mlma test suites:$([ -n "$failures" ] && echo " failed:$failures")"
 echo "$passed passed, $failed failed"
