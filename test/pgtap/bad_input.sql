@@ -76,7 +76,7 @@ SELECT mlma.observe_loss('bad/s1', x) FROM (VALUES (1.0), (2.0), (1.5)) v(x);
 CREATE TABLE public.bad_preds (stream text, actual float8, predicted float8,
 							   at timestamptz);
 SELECT mlma.attach('public.bad_preds', 'stream', 'actual', 'predicted', 'at',
-				   '{"batch_size": 4}');
+				   '{"batch_size": 4}', on_invalid => 'error');
 -- a forecast waiting for its actual: the UPDATE that fills it in observes
 INSERT INTO public.bad_preds VALUES ('bad/update', NULL, 1, now());
 CREATE TABLE public.bad_free (stream text, actual float8, predicted float8);
@@ -87,7 +87,8 @@ CREATE TABLE public.bad_texttime (stream text, actual float8, predicted float8,
 CREATE VIEW public.bad_view AS SELECT * FROM public.bad_preds;
 -- attached, then the user changes a mapped column to a non-numeric type
 CREATE TABLE public.bad_altered (stream text, actual float8, predicted float8);
-SELECT mlma.attach('public.bad_altered', 'stream', 'actual', 'predicted');
+SELECT mlma.attach('public.bad_altered', 'stream', 'actual', 'predicted',
+				   on_invalid => 'error');
 ALTER TABLE public.bad_altered ALTER COLUMN actual TYPE text;
 
 -- requests in each state: pending, completed, dismissed, and a claimed one

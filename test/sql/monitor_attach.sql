@@ -16,7 +16,8 @@ CREATE TABLE forecasts (
 );
 
 SELECT mlma.attach('forecasts', 'zone', 'actual', 'predicted', 'target_at',
-				   '{"batch_size": 4, "loss": "squared", "labels": {"source": "forecasts"}}');
+				   '{"batch_size": 4, "loss": "squared", "labels": {"source": "forecasts"}}',
+				   on_invalid => 'error');
 SELECT source, stream_column, actual_column, predicted_column, time_column, defaults
   FROM mlma.attachments;
 SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'forecasts'::regclass;
