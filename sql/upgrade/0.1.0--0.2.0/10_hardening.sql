@@ -785,6 +785,7 @@ SELECT s.stream_id,
 					  ORDER BY ck.batch_no DESC
 					  LIMIT 1) c ON true;
 
+ALTER FUNCTION @extschema@.claim_retrain(text, interval) SECURITY DEFINER;
 ALTER FUNCTION @extschema@.schedule_checks(text) SECURITY DEFINER;
 ALTER FUNCTION @extschema@.unschedule_checks() SECURITY DEFINER;
 
