@@ -91,18 +91,26 @@ Int8Array(ArrayType *a, int *n, const char *what)
 
 /*
  * Mean
- *		The mean without overflow: each step adds x/k - m/k, so finite
- *		values up to DBL_MAX give a finite mean.
+ *		The mean without overflow: the plain sum / n, and when the sum
+ *		overflows (finite values near DBL_MAX), a running mean whose every
+ *		step adds x/k - m/k and so stays finite.
  */
 static double
 Mean(const double *x, int n)
 {
+	double		s = 0.0;
 	double		m = 0.0;
 	int			i;
 
+	if (n <= 0)
+		return 0.0;
+	for (i = 0; i < n; i++)
+		s += x[i];
+	if (isfinite(s))
+		return s / n;
 	for (i = 0; i < n; i++)
 		m += x[i] / (i + 1) - m / (i + 1);
-	return n > 0 ? m : 0.0;
+	return m;
 }
 
 static int

@@ -15,6 +15,7 @@
 
 BEGIN;
 
+SET LOCAL client_min_messages = warning;
 SELECT plan(42);
 
 CREATE FUNCTION pg_temp.n_obs(p_name text)
