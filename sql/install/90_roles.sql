@@ -56,6 +56,7 @@ GRANT EXECUTE ON FUNCTION
 	@extschema@.dm_test(float8[], float8[], text, int),
 	@extschema@.loss(text, float8, float8, float8),
 	@extschema@.bh_adjust(float8[]),
+	@extschema@._mean(float8[]),
 	@extschema@.check_history(text, timestamptz),
 	@extschema@.request_history(text, timestamptz),
 	@extschema@.replay(text, text, float8, int, int, int, text, float8, int)

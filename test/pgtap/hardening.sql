@@ -16,7 +16,7 @@
 BEGIN;
 
 SET LOCAL client_min_messages = warning;
-SELECT plan(42);
+SELECT plan(43);
 
 CREATE FUNCTION pg_temp.n_obs(p_name text)
 RETURNS bigint
@@ -40,6 +40,10 @@ SELECT lives_ok($$SELECT mlma.observe_loss('h/fixed', 1.7e308) FROM generate_ser
 SELECT is((SELECT count(*) FROM mlma.checks c JOIN mlma.streams s USING (stream_id)
 			WHERE s.name = 'h/fixed' AND c.status = 'done' AND c.significant IS NOT NULL),
 	1::bigint, 'and its check is recorded with an outcome');
+
+SELECT mlma.observe_loss('h/fixed', 1.7e308) FROM generate_series(1, 2);
+SELECT is((SELECT batch_mean FROM mlma.stream_status WHERE name = 'h/fixed'),
+	1.7e308::float8, 'stream_status shows the mean of an open batch of huge losses');
 
 SELECT mlma.create_stream('h/rolling', batch_size => 4, reference_policy => 'rolling');
 SELECT lives_ok($$SELECT mlma.observe_loss('h/rolling', 1.7e308 * (0.9 + (g % 2) / 10.0))

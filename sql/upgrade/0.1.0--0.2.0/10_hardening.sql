@@ -776,7 +776,8 @@ SELECT s.stream_id,
   LEFT JOIN @extschema@.reference_batches r USING (stream_id)
   LEFT JOIN @extschema@.retrain_requests q
 		 ON q.stream_id = s.stream_id AND q.status IN ('pending', 'claimed')
-  LEFT JOIN LATERAL (SELECT count(*)::int AS batch_n, avg(ob.loss) AS batch_mean
+  LEFT JOIN LATERAL (SELECT count(*)::int AS batch_n,
+							 @extschema@._mean(array_agg(ob.loss)) AS batch_mean
 					   FROM @extschema@.observations ob
 					  WHERE ob.stream_id = s.stream_id) o ON true
   LEFT JOIN LATERAL (SELECT ck.p_value, ck.effect, ck.drift, ck.checked_at
@@ -803,3 +804,5 @@ GRANT EXECUTE ON FUNCTION
 	@extschema@._drop_attachments(),
 	@extschema@.attach(regclass, name, name, name, name, jsonb, name, text)
 	TO mlma_admin;
+-- stream_status computes the open batch's mean with it
+GRANT EXECUTE ON FUNCTION @extschema@._mean(float8[]) TO mlma_reader;
