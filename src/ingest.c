@@ -34,6 +34,7 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
@@ -255,60 +256,137 @@ TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
 }
 
 /*
- * ComputeLoss
- *		The stream's loss of (actual, predicted), with clear errors.
+ * Reasons for a row that is not recorded (skipped under on_invalid 'skip',
+ * an error otherwise).
  */
-static double
-ComputeLoss(MlmaStream *stream, double actual, double predicted)
+static const char *const REASON_TIME = "observed_at is not finite";
+static const char *const REASON_VALUES = "actual or predicted is not finite";
+static const char *const REASON_UNDEFINED = "the loss is undefined for actual and predicted";
+static const char *const REASON_LOSS = "loss is not finite";
+static const char *const REASON_NEGATIVE = "loss is negative";
+static bool
+IsSpace(char c)
 {
-	double		loss;
-	int			rc;
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
 
+static const char *const REASON_UNKNOWN = "stream does not exist and the attachment does not create streams";
+
+/*
+ * mlma_stream_name_problem
+ *		Why name cannot be the name of a new stream, or NULL: 1 to 255
+ *		characters, no leading or trailing whitespace.  Other bytes are kept
+ *		as given (see README), the same rule as mlma._check_stream_name.
+ */
+const char *
+mlma_stream_name_problem(const char *name)
+{
+	size_t		len = strlen(name);
+
+	if (len == 0 || len >= MLMA_NAME_MAXBYTES || pg_mbstrlen(name) > 255)
+		return "stream name must be 1 to 255 characters";
+	if (IsSpace(name[0]) || IsSpace(name[len - 1]))
+		return "stream name must not begin or end with whitespace";
+	return NULL;
+}
+
+/*
+ * ComputeLoss
+ *		The stream's loss of (actual, predicted); NULL when recorded in
+ *		*loss, else the reason.
+ */
+static const char *
+ComputeLoss(MlmaStream *stream, double actual, double predicted, double *loss)
+{
 	if (!isfinite(actual) || !isfinite(predicted))
+		return REASON_VALUES;
+	if (mlma_loss(stream->loss_kind, actual, predicted, stream->loss_param, loss) != MLMA_OK)
+		return REASON_UNDEFINED;
+	return NULL;
+}
+
+static const char *
+CheckLoss(double loss)
+{
+	if (isnan(loss) || isinf(loss))
+		return REASON_LOSS;
+	if (loss < 0)
+		return REASON_NEGATIVE;
+	return NULL;
+}
+
+/*
+ * Invalid
+ *		The error of an observation that cannot be recorded (observe and
+ *		observe_loss, and attached tables under on_invalid 'error' through
+ *		their own message).
+ */
+static void
+Invalid(const MlmaObservation *obs, MlmaStream *stream, const char *reason)
+{
+	if (reason == REASON_TIME)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("observed_at must be finite"),
+				 errdetail("Stream \"%s\".", obs->name)));
+	if (reason == REASON_VALUES)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("actual and predicted must be finite"),
 				 errdetail("Stream \"%s\" received actual %g, predicted %g.",
-						   stream->name, actual, predicted)));
-
-	rc = mlma_loss(stream->loss_kind, actual, predicted, stream->loss_param, &loss);
-	if (rc != MLMA_OK)
+						   obs->name, obs->actual, obs->predicted)));
+	if (reason == REASON_UNDEFINED)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("loss %s is undefined for actual %g and predicted %g",
 						mlma_loss_name(stream->loss_kind) ? mlma_loss_name(stream->loss_kind) : "?",
-						actual, predicted),
-				 errdetail("Stream \"%s\".", stream->name)));
-	return loss;
-}
-
-static void
-CheckLoss(const char *name, double loss)
-{
-	if (isnan(loss) || isinf(loss))
+						obs->actual, obs->predicted),
+				 errdetail("Stream \"%s\".", obs->name)));
+	if (reason == REASON_LOSS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("loss must be finite"),
-				 errdetail("Stream \"%s\" received loss %g.", name, loss)));
-	if (loss < 0)
+				 errdetail("Stream \"%s\" received loss %g.", obs->name, obs->loss)));
+	if (reason == REASON_NEGATIVE)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("loss must not be negative"),
-				 errdetail("Stream \"%s\" received loss %g.", name, loss)));
+				 errdetail("Stream \"%s\" received loss %g.", obs->name, obs->loss)));
+	if (reason == REASON_UNKNOWN)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("stream \"%s\" does not exist", obs->name),
+				 errhint("Create it with mlma.create_stream().")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("%s", reason),
+			 errdetail("The stream name is \"%s\".", obs->name)));
 }
+
+#define REJECT(stream, reason) \
+	do { \
+		if (obs->skip_invalid) \
+			return (reason); \
+		Invalid(obs, (stream), (reason)); \
+	} while (0)
 
 /*
  * mlma_record
  *		Record one observation of the named stream.  by_loss: the loss is
  *		given; otherwise it is computed from actual and predicted with the
- *		stream's loss function.  defaults: NULL for observe() (unknown
- *		stream is an error), the attachment's defaults for the trigger
- *		(unknown stream is created).  The caller is connected to SPI.
+ *		stream's loss function.  defaults: NULL for observe() and for
+ *		attachments that do not create streams (unknown stream is invalid),
+ *		the attachment's defaults otherwise (unknown stream is created).
+ *		An invalid observation raises an error, or with skip_invalid
+ *		returns the reason and records nothing.  The caller is connected
+ *		to SPI.
  */
-void
-mlma_record(const char *name, bool by_loss, double actual, double predicted,
-			double loss, TimestampTz observed_at, const char *defaults)
+const char *
+mlma_record(const MlmaObservation *obs)
 {
+	const char *name = obs->name;
+	double		loss = obs->loss;
+	const char *problem;
 	MlmaStream *stream;
 	OwnedStream *owned = NULL;
 	int			attempt;
@@ -317,13 +395,13 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 	bool		found;
 	bool		done = false;
 
-	if (TIMESTAMP_NOT_FINITE(observed_at))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("observed_at must be finite"),
-				 errdetail("Stream \"%s\".", name)));
-	if (by_loss)
-		CheckLoss(name, loss);
+	if (TIMESTAMP_NOT_FINITE(obs->observed_at))
+		REJECT(NULL, REASON_TIME);
+	if (obs->by_loss && (problem = CheckLoss(loss)) != NULL)
+		REJECT(NULL, problem);
+	/* before a stream is created for it */
+	if (!obs->by_loss && (!isfinite(obs->actual) || !isfinite(obs->predicted)))
+		REJECT(NULL, REASON_VALUES);
 
 	PreparePlans();
 	stream = mlma_stream_get(name, false);
@@ -332,12 +410,11 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 	{
 		if (stream == NULL)
 		{
-			if (defaults == NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_UNDEFINED_OBJECT),
-						 errmsg("stream \"%s\" does not exist", name),
-						 errhint("Create it with mlma.create_stream().")));
-			stream = mlma_stream_auto_create(name, defaults);
+			if (obs->defaults == NULL)
+				REJECT(NULL, REASON_UNKNOWN);
+			if ((problem = mlma_stream_name_problem(name)) != NULL)
+				REJECT(NULL, problem);
+			stream = mlma_stream_auto_create(name, obs->defaults);
 		}
 		if (attempt >= MLMA_RECORD_ATTEMPTS)
 			ereport(ERROR,
@@ -345,8 +422,9 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 					 errmsg("could not record an observation of stream \"%s\"", name),
 					 errdetail("The stream's configuration changed during every attempt.")));
 
-		if (!by_loss)
-			loss = ComputeLoss(stream, actual, predicted);
+		if (!obs->by_loss &&
+			(problem = ComputeLoss(stream, obs->actual, obs->predicted, &loss)) != NULL)
+			REJECT(stream, problem);
 
 		owned = (OwnedStream *) hash_search(owned_streams, &stream->stream_id,
 											HASH_FIND, &found);
@@ -355,7 +433,7 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 			/* this transaction owns the stream: one INSERT */
 			args[0] = Int64GetDatum(stream->stream_id);
 			args[1] = Int64GetDatum(owned->next_seq);
-			args[2] = TimestampTzGetDatum(observed_at);
+			args[2] = TimestampTzGetDatum(obs->observed_at);
 			args[3] = Float8GetDatum(loss);
 			ret = SPI_execute_plan(insert_plan, args, NULL, false, 0);
 			if (ret != SPI_OK_INSERT)
@@ -366,7 +444,7 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 			continue;
 		}
 
-		switch (TouchStream(stream, observed_at, loss, &owned))
+		switch (TouchStream(stream, obs->observed_at, loss, &owned))
 		{
 			case 1:
 				done = true;
@@ -403,6 +481,66 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 				 SPI_result_code_string(ret));
 		owned->age_flagged = true;
 	}
+	return NULL;
+}
+
+/*
+ * mlma_count_skip
+ *		Count a row that was skipped: on the stream of that name (taking its
+ *		writer lock first, the order every writer uses), else on the
+ *		attachment.  The caller is connected to SPI.
+ */
+void
+mlma_count_skip(const char *name, Oid source, const char *reason)
+{
+	static SPIPlanPtr stream_plan = NULL;
+	static SPIPlanPtr attach_plan = NULL;
+	MlmaStream *stream = NULL;
+	Datum		args[2];
+	int			ret;
+
+	if (stream_plan == NULL)
+	{
+		Oid			types[2] = {INT8OID, TEXTOID};
+
+		stream_plan = PreparePlan("UPDATE mlma.stream_state "
+								  "SET skipped = skipped + 1, last_skip_reason = $2, "
+								  "    last_skip_at = now() "
+								  "WHERE stream_id = $1",
+								  2, types);
+	}
+	if (attach_plan == NULL)
+	{
+		Oid			types[2] = {OIDOID, TEXTOID};
+
+		attach_plan = PreparePlan("UPDATE mlma.attachments "
+								  "SET skipped = skipped + 1, last_skip_reason = $2, "
+								  "    last_skip_at = now() "
+								  "WHERE source = $1::regclass",
+								  2, types);
+	}
+
+	if (name != NULL)
+		stream = mlma_stream_get(name, false);
+	args[1] = CStringGetTextDatum(reason);
+	if (stream != NULL)
+	{
+		mlma_lock_stream(stream->stream_id);
+		args[0] = Int64GetDatum(stream->stream_id);
+		ret = SPI_execute_plan(stream_plan, args, NULL, false, 0);
+		if (ret != SPI_OK_UPDATE)
+			elog(ERROR, "counting a skipped row failed: %s",
+				 SPI_result_code_string(ret));
+		if (SPI_processed == 1)
+			return;
+	}
+	if (!OidIsValid(source))
+		return;
+	args[0] = ObjectIdGetDatum(source);
+	ret = SPI_execute_plan(attach_plan, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "counting a skipped row failed: %s",
+			 SPI_result_code_string(ret));
 }
 
 /*
@@ -426,6 +564,7 @@ Datum
 mlma_observe(PG_FUNCTION_ARGS)
 {
 	char	   *name;
+	MlmaObservation obs;
 
 	RequireArg(fcinfo, 0, "stream");
 	RequireArg(fcinfo, 1, "actual");
@@ -433,9 +572,14 @@ mlma_observe(PG_FUNCTION_ARGS)
 	RequireArg(fcinfo, 3, "observed_at");
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
+	memset(&obs, 0, sizeof(obs));
+	obs.name = name;
+	obs.actual = PG_GETARG_FLOAT8(1);
+	obs.predicted = PG_GETARG_FLOAT8(2);
+	obs.observed_at = PG_GETARG_TIMESTAMPTZ(3);
+
 	SPI_connect();
-	mlma_record(name, false, PG_GETARG_FLOAT8(1), PG_GETARG_FLOAT8(2), 0.0,
-				PG_GETARG_TIMESTAMPTZ(3), NULL);
+	(void) mlma_record(&obs);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -448,15 +592,21 @@ Datum
 mlma_observe_loss(PG_FUNCTION_ARGS)
 {
 	char	   *name;
+	MlmaObservation obs;
 
 	RequireArg(fcinfo, 0, "stream");
 	RequireArg(fcinfo, 1, "loss");
 	RequireArg(fcinfo, 2, "observed_at");
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
+	memset(&obs, 0, sizeof(obs));
+	obs.name = name;
+	obs.by_loss = true;
+	obs.loss = PG_GETARG_FLOAT8(1);
+	obs.observed_at = PG_GETARG_TIMESTAMPTZ(2);
+
 	SPI_connect();
-	mlma_record(name, true, 0.0, 0.0, PG_GETARG_FLOAT8(1),
-				PG_GETARG_TIMESTAMPTZ(2), NULL);
+	(void) mlma_record(&obs);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -465,6 +615,8 @@ mlma_observe_loss(PG_FUNCTION_ARGS)
  * Column positions of an attached table, cached per trigger and checked
  * against the current tuple descriptor before each use (cheap: a name
  * comparison per column), so ALTER TABLE on the user's table is harmless.
+ * A position is 0 when the column is missing; the column types are checked
+ * on every row (ColumnProblem), never only when the cache is filled.
  */
 typedef struct AttachedColumns
 {
@@ -472,18 +624,34 @@ typedef struct AttachedColumns
 	int			stream;
 	int			actual;
 	int			predicted;
-	int			time;			/* 0: no time column, now() is used */
+	int			time;			/* 0: no time column (or missing) */
+	int			benchmark;		/* 0: no benchmark column (or missing) */
 } AttachedColumns;
 
 #define MLMA_ATTACH_CACHE 16
 static AttachedColumns attach_cache[MLMA_ATTACH_CACHE];
 static int	attach_next = 0;
 
+/* what the trigger's arguments say (0.1.0 triggers have the first five) */
+typedef struct AttachArgs
+{
+	const char *stream;
+	const char *actual;
+	const char *predicted;
+	const char *time;			/* "" = none */
+	const char *defaults;
+	const char *benchmark;		/* "" = none */
+	bool		skip;			/* on_invalid = 'skip' */
+	bool		create;			/* unknown streams are created */
+} AttachArgs;
+
 static bool
 ColumnMatches(TupleDesc desc, int attnum, const char *name)
 {
 	Form_pg_attribute att;
 
+	if (name[0] == '\0')
+		return attnum == 0;
 	if (attnum <= 0 || attnum > desc->natts)
 		return false;
 	att = TupleDescAttr(desc, attnum - 1);
@@ -491,23 +659,19 @@ ColumnMatches(TupleDesc desc, int attnum, const char *name)
 }
 
 static int
-ResolveColumn(TupleDesc desc, const char *name, Relation rel)
+ResolveColumn(TupleDesc desc, const char *name)
 {
-	int			attnum = SPI_fnumber(desc, name);
+	int			attnum;
 
-	if (attnum <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" of attached table \"%s\" does not exist",
-						name, RelationGetRelationName(rel)),
-				 errhint("Call mlma.detach() and mlma.attach() again after renaming columns.")));
-	return attnum;
+	if (name[0] == '\0')
+		return 0;
+	attnum = SPI_fnumber(desc, name);
+	return attnum > 0 ? attnum : 0;
 }
 
 static AttachedColumns *
-GetAttachedColumns(Trigger *trigger, TupleDesc desc, Relation rel)
+GetAttachedColumns(Trigger *trigger, TupleDesc desc, const AttachArgs *a)
 {
-	char	  **a = trigger->tgargs;
 	AttachedColumns *c = NULL;
 	int			i;
 
@@ -518,10 +682,11 @@ GetAttachedColumns(Trigger *trigger, TupleDesc desc, Relation rel)
 			break;
 		}
 	if (c != NULL &&
-		ColumnMatches(desc, c->stream, a[0]) &&
-		ColumnMatches(desc, c->actual, a[1]) &&
-		ColumnMatches(desc, c->predicted, a[2]) &&
-		(a[3][0] == '\0' ? c->time == 0 : ColumnMatches(desc, c->time, a[3])))
+		ColumnMatches(desc, c->stream, a->stream) &&
+		ColumnMatches(desc, c->actual, a->actual) &&
+		ColumnMatches(desc, c->predicted, a->predicted) &&
+		ColumnMatches(desc, c->time, a->time) &&
+		ColumnMatches(desc, c->benchmark, a->benchmark))
 		return c;
 
 	if (c == NULL)
@@ -530,20 +695,81 @@ GetAttachedColumns(Trigger *trigger, TupleDesc desc, Relation rel)
 		attach_next = (attach_next + 1) % MLMA_ATTACH_CACHE;
 	}
 	c->tgoid = InvalidOid;
-	c->stream = ResolveColumn(desc, a[0], rel);
-	c->actual = ResolveColumn(desc, a[1], rel);
-	c->predicted = ResolveColumn(desc, a[2], rel);
-	c->time = a[3][0] == '\0' ? 0 : ResolveColumn(desc, a[3], rel);
+	c->stream = ResolveColumn(desc, a->stream);
+	c->actual = ResolveColumn(desc, a->actual);
+	c->predicted = ResolveColumn(desc, a->predicted);
+	c->time = ResolveColumn(desc, a->time);
+	c->benchmark = ResolveColumn(desc, a->benchmark);
 	c->tgoid = trigger->tgoid;
 	return c;
 }
 
+typedef enum ColumnKind
+{
+	COL_STREAM,
+	COL_NUMBER,
+	COL_TIME
+} ColumnKind;
+
+static bool
+TypeFits(Oid type, ColumnKind kind)
+{
+	switch (kind)
+	{
+		case COL_STREAM:
+			return type == TEXTOID || type == VARCHAROID;
+		case COL_NUMBER:
+			return type == FLOAT8OID || type == FLOAT4OID || type == INT2OID ||
+				type == INT4OID || type == INT8OID || type == NUMERICOID;
+		case COL_TIME:
+			return type == TIMESTAMPTZOID || type == TIMESTAMPOID;
+	}
+	return false;
+}
+
+/*
+ * ColumnProblem
+ *		NULL when the mapped column exists with a type the trigger reads,
+ *		else the problem (an error under on_invalid 'error').  *code gets
+ *		the SQLSTATE.
+ */
+static char *
+ColumnProblem(TupleDesc desc, int attnum, const char *name, ColumnKind kind,
+			  Relation rel, int *code)
+{
+	Oid			type;
+
+	if (attnum <= 0)
+	{
+		*code = ERRCODE_UNDEFINED_COLUMN;
+		return psprintf("column \"%s\" of attached table \"%s\" does not exist",
+						name, RelationGetRelationName(rel));
+	}
+	type = TupleDescAttr(desc, attnum - 1)->atttypid;
+	if (TypeFits(type, kind))
+		return NULL;
+	*code = ERRCODE_DATATYPE_MISMATCH;
+	switch (kind)
+	{
+		case COL_STREAM:
+			return psprintf("stream column \"%s\" must be of type text or varchar, not %s",
+							name, format_type_be(type));
+		case COL_NUMBER:
+			return psprintf("column \"%s\" must be of a numeric type, not %s",
+							name, format_type_be(type));
+		case COL_TIME:
+			break;
+	}
+	return psprintf("time column \"%s\" must be of type timestamptz or timestamp, not %s",
+					name, format_type_be(type));
+}
+
 /*
  * NumericValue
- *		A numeric column value as double.
+ *		A numeric column value as double (the type was checked).
  */
 static double
-NumericValue(Datum d, Oid type, const char *column)
+NumericValue(Datum d, Oid type)
 {
 	switch (type)
 	{
@@ -558,39 +784,59 @@ NumericValue(Datum d, Oid type, const char *column)
 		case INT8OID:
 			return (double) DatumGetInt64(d);
 		case NUMERICOID:
-			return DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
-		default:
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("column \"%s\" must be of a numeric type, not %s",
-							column, format_type_be(type))));
+			/* out of the float8 range: +-Infinity, not an error */
+			return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, d));
 	}
-	return 0.0;					/* keep compiler quiet */
+	return NAN;
+}
+
+/*
+ * RowError
+ *		The error for a row of an attached table, naming the table and the
+ *		attachment.
+ */
+static void
+RowError(Relation rel, const AttachArgs *a, int code, const char *msg)
+{
+	ereport(ERROR,
+			(errcode(code),
+			 errmsg("%s", msg),
+			 errdetail("Row of table \"%s\", attached to mlma with stream column \"%s\" (mlma.attachments).",
+					   RelationGetRelationName(rel), a->stream),
+			 errhint("Fix the row or the table, detach() the table, or attach it with on_invalid => 'skip'.")));
 }
 
 /*
  * mlma_observe_trigger
  *		AFTER INSERT OR UPDATE row trigger of an attached table.  Arguments:
- *		stream, actual, predicted and time column names ('' = none), and the
- *		defaults of automatically created streams (JSON).  A row becomes an
+ *		stream, actual, predicted and time column names ('' = none), the
+ *		defaults of automatically created streams (JSON), and since 0.2.0
+ *		the benchmark column ('' = none), on_invalid ('error' or 'skip') and
+ *		whether unknown streams are created ('t' or 'f').  A row becomes an
  *		observation when it is inserted with actual and predicted, or when
  *		an UPDATE fills in actual (NULL before) with predicted present.
- *		Rows with a NULL stream name are ignored.
+ *		Rows with a NULL stream name are ignored.  A row that cannot be an
+ *		observation (a mapped column gone or of another type, non-finite
+ *		values, a name that cannot be a stream) fails the statement under
+ *		on_invalid 'error', and is counted and left out under 'skip'.
  */
 Datum
 mlma_observe_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	Trigger    *trigger;
+	Relation	rel;
 	TupleDesc	desc;
 	HeapTuple	tuple;
 	AttachedColumns *cols;
+	AttachArgs	a;
+	MlmaObservation obs;
 	Datum		d;
 	bool		isnull;
-	char	   *name;
-	double		actual;
-	double		predicted;
-	TimestampTz at;
+	char	   *problem = NULL;
+	const char *reason;
+	int			code = ERRCODE_INVALID_PARAMETER_VALUE;
+	char	   *name = NULL;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -603,68 +849,128 @@ mlma_observe_trigger(PG_FUNCTION_ARGS)
 				 errmsg("mlma._observe_trigger() must be an AFTER ... FOR EACH ROW trigger")));
 
 	trigger = trigdata->tg_trigger;
-	if (trigger->tgnargs != 5)
+	if (trigger->tgnargs != 5 && trigger->tgnargs != 8)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("mlma._observe_trigger() needs 5 arguments, got %d",
+				 errmsg("mlma._observe_trigger() needs 8 arguments, got %d",
 						trigger->tgnargs),
 				 errhint("Install it with mlma.attach().")));
+	a.stream = trigger->tgargs[0];
+	a.actual = trigger->tgargs[1];
+	a.predicted = trigger->tgargs[2];
+	a.time = trigger->tgargs[3];
+	a.defaults = trigger->tgargs[4];
+	a.benchmark = trigger->tgnargs == 8 ? trigger->tgargs[5] : "";
+	a.skip = trigger->tgnargs == 8 && strcmp(trigger->tgargs[6], "skip") == 0;
+	a.create = trigger->tgnargs != 8 || strcmp(trigger->tgargs[7], "f") != 0;
 
-	desc = RelationGetDescr(trigdata->tg_relation);
-	cols = GetAttachedColumns(trigger, desc, trigdata->tg_relation);
+	rel = trigdata->tg_relation;
+	desc = RelationGetDescr(rel);
+	cols = GetAttachedColumns(trigger, desc, &a);
 
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-	{
 		tuple = trigdata->tg_newtuple;
-		/* only an UPDATE that fills in actual is an observation */
-		(void) heap_getattr(trigdata->tg_trigtuple, cols->actual, desc, &isnull);
-		if (!isnull)
-			return PointerGetDatum(NULL);
-	}
 	else if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 		tuple = trigdata->tg_trigtuple;
 	else
 		return PointerGetDatum(NULL);
 
-	d = heap_getattr(tuple, cols->actual, desc, &isnull);
-	if (isnull)
-		return PointerGetDatum(NULL);
-	actual = NumericValue(d, TupleDescAttr(desc, cols->actual - 1)->atttypid,
-						  trigger->tgargs[1]);
+	memset(&obs, 0, sizeof(obs));
 
-	d = heap_getattr(tuple, cols->predicted, desc, &isnull);
-	if (isnull)
-		return PointerGetDatum(NULL);
-	predicted = NumericValue(d, TupleDescAttr(desc, cols->predicted - 1)->atttypid,
-							 trigger->tgargs[2]);
-
-	d = heap_getattr(tuple, cols->stream, desc, &isnull);
-	if (isnull)
-		return PointerGetDatum(NULL);
-	name = TextDatumGetCString(d);
-
-	at = GetCurrentTransactionStartTimestamp();
-	if (cols->time > 0)
+	/* every column the trigger reads, checked by name and type */
+	if ((problem = ColumnProblem(desc, cols->actual, a.actual, COL_NUMBER, rel, &code)) == NULL &&
+		(problem = ColumnProblem(desc, cols->predicted, a.predicted, COL_NUMBER, rel, &code)) == NULL &&
+		(problem = ColumnProblem(desc, cols->stream, a.stream, COL_STREAM, rel, &code)) == NULL &&
+		(a.time[0] == '\0' ||
+		 (problem = ColumnProblem(desc, cols->time, a.time, COL_TIME, rel, &code)) == NULL) &&
+		(a.benchmark[0] == '\0' ||
+		 (problem = ColumnProblem(desc, cols->benchmark, a.benchmark, COL_NUMBER, rel, &code)) == NULL))
 	{
-		d = heap_getattr(tuple, cols->time, desc, &isnull);
-		if (!isnull)
+		if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 		{
-			Oid			ttype = TupleDescAttr(desc, cols->time - 1)->atttypid;
+			/* only an UPDATE that fills in actual is an observation */
+			(void) heap_getattr(trigdata->tg_trigtuple, cols->actual, desc, &isnull);
+			if (!isnull)
+				return PointerGetDatum(NULL);
+		}
 
-			if (ttype == TIMESTAMPTZOID)
-				at = DatumGetTimestampTz(d);
-			else if (ttype == TIMESTAMPOID)
-				at = DatumGetTimestampTz(DirectFunctionCall1(timestamp_timestamptz, d));
-			else
-				ereport(ERROR,
-						(errcode(ERRCODE_DATATYPE_MISMATCH),
-						 errmsg("time column \"%s\" must be of type timestamptz or timestamp, not %s",
-								trigger->tgargs[3], format_type_be(ttype))));
+		d = heap_getattr(tuple, cols->actual, desc, &isnull);
+		if (isnull)
+			return PointerGetDatum(NULL);
+		obs.actual = NumericValue(d, TupleDescAttr(desc, cols->actual - 1)->atttypid);
+
+		d = heap_getattr(tuple, cols->predicted, desc, &isnull);
+		if (isnull)
+			return PointerGetDatum(NULL);
+		obs.predicted = NumericValue(d, TupleDescAttr(desc, cols->predicted - 1)->atttypid);
+
+		d = heap_getattr(tuple, cols->stream, desc, &isnull);
+		if (isnull)
+			return PointerGetDatum(NULL);
+		name = TextDatumGetCString(d);
+
+		obs.observed_at = GetCurrentTransactionStartTimestamp();
+		if (cols->time > 0)
+		{
+			d = heap_getattr(tuple, cols->time, desc, &isnull);
+			if (!isnull)
+			{
+				if (TupleDescAttr(desc, cols->time - 1)->atttypid == TIMESTAMPTZOID)
+					obs.observed_at = DatumGetTimestampTz(d);
+				else
+					obs.observed_at = DatumGetTimestampTz(DirectFunctionCall1(timestamp_timestamptz, d));
+			}
+		}
+		if (cols->benchmark > 0)
+		{
+			d = heap_getattr(tuple, cols->benchmark, desc, &isnull);
+			if (!isnull)
+			{
+				obs.has_benchmark = true;
+				obs.benchmark = NumericValue(d, TupleDescAttr(desc, cols->benchmark - 1)->atttypid);
+			}
 		}
 	}
+	else if (!a.skip)
+		RowError(rel, &a, code, problem);
 
 	SPI_connect();
-	mlma_record(name, false, actual, predicted, 0.0, at, trigger->tgargs[4]);
+	if (problem == NULL)
+	{
+		obs.name = name;
+		obs.defaults = a.create ? a.defaults : NULL;
+		obs.skip_invalid = true;
+		reason = mlma_record(&obs);
+		if (reason != NULL && !a.skip)
+		{
+			/* the same message as observe(), naming the table */
+			PG_TRY();
+			{
+				obs.skip_invalid = false;
+				(void) mlma_record(&obs);
+			}
+			PG_CATCH();
+			{
+				ErrorData  *edata;
+
+				MemoryContextSwitchTo(TopTransactionContext);
+				edata = CopyErrorData();
+				FlushErrorState();
+				edata->detail = psprintf("%s%sRow of table \"%s\", attached to mlma with stream column \"%s\" (mlma.attachments).",
+										 edata->detail ? edata->detail : "",
+										 edata->detail ? " " : "",
+										 RelationGetRelationName(rel), a.stream);
+				ReThrowError(edata);
+			}
+			PG_END_TRY();
+			/* recorded the second time: cannot happen, the data is the same */
+			RowError(rel, &a, code, reason);
+		}
+		if (reason != NULL)
+			mlma_count_skip(name, RelationGetRelid(rel), reason);
+	}
+	else
+		mlma_count_skip(NULL, RelationGetRelid(rel), problem);
 	SPI_finish();
 
 	return PointerGetDatum(NULL);

@@ -50,8 +50,38 @@ extern void mlma_lock_stream(int64 stream_id);
 extern bool mlma_try_lock_stream(int64 stream_id);
 
 /* ingest.c */
-extern void mlma_record(const char *name, bool by_loss, double actual,
-						double predicted, double loss, TimestampTz observed_at,
-						const char *defaults);
+
+/*
+ * One observation, as every ingest path hands it to mlma_record.
+ */
+typedef struct MlmaObservation
+{
+	const char *name;			/* stream name */
+	bool		by_loss;		/* loss given (observe_loss) or computed */
+	double		actual;
+	double		predicted;
+	double		loss;			/* when by_loss */
+	bool		has_benchmark;	/* a benchmark value came with it */
+	double		benchmark;		/* benchmark prediction, or its loss when by_loss */
+	TimestampTz observed_at;
+	const char *defaults;		/* attachment defaults (JSON); NULL: unknown stream is an error */
+	bool		skip_invalid;	/* attachment on_invalid = 'skip' */
+} MlmaObservation;
+
+/*
+ * Records one observation.  Returns NULL when recorded; with skip_invalid,
+ * returns a short reason (static string) when the row was skipped instead of
+ * raising an error.  The caller counts the skip with mlma_count_skip.
+ */
+extern const char *mlma_record(const MlmaObservation *obs);
+
+/*
+ * Counts a skipped row: on the stream when one has this name, else on the
+ * attachment of the table source (InvalidOid: nowhere).
+ */
+extern void mlma_count_skip(const char *name, Oid source, const char *reason);
+
+/* NULL when name can be a new stream's name, else why not (static string) */
+extern const char *mlma_stream_name_problem(const char *name);
 
 #endif							/* MLMA_MONITOR_H */

@@ -47,9 +47,12 @@ CREATE TABLE @extschema@.stream_state (
 	open_start_seq	bigint NOT NULL DEFAULT 0,	-- seq of the open batch's first observation
 	batch_no		int NOT NULL DEFAULT 1,	-- number of the open batch
 	version_no		int NOT NULL DEFAULT 1,	-- model versions deployed so far
-	version_start_seq bigint NOT NULL DEFAULT 0,	-- first seq of this version
+	version_start_seq bigint NOT NULL DEFAULT 0,	-- first seq of this version's warm-up
 	streak			int NOT NULL DEFAULT 0,	-- significant batches in a row
-	age_flagged		bool NOT NULL DEFAULT false	-- max_model_age request raised
+	age_flagged		bool NOT NULL DEFAULT false,	-- max_model_age request raised
+	skipped			bigint NOT NULL DEFAULT 0,	-- rows of attached tables left out (on_invalid 'skip')
+	last_skip_reason text,
+	last_skip_at	timestamptz
 ) WITH (fillfactor = 50);
 
 -- The open batch: one row per observation not yet in a closed batch.  seq is
@@ -162,7 +165,13 @@ CREATE INDEX retrain_requests_queue_idx
 CREATE INDEX retrain_requests_stream_idx
 	ON @extschema@.retrain_requests (stream_id, requested_at);
 
--- Tables watched by attach(): the mapping of their columns.
+-- Tables watched by attach(): the mapping of their columns.  on_invalid:
+-- what a row that cannot be an observation does ('error': fails the
+-- statement, 'skip': stored in the table, not observed, counted).  A skip
+-- of a known stream is counted in its stream_state row, any other skip
+-- (a mapped column gone or of another type, a name that cannot be a
+-- stream) here.  Rows of dropped tables are removed by the event trigger
+-- mlma_drop_attachments (and by attach() and detach(), lazily).
 CREATE TABLE @extschema@.attachments (
 	source			regclass PRIMARY KEY,
 	stream_column	name NOT NULL,
@@ -170,7 +179,14 @@ CREATE TABLE @extschema@.attachments (
 	predicted_column name NOT NULL,
 	time_column		name,
 	defaults		jsonb NOT NULL DEFAULT '{}',
-	attached_at		timestamptz NOT NULL DEFAULT now()
+	attached_at		timestamptz NOT NULL DEFAULT now(),
+	benchmark_column name,
+	on_invalid		text NOT NULL DEFAULT 'skip'
+		CHECK (on_invalid IN ('error', 'skip')),
+	create_streams	bool NOT NULL DEFAULT true,
+	skipped			bigint NOT NULL DEFAULT 0,
+	last_skip_reason text,
+	last_skip_at	timestamptz
 );
 
 -- configuration and history survive pg_dump / restore

@@ -119,6 +119,10 @@ RETURNS bool
 AS 'MODULE_PATHNAME', 'mlma_try_lock_stream_sql'
 LANGUAGE C STRICT VOLATILE;
 
+-- Stream names: 1 to 255 characters without leading or trailing
+-- whitespace.  Otherwise the bytes are kept as given: names that look alike
+-- (NFC and NFD forms, zero-width or control characters) are different
+-- streams.  The hot path applies the same rule (mlma_stream_name_problem).
 CREATE FUNCTION @extschema@._check_stream_name(name text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
@@ -132,6 +136,11 @@ BEGIN
 		RAISE EXCEPTION 'stream name must be 1 to 255 characters'
 			USING ERRCODE = 'invalid_parameter_value',
 			DETAIL = format('The name has %s characters.', length(name));
+	END IF;
+	IF name ~ '^[ \t\n\v\f\r]' OR name ~ '[ \t\n\v\f\r]$' THEN
+		RAISE EXCEPTION 'stream name must not begin or end with whitespace'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('The name is %L.', name);
 	END IF;
 END;
 $$;
@@ -251,14 +260,20 @@ BEGIN
 		RAISE EXCEPTION 'defaults must be a JSON object'
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	IF d ? 'create_streams' AND jsonb_typeof(d->'create_streams') <> 'boolean' THEN
+		RAISE EXCEPTION 'create_streams in defaults must be true or false'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('create_streams is %s.', d->'create_streams');
+	END IF;
 	FOR k IN SELECT jsonb_object_keys(d) LOOP
+		CONTINUE WHEN k = 'create_streams';
 		IF k NOT IN ('batch_size', 'reference_size', 'method', 'alpha', 'loss',
 					 'loss_param', 'model_version', 'labels', 'check_mode',
 					 'reference_policy', 'min_effect', 'consecutive',
 					 'season_length', 'max_model_age') THEN
 			RAISE EXCEPTION 'unknown option in defaults: %', k
 				USING ERRCODE = 'invalid_parameter_value',
-				HINT = 'defaults takes the option names of create_stream.';
+				HINT = 'defaults takes the option names of create_stream and create_streams.';
 		END IF;
 	END LOOP;
 	BEGIN
@@ -398,6 +413,26 @@ BEGIN
 	UPDATE @extschema@.stream_state SET config_version = config_version + 1
 	 WHERE stream_id = v_id;
 
+	-- dm without season_length pairs the batch with the reference by
+	-- position: a live reference of another length cannot serve the new
+	-- settings, so it is dropped and the stream warms again from its open
+	-- batch (checks would otherwise never be testable)
+	IF n.model_version = s.model_version AND n.method = 'dm'
+		AND n.season_length IS NULL
+		AND EXISTS (SELECT 1 FROM @extschema@.reference_batches r
+					 WHERE r.stream_id = v_id
+					   AND cardinality(r.losses) <> n.batch_size) THEN
+		DELETE FROM @extschema@.reference_batches WHERE stream_id = v_id;
+		UPDATE @extschema@.stream_state
+		   SET version_start_seq = open_start_seq, streak = 0
+		 WHERE stream_id = v_id;
+		UPDATE @extschema@.checks SET status = 'skipped'
+		 WHERE stream_id = v_id AND status = 'waiting';
+		RAISE NOTICE 'the reference of stream "%" does not fit the new settings: the stream warms again', name
+			USING DETAIL = format('method dm pairs by position and batch_size is %s; the next %s observations become the reference.',
+								  n.batch_size, n.reference_size);
+	END IF;
+
 	-- deploying another model version by hand starts a new reference
 	IF n.model_version <> s.model_version THEN
 		PERFORM @extschema@._start_version(v_id, n.model_version);
@@ -471,11 +506,16 @@ RETURNS trigger
 AS 'MODULE_PATHNAME', 'mlma_observe_trigger'
 LANGUAGE C;
 
--- attach: watch a user table.  The row trigger receives the column names and
--- the defaults as arguments; mlma.attachments lists the mappings.
+-- attach: watch a user table.  The row trigger receives the column names,
+-- the defaults, the benchmark column, on_invalid and whether unknown streams
+-- are created (defaults key create_streams, default true) as arguments;
+-- mlma.attachments lists the mappings.  on_invalid 'skip' (the default)
+-- keeps the user's writes going: a row that cannot be an observation is
+-- stored in the table, left out of the monitoring and counted.
 CREATE FUNCTION @extschema@.attach(source regclass, stream_column name,
 	actual_column name, predicted_column name, time_column name DEFAULT NULL,
-	defaults jsonb DEFAULT '{}')
+	defaults jsonb DEFAULT '{}', benchmark_column name DEFAULT NULL,
+	on_invalid text DEFAULT 'skip')
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -484,24 +524,37 @@ DECLARE
 	v_kind	"char";
 	v_type	regtype;
 	v_col	name;
+	v_create bool;
 BEGIN
 	IF source IS NULL OR stream_column IS NULL OR actual_column IS NULL
 		OR predicted_column IS NULL THEN
 		RAISE EXCEPTION 'source, stream_column, actual_column and predicted_column must not be null'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
+	IF on_invalid IS NULL OR on_invalid NOT IN ('error', 'skip') THEN
+		RAISE EXCEPTION 'on_invalid must be error or skip'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('on_invalid is %s.', coalesce(on_invalid, 'NULL'));
+	END IF;
 	SELECT c.relkind INTO v_kind FROM pg_class c WHERE c.oid = source;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table with OID % does not exist', source::oid
+			USING ERRCODE = 'undefined_table';
+	END IF;
 	IF v_kind NOT IN ('r', 'p') THEN
 		RAISE EXCEPTION '"%" is not a table', source
 			USING ERRCODE = 'wrong_object_type';
 	END IF;
+	-- mappings of dropped tables whose OID came back
+	PERFORM @extschema@._forget_dropped_attachments();
 	IF EXISTS (SELECT 1 FROM @extschema@.attachments a WHERE a.source = attach.source) THEN
 		RAISE EXCEPTION 'table "%" is already attached', source
 			USING ERRCODE = 'duplicate_object',
 			HINT = 'Call detach() first to change the mapping.';
 	END IF;
 
-	FOREACH v_col IN ARRAY ARRAY[stream_column, actual_column, predicted_column, time_column] LOOP
+	FOREACH v_col IN ARRAY ARRAY[stream_column, actual_column, predicted_column,
+								 time_column, benchmark_column] LOOP
 		CONTINUE WHEN v_col IS NULL;
 		SELECT a.atttypid::regtype INTO v_type FROM pg_attribute a
 		 WHERE a.attrelid = source AND a.attname = v_col
@@ -514,37 +567,85 @@ BEGIN
 			AND v_type NOT IN ('text'::regtype, 'character varying'::regtype) THEN
 			RAISE EXCEPTION 'stream column "%" must be of type text or varchar, not %', v_col, v_type
 				USING ERRCODE = 'datatype_mismatch';
-		ELSIF v_col IN (actual_column, predicted_column) AND v_col <> stream_column
+		ELSIF v_col IN (actual_column, predicted_column, benchmark_column)
+			AND v_col <> stream_column
 			AND v_type NOT IN ('double precision'::regtype, 'real'::regtype,
 							   'numeric'::regtype, 'integer'::regtype,
 							   'bigint'::regtype, 'smallint'::regtype) THEN
 			RAISE EXCEPTION 'column "%" must be of a numeric type, not %', v_col, v_type
 				USING ERRCODE = 'datatype_mismatch';
-		ELSIF v_col = time_column AND v_col NOT IN (stream_column, actual_column, predicted_column)
+		ELSIF v_col = time_column
+			AND v_col NOT IN (stream_column, actual_column, predicted_column)
 			AND v_type NOT IN ('timestamp with time zone'::regtype,
 							   'timestamp without time zone'::regtype) THEN
 			RAISE EXCEPTION 'time column "%" must be of type timestamptz or timestamp, not %', v_col, v_type
 				USING ERRCODE = 'datatype_mismatch';
 		END IF;
 	END LOOP;
-	IF stream_column IN (actual_column, predicted_column, time_column)
-		OR actual_column IN (predicted_column, time_column)
-		OR predicted_column = time_column THEN
+	IF stream_column IN (actual_column, predicted_column, time_column, benchmark_column)
+		OR actual_column IN (predicted_column, time_column, benchmark_column)
+		OR predicted_column IN (time_column, benchmark_column)
+		OR time_column = benchmark_column THEN
 		RAISE EXCEPTION 'the mapped columns must be distinct'
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	PERFORM @extschema@._validate_defaults(defaults);
+	v_create := coalesce((defaults->>'create_streams')::bool, true);
 
 	INSERT INTO @extschema@.attachments
-		(source, stream_column, actual_column, predicted_column, time_column, defaults)
+		(source, stream_column, actual_column, predicted_column, time_column,
+		 defaults, benchmark_column, on_invalid, create_streams)
 	VALUES (source, stream_column, actual_column, predicted_column, time_column,
-			coalesce(defaults, '{}'));
+			coalesce(defaults, '{}'), benchmark_column, on_invalid, v_create);
 	EXECUTE format('CREATE TRIGGER mlma_observe AFTER INSERT OR UPDATE ON %s '
-				   'FOR EACH ROW EXECUTE FUNCTION @extschema@._observe_trigger(%L, %L, %L, %L, %L)',
+				   'FOR EACH ROW EXECUTE FUNCTION @extschema@._observe_trigger(%L, %L, %L, %L, %L, %L, %L, %L)',
 				   source, stream_column, actual_column, predicted_column,
-				   coalesce(time_column, ''), coalesce(defaults, '{}')::text);
+				   coalesce(time_column, ''),
+				   (coalesce(defaults, '{}') - 'create_streams')::text,
+				   coalesce(benchmark_column, ''), on_invalid,
+				   CASE WHEN v_create THEN 't' ELSE 'f' END);
 END;
 $$;
+
+-- Removes the mappings of tables that no longer exist (or whose OID now
+-- belongs to another table, without the trigger).  Returns how many.
+CREATE FUNCTION @extschema@._forget_dropped_attachments()
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_n		int;
+BEGIN
+	DELETE FROM @extschema@.attachments a
+	 WHERE NOT EXISTS (SELECT 1 FROM pg_trigger t
+						WHERE t.tgrelid = a.source AND t.tgname = 'mlma_observe'
+						  AND t.tgfoid = '@extschema@._observe_trigger()'::regprocedure);
+	GET DIAGNOSTICS v_n = ROW_COUNT;
+	RETURN v_n;
+END;
+$$;
+
+-- Event trigger function: DROP TABLE of an attached table removes its
+-- mapping (temporary tables dropped at the end of a session are removed
+-- lazily by attach() and detach()).  SECURITY DEFINER: any role may drop
+-- its own tables.
+CREATE FUNCTION @extschema@._drop_attachments()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM @extschema@.attachments a
+	 USING pg_event_trigger_dropped_objects() d
+	 WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
+	   AND d.objid = a.source::oid;
+END;
+$$;
+
+CREATE EVENT TRIGGER mlma_drop_attachments ON sql_drop
+	WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
+	EXECUTE FUNCTION @extschema@._drop_attachments();
 
 CREATE FUNCTION @extschema@.detach(source regclass)
 RETURNS void
@@ -552,11 +653,16 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	IF source IS NULL THEN
+		RAISE EXCEPTION 'source must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	DELETE FROM @extschema@.attachments a WHERE a.source = detach.source;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'table "%" is not attached', source
 			USING ERRCODE = 'undefined_object';
 	END IF;
+	PERFORM @extschema@._forget_dropped_attachments();
 	-- the mapping of a table dropped without detach is removed by its oid
 	IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = source) THEN
 		EXECUTE format('DROP TRIGGER IF EXISTS mlma_observe ON %s', source);

@@ -5,6 +5,13 @@
 -- stream's writer lock.  Scheduled checking (run_checks) reuses
 -- evaluate_batch and _finish_check on the checks left 'waiting'.
 
+-- The mean of losses without overflow (avg() raises on a sum beyond the
+-- float8 range), src/check.c.
+CREATE FUNCTION @extschema@._mean(losses float8[])
+RETURNS float8
+AS 'MODULE_PATHNAME', 'mlma_mean'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 -- C core of one check (src/check.c): the like-for-like reference sample
 -- (seasonal positions), the test with alternative 'greater', and the effect.
 CREATE FUNCTION @extschema@._evaluate(
@@ -132,6 +139,50 @@ BEGIN
 END;
 $$;
 
+-- Warm-up of a stream's reference from the reference_size observations
+-- starting at p_from_seq, inside the writer's transaction that closed a
+-- batch: never raises for data reasons.  When some of them are gone
+-- (purged by an older version of purge, or a dm reference that would not
+-- fit), the warm-up starts again at p_next_seq instead of building a
+-- reference from fewer observations.  Returns whether a reference was built.
+CREATE FUNCTION @extschema@._warm_reference(p_stream_id bigint, p_from_seq bigint,
+	p_size int, p_next_seq bigint)
+RETURNS bool
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s		@extschema@.streams;
+	v_losses	float8[];
+	v_seqs		int8[];
+	v_to		bigint := p_from_seq + p_size;
+BEGIN
+	SELECT * INTO s FROM @extschema@.streams WHERE stream_id = p_stream_id;
+	SELECT array_agg(l ORDER BY q), array_agg(q ORDER BY q)
+	  INTO v_losses, v_seqs
+	  FROM (SELECT u.l, b.first_seq + u.o - 1 AS q
+			  FROM @extschema@.batches b,
+				   unnest(b.losses) WITH ORDINALITY AS u(l, o)
+			 WHERE b.stream_id = p_stream_id
+			   AND b.first_seq < v_to
+			   AND b.first_seq + cardinality(b.losses) > p_from_seq
+			UNION ALL
+			SELECT o.loss, o.seq FROM @extschema@.observations o
+			 WHERE o.stream_id = p_stream_id
+			   AND o.seq >= p_from_seq AND o.seq < v_to) x
+	 WHERE q >= p_from_seq AND q < v_to;
+	IF coalesce(cardinality(v_losses), 0) < greatest(p_size, 2)
+		OR (s.method = 'dm' AND s.season_length IS NULL
+			AND cardinality(v_losses) <> s.batch_size) THEN
+		UPDATE @extschema@.stream_state SET version_start_seq = p_next_seq
+		 WHERE stream_id = p_stream_id;
+		RETURN false;
+	END IF;
+	PERFORM @extschema@._store_reference(p_stream_id, 'warmup', v_losses, v_seqs);
+	RETURN true;
+END;
+$$;
+
 -- Replaces the live reference of a stream.
 CREATE FUNCTION @extschema@._store_reference(p_stream_id bigint, p_source text,
 	p_losses float8[], p_seqs int8[])
@@ -161,7 +212,7 @@ BEGIN
 		(stream_id, version_no, model_version, source, losses, seqs, end_seq, mean)
 	VALUES (p_stream_id, st.version_no, s.model_version, p_source, p_losses, p_seqs,
 			(SELECT max(q) + 1 FROM unnest(p_seqs) q),
-			(SELECT avg(l) FROM unnest(p_losses) l))
+			@extschema@._mean(p_losses))
 	ON CONFLICT (stream_id) DO UPDATE
 	   SET version_no = excluded.version_no, model_version = excluded.model_version,
 		   source = excluded.source, losses = excluded.losses, seqs = excluded.seqs,
@@ -229,6 +280,13 @@ BEGIN
 	SELECT x.losses, x.seqs INTO v_l, v_q
 	  FROM @extschema@._rolled_reference(r.losses, r.seqs, b.losses, b.first_seq,
 										 s.season_length, s.reference_size) x;
+	-- runs inside the writer's transaction: a rolled reference that would
+	-- not be valid keeps the old one
+	IF coalesce(cardinality(v_l), 0) < 2
+		OR (s.method = 'dm' AND s.season_length IS NULL
+			AND cardinality(v_l) <> s.batch_size) THEN
+		RETURN;
+	END IF;
 	PERFORM @extschema@._store_reference(p_stream_id, 'rolling', v_l, v_q);
 END;
 $$;
@@ -385,8 +443,8 @@ BEGIN
 		-- warming: the version's first reference_size observations
 		IF NOT c.has_ref AND NOT p_partial
 			AND v_next - c.version_start_seq >= c.reference_size THEN
-			PERFORM @extschema@._set_reference_seqs(p_stream_id, c.version_start_seq,
-				c.version_start_seq + c.reference_size, 'warmup');
+			PERFORM @extschema@._warm_reference(p_stream_id, c.version_start_seq,
+				c.reference_size, v_next);
 		END IF;
 		-- scheduled: the check waits for run_checks()
 		IF v_role = 'test' AND NOT c.paused THEN

@@ -58,6 +58,11 @@ BEGIN
 		RAISE EXCEPTION 'lease must be positive'
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	IF lease > interval '1 year' THEN
+		RAISE EXCEPTION 'lease must be at most 1 year'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('lease is %s.', lease);
+	END IF;
 	-- The oldest pending request, or a claimed one whose lease expired, of a
 	-- stream whose writer lock is free: stream first, then request, the
 	-- order every writer uses (a writer raising a request on a stream holds

@@ -3,6 +3,8 @@
 -- state, by precedence: paused; retraining (a request is claimed, or a
 -- manual request is pending); drift (a drift or age request is pending);
 -- warming (no reference yet for this model version); monitoring.
+-- skipped: rows of attached tables left out under on_invalid 'skip', with
+-- the last reason and time.
 
 CREATE VIEW @extschema@.stream_status AS
 SELECT s.stream_id,
@@ -34,13 +36,17 @@ SELECT s.stream_id,
 	   (SELECT count(*)
 		  FROM @extschema@.retrain_requests rr
 		 WHERE rr.stream_id = s.stream_id AND rr.status = 'completed'
-		   AND rr.finished_at > now() - interval '30 days') AS retrains_30d
+		   AND rr.finished_at > now() - interval '30 days') AS retrains_30d,
+	   st.skipped,
+	   st.last_skip_reason,
+	   st.last_skip_at
   FROM @extschema@.streams s
   JOIN @extschema@.stream_state st USING (stream_id)
   LEFT JOIN @extschema@.reference_batches r USING (stream_id)
   LEFT JOIN @extschema@.retrain_requests q
 		 ON q.stream_id = s.stream_id AND q.status IN ('pending', 'claimed')
-  LEFT JOIN LATERAL (SELECT count(*)::int AS batch_n, avg(ob.loss) AS batch_mean
+  LEFT JOIN LATERAL (SELECT count(*)::int AS batch_n,
+							 @extschema@._mean(array_agg(ob.loss)) AS batch_mean
 					   FROM @extschema@.observations ob
 					  WHERE ob.stream_id = s.stream_id) o ON true
   LEFT JOIN LATERAL (SELECT ck.p_value, ck.effect, ck.drift, ck.checked_at

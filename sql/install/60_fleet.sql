@@ -28,7 +28,10 @@ END;
 $$;
 
 -- Registers run_checks() with pg_cron for the current database.  Returns the
--- pg_cron job id.  The job is named mlma_run_checks_<database>, so calling it
+-- pg_cron job id.  SECURITY DEFINER (90_roles.sql): pg_cron filters
+-- cron.job by user name and cron.database_name needs pg_read_all_settings,
+-- so the job belongs to the extension's owner and runs run_checks() with its
+-- rights; the command is fixed, the caller only chooses the schedule.  The job is named mlma_run_checks_<database>, so calling it
 -- again changes the schedule of the same job.
 CREATE FUNCTION @extschema@.schedule_checks(schedule text DEFAULT '*/5 * * * *')
 RETURNS bigint
@@ -137,6 +140,10 @@ AS $$
 DECLARE
 	v_id	bigint;
 BEGIN
+	IF p_name IS NULL THEN
+		RAISE EXCEPTION 'stream must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	SELECT stream_id INTO v_id FROM @extschema@.streams WHERE name = p_name;
 	IF v_id IS NULL THEN
 		RAISE EXCEPTION 'stream "%" does not exist', p_name
@@ -172,10 +179,16 @@ AS $$
 	 ORDER BY r.requested_at DESC, r.request_id DESC
 $$;
 
--- Removes history older than `older_than`: closed batches, finished checks
--- and finished requests.  Never touches the live references (they are kept
--- apart in reference_batches), the open batches, checks still waiting for
--- run_checks() or their batches, or open requests.
+-- Removes history older than `older_than`.  One rule: history is aged by
+-- the time of the observations it describes.  A closed batch goes when its
+-- last observation (last_at) is older than now() - older_than, and its
+-- check goes with it (checks whose batch is already gone go by the time
+-- they were checked).  A finished request goes when it finished before the
+-- cut.  Always kept, whatever their age: the open batches, the live
+-- references (kept apart in reference_batches), the batches of a stream
+-- still warming its reference, checks waiting for run_checks() and their
+-- batches, open requests, and the check and batch an open request was
+-- raised for (dismiss(..., accept_as_reference => true) needs them).
 CREATE FUNCTION @extschema@.purge(older_than interval)
 RETURNS TABLE (batches bigint, checks bigint, requests bigint)
 LANGUAGE plpgsql
@@ -192,16 +205,42 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	v_cut := now() - older_than;
-	DELETE FROM @extschema@.batches b
-	 WHERE b.last_at < v_cut
-	   AND NOT EXISTS (SELECT 1 FROM @extschema@.checks c
-					    WHERE c.stream_id = b.stream_id
-						  AND c.batch_no = b.batch_no
-						  AND c.status = 'waiting');
-	GET DIAGNOSTICS v_b = ROW_COUNT;
-	DELETE FROM @extschema@.checks
-	 WHERE status <> 'waiting' AND coalesce(checked_at, created_at) < v_cut;
-	GET DIAGNOSTICS v_c = ROW_COUNT;
+	WITH gone AS (
+		DELETE FROM @extschema@.batches b
+		 USING @extschema@.stream_state st
+		 WHERE st.stream_id = b.stream_id
+		   AND b.last_at < v_cut
+		   -- waiting checks
+		   AND NOT EXISTS (SELECT 1 FROM @extschema@.checks c
+							WHERE c.stream_id = b.stream_id
+							  AND c.batch_no = b.batch_no
+							  AND c.status = 'waiting')
+		   -- the flagged batch of an open request
+		   AND NOT EXISTS (SELECT 1 FROM @extschema@.retrain_requests q
+							 JOIN @extschema@.checks c ON c.check_id = q.check_id
+							WHERE q.stream_id = b.stream_id
+							  AND q.status NOT IN ('completed', 'failed', 'dismissed')
+							  AND c.stream_id = b.stream_id AND c.batch_no = b.batch_no)
+		   -- the warm-up of a stream without a reference
+		   AND NOT (b.first_seq + cardinality(b.losses) > st.version_start_seq
+					AND NOT EXISTS (SELECT 1 FROM @extschema@.reference_batches r
+									 WHERE r.stream_id = b.stream_id))
+		RETURNING b.stream_id, b.batch_no
+	), gone_checks AS (
+		DELETE FROM @extschema@.checks c
+		 WHERE c.status <> 'waiting'
+		   AND NOT EXISTS (SELECT 1 FROM @extschema@.retrain_requests q
+							WHERE q.check_id = c.check_id
+							  AND q.status NOT IN ('completed', 'failed', 'dismissed'))
+		   AND ((c.stream_id, c.batch_no) IN (SELECT g.stream_id, g.batch_no FROM gone g)
+				OR (coalesce(c.checked_at, c.created_at) < v_cut
+					AND NOT EXISTS (SELECT 1 FROM @extschema@.batches b
+									 WHERE b.stream_id = c.stream_id
+									   AND b.batch_no = c.batch_no)))
+		RETURNING 1
+	)
+	SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM gone_checks)
+	  INTO v_b, v_c;
 	DELETE FROM @extschema@.retrain_requests
 	 WHERE status IN ('completed', 'failed', 'dismissed')
 	   AND finished_at < v_cut;

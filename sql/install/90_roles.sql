@@ -41,6 +41,9 @@ ALTER FUNCTION @extschema@.fail_retrain(bigint, text) SECURITY DEFINER;
 ALTER FUNCTION @extschema@.replay(text, text, float8, int, int, int, text, float8, int)
 	SECURITY DEFINER;
 ALTER FUNCTION @extschema@.check_history(text, timestamptz) SECURITY DEFINER;
+-- pg_cron jobs belong to the extension's owner (see schedule_checks)
+ALTER FUNCTION @extschema@.schedule_checks(text) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.unschedule_checks() SECURITY DEFINER;
 ALTER FUNCTION @extschema@.request_history(text, timestamptz) SECURITY DEFINER;
 
 -- reader: every table and view, read only; the pure statistics; history
@@ -53,6 +56,7 @@ GRANT EXECUTE ON FUNCTION
 	@extschema@.dm_test(float8[], float8[], text, int),
 	@extschema@.loss(text, float8, float8, float8),
 	@extschema@.bh_adjust(float8[]),
+	@extschema@._mean(float8[]),
 	@extschema@.check_history(text, timestamptz),
 	@extschema@.request_history(text, timestamptz),
 	@extschema@.replay(text, text, float8, int, int, int, text, float8, int)

@@ -18,7 +18,7 @@
 
 BEGIN;
 
-SELECT plan(176);
+SELECT plan(300);
 
 -- the helpers read tables created further down
 SET LOCAL check_function_bodies = off;
@@ -76,7 +76,7 @@ SELECT mlma.observe_loss('bad/s1', x) FROM (VALUES (1.0), (2.0), (1.5)) v(x);
 CREATE TABLE public.bad_preds (stream text, actual float8, predicted float8,
 							   at timestamptz);
 SELECT mlma.attach('public.bad_preds', 'stream', 'actual', 'predicted', 'at',
-				   '{"batch_size": 4}');
+				   '{"batch_size": 4}', on_invalid => 'error');
 -- a forecast waiting for its actual: the UPDATE that fills it in observes
 INSERT INTO public.bad_preds VALUES ('bad/update', NULL, 1, now());
 CREATE TABLE public.bad_free (stream text, actual float8, predicted float8);
@@ -87,7 +87,8 @@ CREATE TABLE public.bad_texttime (stream text, actual float8, predicted float8,
 CREATE VIEW public.bad_view AS SELECT * FROM public.bad_preds;
 -- attached, then the user changes a mapped column to a non-numeric type
 CREATE TABLE public.bad_altered (stream text, actual float8, predicted float8);
-SELECT mlma.attach('public.bad_altered', 'stream', 'actual', 'predicted');
+SELECT mlma.attach('public.bad_altered', 'stream', 'actual', 'predicted',
+				   on_invalid => 'error');
 ALTER TABLE public.bad_altered ALTER COLUMN actual TYPE text;
 
 -- requests in each state: pending, completed, dismissed, and a claimed one
@@ -326,6 +327,134 @@ SELECT pg_temp.bad($$COPY public.bad_preds FROM PROGRAM 'printf "bad/copy\t1\t2\
 	'22023', 'actual and predicted must be finite', 'attached table: COPY with a bad row');
 SELECT pg_temp.bad($$UPDATE public.bad_preds SET actual = 'NaN' WHERE stream = 'bad/update'$$,
 	'22023', 'actual and predicted must be finite', 'attached table: UPDATE filling in NaN');
+
+-- ---- every argument of every public function: NULLs, out-of-range values,
+-- unknown names (0.2.0) ---------------------------------------------------
+
+SELECT pg_temp.bad($$SELECT mlma.resume(NULL)$$,
+	'22004', 'stream must not be null', 'resume: NULL stream');
+SELECT pg_temp.bad($$SELECT mlma.resume('no/such')$$,
+	'42704', 'stream "no/such" does not exist', 'resume: unknown stream');
+SELECT pg_temp.bad($$SELECT mlma.pause(NULL)$$,
+	'22004', 'stream must not be null', 'pause: NULL stream');
+SELECT pg_temp.bad($$SELECT mlma.drop_stream(NULL)$$,
+	'22004', 'stream must not be null', 'drop_stream: NULL stream');
+SELECT pg_temp.bad($$SELECT mlma.drop_stream('no/such')$$,
+	'42704', 'stream "no/such" does not exist', 'drop_stream: unknown stream');
+SELECT pg_temp.bad($$SELECT mlma.configure(NULL, alpha => 0.1)$$,
+	'22004', 'stream must not be null', 'configure: NULL stream');
+SELECT pg_temp.bad($$SELECT mlma.configure('no/such', alpha => 0.1)$$,
+	'42704', 'stream "no/such" does not exist', 'configure: unknown stream');
+SELECT pg_temp.bad($$SELECT mlma.configure('bad/s1', alpha => 2)$$,
+	'22023', 'alpha must be between 0 and 1 (exclusive)', 'configure: alpha out of range');
+SELECT pg_temp.bad($$SELECT mlma.configure('bad/s1', batch_size => 1)$$,
+	'22023', 'batch_size must be between 2 and 100000', 'configure: batch_size out of range');
+SELECT pg_temp.bad($$SELECT mlma.configure('bad/s1', method => 'bogus')$$,
+	'22023', 'unknown method: bogus', 'configure: unknown method');
+SELECT pg_temp.bad($$SELECT mlma.configure('bad/s1', loss => 'bogus')$$,
+	'22023', 'unknown loss: bogus', 'configure: unknown loss');
+SELECT pg_temp.bad($$SELECT mlma.configure('bad/s1', consecutive => 0)$$,
+	'22023', 'consecutive must be between 1 and 1000', 'configure: consecutive out of range');
+SELECT pg_temp.bad($$SELECT mlma.configure('bad/s1', min_effect => -1)$$,
+	'22023', 'min_effect must be a finite number at least 0', 'configure: negative min_effect');
+SELECT pg_temp.bad($$SELECT mlma.configure('bad/s1', season_length => 1)$$,
+	'22023', 'season_length must be between 2 and 100000', 'configure: season_length out of range');
+SELECT pg_temp.bad($$SELECT mlma.configure('bad/s1', max_model_age => '-1 day')$$,
+	'22023', 'max_model_age must be positive', 'configure: negative max_model_age');
+SELECT pg_temp.bad($$SELECT mlma.configure('bad/s1', labels => '[]')$$,
+	'22023', 'labels must be a JSON object', 'configure: labels not an object');
+SELECT pg_temp.bad($$SELECT mlma.configure('bad/s1', model_version => '')$$,
+	'22023', 'model_version must be 1 to 255 characters', 'configure: empty model_version');
+SELECT pg_temp.bad($$SELECT mlma.configure('bad/s1', check_mode => 'bogus')$$,
+	'22023', 'unknown check_mode: bogus', 'configure: unknown check_mode');
+SELECT pg_temp.bad($$SELECT mlma.configure('bad/s1', reference_policy => 'bogus')$$,
+	'22023', 'unknown reference_policy: bogus', 'configure: unknown reference_policy');
+SELECT pg_temp.bad($$SELECT mlma.detach(NULL)$$,
+	'22004', 'source must not be null', 'detach: NULL source');
+SELECT pg_temp.bad($$SELECT mlma.attach('public.bad_free', 'stream', 'actual', 'predicted', on_invalid => NULL)$$,
+	'22023', 'on_invalid must be error or skip', 'attach: NULL on_invalid');
+SELECT pg_temp.bad($$SELECT mlma.attach('public.bad_free', 'stream', 'actual', 'predicted', on_invalid => 'ignore')$$,
+	'22023', 'on_invalid must be error or skip', 'attach: unknown on_invalid');
+SELECT pg_temp.bad($$SELECT mlma.attach(0, 'stream', 'actual', 'predicted')$$,
+	'42P01', 'table with OID 0 does not exist', 'attach: OID 0');
+SELECT pg_temp.bad($$SELECT mlma.attach(NULL, 'stream', 'actual', 'predicted')$$,
+	'22004', 'source, stream_column, actual_column and predicted_column must not be null', 'attach: NULL source');
+SELECT pg_temp.bad($$SELECT mlma.attach('public.bad_free', NULL, 'actual', 'predicted')$$,
+	'22004', 'source, stream_column, actual_column and predicted_column must not be null', 'attach: NULL stream_column');
+SELECT pg_temp.bad($$SELECT mlma.attach('public.bad_free', 'stream', NULL, 'predicted')$$,
+	'22004', 'source, stream_column, actual_column and predicted_column must not be null', 'attach: NULL actual_column');
+SELECT pg_temp.bad($$SELECT mlma.attach('public.bad_free', 'stream', 'actual', NULL)$$,
+	'22004', 'source, stream_column, actual_column and predicted_column must not be null', 'attach: NULL predicted_column');
+SELECT pg_temp.bad($$SELECT mlma.attach('public.bad_textactual', 'stream', 'predicted', 'stream', benchmark_column => 'actual')$$,
+	'42804', 'column "actual" must be of a numeric type, not text', 'attach: text benchmark column');
+SELECT pg_temp.bad($$SELECT mlma.attach('public.bad_free', 'stream', 'actual', 'predicted', benchmark_column => 'nosuch')$$,
+	'42703', 'column "nosuch" of table "public.bad_free" does not exist', 'attach: unknown benchmark column');
+SELECT pg_temp.bad($$SELECT mlma.attach('public.bad_free', 'stream', 'actual', 'predicted', benchmark_column => 'actual')$$,
+	'22023', 'the mapped columns must be distinct', 'attach: benchmark column mapped twice');
+SELECT pg_temp.bad($$SELECT mlma.attach('public.bad_free', 'stream', 'actual', 'predicted', NULL, '{"create_streams": 1}')$$,
+	'22023', 'create_streams in defaults must be true or false', 'attach: create_streams not a boolean');
+SELECT pg_temp.bad($$SELECT * FROM mlma.claim_retrain('w', '1000000 years')$$,
+	'22023', 'lease must be at most 1 year', 'claim_retrain: endless lease');
+SELECT pg_temp.bad($$SELECT * FROM mlma.claim_retrain(NULL)$$,
+	'22023', 'worker must be a non-empty name', 'claim_retrain: NULL worker');
+SELECT pg_temp.bad($$SELECT * FROM mlma.claim_retrain('w', NULL)$$,
+	'22023', 'lease must be positive', 'claim_retrain: NULL lease');
+SELECT pg_temp.bad($$SELECT mlma.complete_retrain(NULL, 'v9')$$,
+	'22004', 'request_id must not be null', 'complete_retrain: NULL request_id');
+SELECT pg_temp.bad($$SELECT mlma.fail_retrain(NULL, 'x')$$,
+	'22004', 'request_id must not be null', 'fail_retrain: NULL request_id');
+SELECT pg_temp.bad($$SELECT mlma.dismiss(NULL, 'x')$$,
+	'22004', 'request_id must not be null', 'dismiss: NULL request_id');
+SELECT pg_temp.bad($$SELECT mlma.request_retrain(NULL)$$,
+	'22004', 'stream must not be null', 'request_retrain: NULL stream');
+SELECT pg_temp.bad($$SELECT mlma.request_retrain('no/such')$$,
+	'42704', 'stream "no/such" does not exist', 'request_retrain: unknown stream');
+SELECT pg_temp.bad($$SELECT mlma.pin_reference(NULL, now() - interval '1 day', now())$$,
+	'22004', 'stream must not be null', 'pin_reference: NULL stream');
+SELECT pg_temp.bad($$SELECT mlma.pin_reference('bad/s1', NULL, now())$$,
+	'22023', 'from_ts and to_ts must be a non-empty time range', 'pin_reference: NULL from_ts');
+SELECT pg_temp.bad($$SELECT mlma.pin_reference('bad/s1', now(), now() - interval '1 day')$$,
+	'22023', 'from_ts and to_ts must be a non-empty time range', 'pin_reference: reversed range');
+SELECT pg_temp.bad($$SELECT mlma.pin_reference('no/such', now() - interval '1 day', now())$$,
+	'42704', 'stream "no/such" does not exist', 'pin_reference: unknown stream');
+SELECT pg_temp.bad($$SELECT * FROM mlma.purge(NULL)$$,
+	'22023', 'older_than must be a non-negative interval', 'purge: NULL older_than');
+SELECT pg_temp.bad($$SELECT * FROM mlma.purge('-1 day')$$,
+	'22023', 'older_than must be a non-negative interval', 'purge: negative older_than');
+SELECT pg_temp.bad($$SELECT * FROM mlma.replay(NULL)$$,
+	'22004', 'stream must not be null', 'replay: NULL stream');
+SELECT pg_temp.bad($$SELECT * FROM mlma.replay('no/such')$$,
+	'42704', 'stream "no/such" does not exist', 'replay: unknown stream');
+SELECT pg_temp.bad($$SELECT * FROM mlma.replay('bad/s1', alpha => 2)$$,
+	'22023', 'alpha must be between 0 and 1 (exclusive)', 'replay: alpha out of range');
+SELECT pg_temp.bad($$SELECT * FROM mlma.replay('bad/s1', method => 'bogus')$$,
+	'22023', 'unknown method: bogus', 'replay: unknown method');
+SELECT pg_temp.bad($$SELECT * FROM mlma.check_history(NULL)$$,
+	'22004', 'stream must not be null', 'check_history: NULL stream');
+SELECT pg_temp.bad($$SELECT * FROM mlma.check_history('no/such')$$,
+	'42704', 'stream "no/such" does not exist', 'check_history: unknown stream');
+SELECT pg_temp.bad($$SELECT * FROM mlma.request_history(NULL)$$,
+	'22004', 'stream must not be null', 'request_history: NULL stream');
+SELECT pg_temp.bad($$SELECT * FROM mlma.request_history('no/such')$$,
+	'42704', 'stream "no/such" does not exist', 'request_history: unknown stream');
+SELECT pg_temp.bad($$SELECT mlma.schedule_checks(NULL)$$,
+	'22023', 'schedule must not be empty', 'schedule_checks: NULL schedule');
+SELECT pg_temp.bad($$SELECT * FROM mlma.run_checks(fdr => -1)$$,
+	'22023', 'fdr must be between 0 and 1 (exclusive), got -1', 'run_checks: negative fdr');
+SELECT pg_temp.bad($$SELECT * FROM mlma.welch_test('{1,2}', '{1,2}', 'bogus')$$,
+	'22023', 'unknown alternative "bogus"', 'welch_test: unknown alternative');
+SELECT pg_temp.bad($$SELECT * FROM mlma.mann_whitney_test('{1}', '{1,2}')$$,
+	'22023', 'reference must contain at least 2 values', 'mann_whitney_test: one observation');
+SELECT pg_temp.bad($$SELECT * FROM mlma.hac_test('{1,2,3}', '{1,2,3}', 'greater', -1)$$,
+	'22023', 'lags must not be negative', 'hac_test: negative lag');
+SELECT pg_temp.bad($$SELECT * FROM mlma.dm_test('{1,2,3}', '{1,2}')$$,
+	'22023', 'reference and current must have the same length for dm_test', 'dm_test: samples of different lengths');
+SELECT pg_temp.bad($$SELECT mlma.loss('bogus', 1, 2)$$,
+	'22023', 'unknown loss kind "bogus"', 'loss: unknown kind');
+SELECT pg_temp.bad($$SELECT mlma.bh_adjust('{0.5,NULL}')$$,
+	'22023', 'p_values contains a null value at position 2', 'bh_adjust: NULL element');
+SELECT pg_temp.bad($$SELECT mlma.bh_adjust('{2}')$$,
+	'22023', 'p_values contains a value outside [0, 1] at position 1', 'bh_adjust: p-value above 1');
 
 -- ---- names that are valid though hostile, and the notification limit ------
 

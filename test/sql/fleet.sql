@@ -71,7 +71,8 @@ SELECT mlma.schedule_checks('* * * * *');
 SELECT mlma.schedule_checks('');
 \set VERBOSITY default
 
--- Retention: purge keeps open requests, waiting checks and live references.
+-- Retention: purge keeps open requests (and the batch and check each was
+-- raised for), waiting checks and live references.
 SELECT * FROM mlma.purge(interval '1 day');
 SELECT * FROM mlma.purge(interval '0');
 SELECT count(*) AS open_requests FROM mlma.retrain_requests

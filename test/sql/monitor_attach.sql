@@ -16,7 +16,8 @@ CREATE TABLE forecasts (
 );
 
 SELECT mlma.attach('forecasts', 'zone', 'actual', 'predicted', 'target_at',
-				   '{"batch_size": 4, "loss": "squared", "labels": {"source": "forecasts"}}');
+				   '{"batch_size": 4, "loss": "squared", "labels": {"source": "forecasts"}}',
+				   on_invalid => 'error');
 SELECT source, stream_column, actual_column, predicted_column, time_column, defaults
   FROM mlma.attachments;
 SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'forecasts'::regclass;
@@ -115,11 +116,11 @@ INSERT INTO forecasts (zone, target_at, predicted, actual) VALUES ('zone-a', '20
 SELECT count(*) FROM obs WHERE name = 'zone-a';
 SELECT source FROM mlma.attachments;
 
--- a table dropped without detach: its mapping is removed by oid
+-- a table dropped without detach: its mapping goes with it (event trigger)
 CREATE TEMP TABLE f2_oid AS SELECT 'f2'::regclass::oid AS oid;
 DROP VIEW v2;
 DROP TABLE f2;
-SELECT mlma.detach(oid::regclass) FROM f2_oid;
+SELECT count(*) FROM mlma.attachments a JOIN f2_oid o ON a.source::oid = o.oid;
 SELECT count(*) FROM mlma.attachments;
 DROP TABLE forecasts;
 SELECT mlma.drop_stream(name) FROM mlma.streams WHERE name LIKE 'zone-%';
