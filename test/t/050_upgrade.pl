@@ -49,6 +49,13 @@ my $catalog = q{
 		SELECT 'config ' || x::regclass::text
 		  FROM pg_extension e, unnest(e.extconfig) x WHERE e.extname = 'mlma'
 		UNION ALL
+		SELECT 'comment ' || pg_describe_object(d.classoid, d.objoid, d.objsubid) || ' ' || md5(d.description)
+		  FROM pg_description d
+		 WHERE (d.classoid = 'pg_proc'::regclass
+				AND d.objoid IN (SELECT oid FROM pg_proc WHERE pronamespace = 'mlma'::regnamespace))
+			OR (d.classoid = 'pg_class'::regclass
+				AND d.objoid IN (SELECT oid FROM pg_class WHERE relnamespace = 'mlma'::regnamespace))
+		UNION ALL
 		SELECT 'member ' || pg_describe_object(classid, objid, objsubid)
 		  FROM pg_depend
 		 WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
@@ -68,6 +75,18 @@ my $fresh = $node->safe_psql('fresh', $catalog);
 my $upgraded = $node->safe_psql('upgraded', $catalog);
 cmp_ok(length($fresh), '>', 1000, 'the catalog fingerprint covers the extension');
 is($upgraded, $fresh, 'an updated install has the same catalog as a fresh one');
+
+# the catalog explains itself: every function, table and view has a comment
+is($node->safe_psql('fresh', q{
+	SELECT string_agg(x, ', ' ORDER BY x) FROM (
+		SELECT p.oid::regprocedure::text AS x FROM pg_proc p
+		 WHERE p.pronamespace = 'mlma'::regnamespace
+		   AND obj_description(p.oid, 'pg_proc') IS NULL
+		UNION ALL
+		SELECT c.relname FROM pg_class c
+		 WHERE c.relnamespace = 'mlma'::regnamespace AND c.relkind IN ('r', 'v')
+		   AND obj_description(c.oid, 'pg_class') IS NULL) s}),
+	'', 'every function, table and view of mlma has a comment');
 
 # and it works: a stream warms and its first test batch is checked
 $node->safe_psql('upgraded', q{
