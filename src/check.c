@@ -36,6 +36,7 @@
 #include "utils/builtins.h"
 #include "utils/float.h"
 
+#include "mlma.h"
 #include "monitor.h"
 
 PG_FUNCTION_INFO_V1(mlma_evaluate);
@@ -88,6 +89,7 @@ Int8Array(ArrayType *a, int *n, const char *what)
 	return out;
 }
 
+/* mean of finite values; when the plain sum overflows, sum x / n instead */
 static double
 Mean(const double *x, int n)
 {
@@ -96,6 +98,13 @@ Mean(const double *x, int n)
 
 	for (i = 0; i < n; i++)
 		s += x[i];
+	if (!isfinite(s))
+	{
+		s = 0.0;
+		for (i = 0; i < n; i++)
+			s += x[i] / n;
+		return s;
+	}
 	return n > 0 ? s / n : 0.0;
 }
 
@@ -143,11 +152,7 @@ mlma_evaluate(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("method, reference and current must not be null")));
 	method_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	method = mlma_method_kind(method_name);
-	if (method == MLMA_METHOD_INVALID)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown method: %s", method_name)));
+	method = MlmaParseMethod(method_name);
 
 	ref = Float8Array(PG_GETARG_ARRAYTYPE_P(1), &nref, "reference");
 	cur = Float8Array(PG_GETARG_ARRAYTYPE_P(3), &ncur, "current");

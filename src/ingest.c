@@ -41,6 +41,7 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
+#include "mlma.h"
 #include "monitor.h"
 
 PG_FUNCTION_INFO_V1(mlma_observe);
@@ -273,12 +274,8 @@ ComputeLoss(MlmaStream *stream, double actual, double predicted)
 
 	rc = mlma_loss(stream->loss_kind, actual, predicted, stream->loss_param, &loss);
 	if (rc != MLMA_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("loss %s is undefined for actual %g and predicted %g",
-						mlma_loss_name(stream->loss_kind) ? mlma_loss_name(stream->loss_kind) : "?",
-						actual, predicted),
-				 errdetail("Stream \"%s\".", stream->name)));
+		MlmaLossError(stream->loss_kind, actual, predicted, stream->loss_param,
+					  stream->name);
 	return loss;
 }
 

@@ -103,7 +103,7 @@ typedef enum MlmaLossKind
 	MLMA_LOSS_INVALID = -1
 } MlmaLossKind;
 
-/* name -> kind; MLMA_LOSS_INVALID when unknown */
+/* name -> kind; MLMA_LOSS_INVALID when unknown (loss.c holds the list) */
 extern MlmaLossKind mlma_loss_kind(const char *name);
 extern const char *mlma_loss_name(MlmaLossKind kind);
 /* does the kind take a parameter, is this parameter valid (NaN = absent) */
@@ -126,6 +126,8 @@ typedef enum MlmaMethod
 extern MlmaMethod mlma_method_kind(const char *name);
 extern const char *mlma_method_name(MlmaMethod m);
 extern int	mlma_alternative_kind(const char *name, MlmaAlternative *alt);
+/* SQL name of an alternative, NULL when invalid */
+extern const char *mlma_alternative_name(MlmaAlternative alt);
 /* dispatch one test by method (lags < 0 = default) */
 extern int	mlma_run_test(MlmaMethod m, const double *ref, size_t nref,
 						  const double *cur, size_t ncur,

@@ -1,8 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * stats_test.c
- *	  The tests of the numeric core by name: methods and alternatives by
- *	  their SQL names, and the dispatch of one test by method.
+ *	  The tests of the numeric core by name: the lists of methods and
+ *	  alternatives with their SQL names (the only place they are spelled:
+ *	  SQL validation and error hints ask these functions), and the dispatch
+ *	  of one test by method.
  *
  * Plain C over doubles: no PostgreSQL headers (see stats.h).
  *
@@ -13,50 +15,45 @@
 
 #include "stats.h"
 
+/* SQL names, indexed by MlmaMethod and MlmaAlternative: the one list */
+static const char *const method_names[] = {
+	"welch", "mann_whitney", "ks", "hac", "dm"
+};
+static const char *const alternative_names[] = {
+	"greater", "less", "two-sided"
+};
+
+#define N_METHODS ((int) (sizeof(method_names) / sizeof(method_names[0])))
+#define N_ALTERNATIVES ((int) (sizeof(alternative_names) / sizeof(alternative_names[0])))
+
 /*
  * mlma_method_kind
- *		Test method by SQL name.
+ *		Test method by SQL name; MLMA_METHOD_INVALID when unknown.
  */
 MlmaMethod
 mlma_method_kind(const char *name)
 {
+	int			i;
+
 	if (name == NULL)
 		return MLMA_METHOD_INVALID;
-	if (strcmp(name, "welch") == 0)
-		return MLMA_METHOD_WELCH;
-	if (strcmp(name, "mann_whitney") == 0)
-		return MLMA_METHOD_MANN_WHITNEY;
-	if (strcmp(name, "ks") == 0)
-		return MLMA_METHOD_KS;
-	if (strcmp(name, "hac") == 0)
-		return MLMA_METHOD_HAC;
-	if (strcmp(name, "dm") == 0)
-		return MLMA_METHOD_DM;
+	for (i = 0; i < N_METHODS; i++)
+		if (strcmp(name, method_names[i]) == 0)
+			return (MlmaMethod) i;
 	return MLMA_METHOD_INVALID;
 }
 
 /*
  * mlma_method_name
- *		SQL name of a test method, NULL when invalid.
+ *		SQL name of a test method, NULL when invalid (so callers can list
+ *		every method by counting up from 0).
  */
 const char *
 mlma_method_name(MlmaMethod m)
 {
-	switch (m)
-	{
-		case MLMA_METHOD_WELCH:
-			return "welch";
-		case MLMA_METHOD_MANN_WHITNEY:
-			return "mann_whitney";
-		case MLMA_METHOD_KS:
-			return "ks";
-		case MLMA_METHOD_HAC:
-			return "hac";
-		case MLMA_METHOD_DM:
-			return "dm";
-		default:
-			return NULL;
-	}
+	if ((int) m < 0 || (int) m >= N_METHODS)
+		return NULL;
+	return method_names[m];
 }
 
 /*
@@ -66,17 +63,29 @@ mlma_method_name(MlmaMethod m)
 int
 mlma_alternative_kind(const char *name, MlmaAlternative *alt)
 {
+	int			i;
+
 	if (name == NULL)
 		return MLMA_ERR_PARAM;
-	if (strcmp(name, "greater") == 0)
-		*alt = MLMA_ALT_GREATER;
-	else if (strcmp(name, "less") == 0)
-		*alt = MLMA_ALT_LESS;
-	else if (strcmp(name, "two-sided") == 0)
-		*alt = MLMA_ALT_TWO_SIDED;
-	else
-		return MLMA_ERR_PARAM;
-	return MLMA_OK;
+	for (i = 0; i < N_ALTERNATIVES; i++)
+		if (strcmp(name, alternative_names[i]) == 0)
+		{
+			*alt = (MlmaAlternative) i;
+			return MLMA_OK;
+		}
+	return MLMA_ERR_PARAM;
+}
+
+/*
+ * mlma_alternative_name
+ *		SQL name of an alternative, NULL when invalid.
+ */
+const char *
+mlma_alternative_name(MlmaAlternative alt)
+{
+	if ((int) alt < 0 || (int) alt >= N_ALTERNATIVES)
+		return NULL;
+	return alternative_names[alt];
 }
 
 /*
