@@ -22,6 +22,10 @@
  * effect = mean(batch) / mean(reference sample); when the reference mean is
  * 0 it is 1 if the batch mean is 0 too, +Infinity otherwise.
  *
+ * Data that allow no test (see Undefined) give NULL statistic, p-value and
+ * effect rather than an error: a check never fails a writer's transaction,
+ * and one stream never stops a round of run_checks().
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -117,6 +121,29 @@ Position(int64 seq, int season)
 }
 
 /*
+ * Undefined
+ *		The result of a check the data do not allow (fewer than 2 losses on
+ *		a side, dm with batches of different lengths, non-finite losses):
+ *		the sizes, and NULL for everything else.  The caller records the
+ *		check as not significant (eager) or skipped (run_checks) instead of
+ *		failing a writer's transaction or a whole round.
+ */
+static Datum
+Undefined(FunctionCallInfo fcinfo, int nref, int ncur)
+{
+	TupleDesc	tupdesc;
+	Datum		values[7] = {0};
+	bool		nulls[7] = {true, true, true, false, false, true, true};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+	values[3] = Int32GetDatum(nref);
+	values[4] = Int32GetDatum(ncur);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
  * mlma._evaluate(method, reference, reference_seqs, current,
  *				  current_first_seq, season_length)
  *	-> (statistic, p_value, effect, n_reference, n_current,
@@ -173,18 +200,12 @@ mlma_evaluate(PG_FUNCTION_ARGS)
 							nref, nseq)));
 	}
 	if (nref < 2 || ncur < 2)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a check needs at least 2 reference and 2 current losses"),
-				 errdetail("reference has %d, current has %d.", nref, ncur)));
+		return Undefined(fcinfo, nref, ncur);
 
 	if (season == 0)
 	{
 		if (method == MLMA_METHOD_DM && nref != ncur)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("method dm pairs by position: reference and current must have the same length"),
-					 errdetail("reference has %d, current has %d.", nref, ncur)));
+			return Undefined(fcinfo, nref, ncur);
 		sample = ref;
 		nsample = nref;
 	}
@@ -230,12 +251,12 @@ mlma_evaluate(PG_FUNCTION_ARGS)
 
 	rc = mlma_run_test(method, sample, nsample, cur, ncur,
 					   MLMA_ALT_GREATER, -1, &res);
-	if (rc != MLMA_OK)
+	if (rc == MLMA_ERR_NOMEM)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("test %s failed on this batch (code %d)", method_name, rc),
-				 errdetail("The losses must be finite; reference has %d, current has %d.",
-						   nsample, ncur)));
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory in the %s test", method_name)));
+	if (rc != MLMA_OK)
+		return Undefined(fcinfo, nsample, ncur);
 
 	ref_mean = Mean(sample, nsample);
 	cur_mean = Mean(cur, ncur);

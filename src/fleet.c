@@ -28,7 +28,9 @@
  *	   batches.
  *
  * Checks whose batch no longer has a reference of its model version (the
- * model was retrained meanwhile) are marked 'skipped'.
+ * model was retrained meanwhile) are marked 'skipped', and so are checks
+ * whose data allow no test (mlma._evaluate returns a NULL p-value); a NaN
+ * p-value counts as 1 in the adjustment.  One stream never stops a round.
  *
  *-------------------------------------------------------------------------
  */
