@@ -75,3 +75,8 @@ SELECT * FROM mlma._decide('NaN', 0.05, 1.5, 1.0, 4, 1);
 SELECT * FROM mlma._decide(0.01, 0.05, 'NaN', 1.0, 4, 1);
 SELECT * FROM mlma._decide(0, 0.05, 'Infinity', 1.0, 0, 1);
 SELECT * FROM mlma._decide(NULL, 0.05, 1.5, 1.0, 4, 1);
+
+-- Data that allow no test: a NULL result with the sizes, never an error
+SELECT * FROM mlma._evaluate('dm', '{1,2,3}', NULL, '{1,2}', 0, NULL);
+SELECT * FROM mlma._evaluate('welch', '{1}', NULL, '{1,2}', 0, NULL);
+SELECT * FROM mlma._evaluate('welch', '{1,2}', NULL, '{1,Infinity}', 0, NULL);
