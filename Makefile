@@ -10,8 +10,10 @@ EXTVERSION  = 0.2.0
 
 MODULE_big  = mlma
 OBJS        = src/mlma.o \
-              src/core/stats_dist.o src/core/stats_param.o src/core/stats_rank.o src/core/loss.o \
-              src/stats_sql.o \
+              src/core/stats_sample.o src/core/stats_dist.o src/core/stats_ks_dist.o \
+              src/core/stats_param.o src/core/stats_rank.o src/core/stats_test.o \
+              src/core/loss.o src/core/decide.o \
+              src/stats_sql.o src/decide_sql.o \
               src/stream.o src/ingest.o src/check.o \
               src/fleet.o
 

@@ -24,6 +24,7 @@ section() {
 }
 
 # -- kernels: the numeric core in C against SciPy, same data, same run
+#    (every src/core/*.c: the core has no PostgreSQL headers)
 build_kernels() {
 	local core
 	core=$(ls src/core/*.c)

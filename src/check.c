@@ -22,6 +22,10 @@
  * effect = mean(batch) / mean(reference sample); when the reference mean is
  * 0 it is 1 if the batch mean is 0 too, +Infinity otherwise.
  *
+ * Data that allow no test (see Undefined) give NULL statistic, p-value and
+ * effect rather than an error: a check never fails a writer's transaction,
+ * and one stream never stops a round of run_checks().
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -36,6 +40,7 @@
 #include "utils/builtins.h"
 #include "utils/float.h"
 
+#include "mlma.h"
 #include "monitor.h"
 
 PG_FUNCTION_INFO_V1(mlma_evaluate);
@@ -122,6 +127,29 @@ Position(int64 seq, int season)
 }
 
 /*
+ * Undefined
+ *		The result of a check the data do not allow (fewer than 2 losses on
+ *		a side, dm with batches of different lengths, non-finite losses):
+ *		the sizes, and NULL for everything else.  The caller records the
+ *		check as not significant (eager) or skipped (run_checks) instead of
+ *		failing a writer's transaction or a whole round.
+ */
+static Datum
+Undefined(FunctionCallInfo fcinfo, int nref, int ncur)
+{
+	TupleDesc	tupdesc;
+	Datum		values[7] = {0};
+	bool		nulls[7] = {true, true, true, false, false, true, true};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+	values[3] = Int32GetDatum(nref);
+	values[4] = Int32GetDatum(ncur);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
  * mlma._evaluate(method, reference, reference_seqs, current,
  *				  current_first_seq, season_length)
  *	-> (statistic, p_value, effect, n_reference, n_current,
@@ -157,11 +185,7 @@ mlma_evaluate(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("method, reference and current must not be null")));
 	method_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	method = mlma_method_kind(method_name);
-	if (method == MLMA_METHOD_INVALID)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown method: %s", method_name)));
+	method = MlmaParseMethod(method_name);
 
 	ref = Float8Array(PG_GETARG_ARRAYTYPE_P(1), &nref, "reference");
 	cur = Float8Array(PG_GETARG_ARRAYTYPE_P(3), &ncur, "current");
@@ -181,8 +205,13 @@ mlma_evaluate(PG_FUNCTION_ARGS)
 					 errmsg("reference and reference_seqs differ in length (%d and %d)",
 							nref, nseq)));
 	}
+	if (nref < 2 || ncur < 2)
+		return Undefined(fcinfo, nref, ncur);
+
 	if (season == 0)
 	{
+		if (method == MLMA_METHOD_DM && nref != ncur)
+			return Undefined(fcinfo, nref, ncur);
 		sample = ref;
 		nsample = nref;
 	}
@@ -226,23 +255,14 @@ mlma_evaluate(PG_FUNCTION_ARGS)
 		}
 	}
 
-	/*
-	 * Data the test cannot serve (fewer than 2 losses on a side, dm samples
-	 * of different lengths, overflowing losses) give a NaN statistic and
-	 * p-value: the check is recorded as not significant instead of failing
-	 * the writer's transaction that closed the batch.
-	 */
-	if (nsample < 2 || ncur < 2 ||
-		(method == MLMA_METHOD_DM && nsample != ncur))
-		rc = MLMA_OK + 1;	/* not testable */
-	else
-		rc = mlma_run_test(method, sample, nsample, cur, ncur,
-						   MLMA_ALT_GREATER, -1, &res);
+	rc = mlma_run_test(method, sample, nsample, cur, ncur,
+					   MLMA_ALT_GREATER, -1, &res);
+	if (rc == MLMA_ERR_NOMEM)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory in the %s test", method_name)));
 	if (rc != MLMA_OK)
-	{
-		res.statistic = get_float8_nan();
-		res.p_value = get_float8_nan();
-	}
+		return Undefined(fcinfo, nsample, ncur);
 
 	ref_mean = Mean(sample, nsample);
 	cur_mean = Mean(cur, ncur);

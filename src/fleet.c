@@ -28,7 +28,9 @@
  *	   batches.
  *
  * Checks whose batch no longer has a reference of its model version (the
- * model was retrained meanwhile) are marked 'skipped'.
+ * model was retrained meanwhile) are marked 'skipped', and so are checks
+ * whose data allow no test (mlma._evaluate returns a NULL p-value); a NaN
+ * p-value counts as 1 in the adjustment.  One stream never stops a round.
  *
  *-------------------------------------------------------------------------
  */
@@ -45,6 +47,7 @@
 
 #include "mlma.h"
 #include "monitor.h"
+#include "core/decide.h"
 #include "core/stats.h"
 
 PG_FUNCTION_INFO_V1(mlma_run_checks);
@@ -221,10 +224,11 @@ ExecOrError(const char *query, int nargs, Oid *types, Datum *values, int expecte
 /*
  * Decide
  *		The decisions of the round in batch order per stream, from each
- *		stream's streak before the round (start): significant when the
- *		adjusted p-value is at most fdr and the effect at least min_effect,
- *		drift after `consecutive` significant batches.  Leaves in streaks
- *		the streak after the round.
+ *		stream's streak before the round (start), by mlma_decide
+ *		(src/core/decide.c, the rule of the eager path too): significant
+ *		when the adjusted p-value is at most fdr and the effect at least
+ *		min_effect, drift after `consecutive` significant batches.  Leaves
+ *		in streaks the streak after the round.
  */
 static void
 Decide(DueCheck *due, uint64 ndue, const int64 *stream_ids,
@@ -232,6 +236,7 @@ Decide(DueCheck *due, uint64 ndue, const int64 *stream_ids,
 {
 	uint64		i;
 	int			k = 0;
+	MlmaDecision dec;
 
 	for (i = 0; i < ndue; i++)
 	{
@@ -245,9 +250,11 @@ Decide(DueCheck *due, uint64 ndue, const int64 *stream_ids,
 		}
 		if (d->skip || d->excluded)
 			continue;
-		d->significant = d->p_adjusted <= fdr && d->effect >= d->min_effect;
-		streaks[k] = d->significant ? streaks[k] + 1 : 0;
-		d->drift = d->significant && streaks[k] >= d->consecutive;
+		dec = mlma_decide(d->p_adjusted, fdr, d->effect, d->min_effect,
+						  streaks[k], d->consecutive);
+		d->significant = dec.significant;
+		streaks[k] = dec.streak;
+		d->drift = dec.drift;
 	}
 }
 
@@ -342,8 +349,11 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 	for (i = 0; i < ndue; i++)
 		if (!due[i].skip)
 			pvals[ntested++] = due[i].p_value;
+	/* a NaN p-value counts as 1: one stream never stops the round */
 	if (ntested > 0 && mlma_bh_adjust(pvals, ntested, pvals) != MLMA_OK)
-		elog(ERROR, "mlma: Benjamini-Hochberg adjustment failed");
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory in the Benjamini-Hochberg adjustment")));
 	{
 		int			t = 0;
 

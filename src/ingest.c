@@ -42,6 +42,7 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
+#include "mlma.h"
 #include "monitor.h"
 
 PG_FUNCTION_INFO_V1(mlma_observe);
@@ -336,12 +337,8 @@ Invalid(const MlmaObservation *obs, MlmaStream *stream, const char *reason)
 				 errdetail("Stream \"%s\" received actual %g, predicted %g.",
 						   obs->name, obs->actual, obs->predicted)));
 	if (reason == REASON_UNDEFINED)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("loss %s is undefined for actual %g and predicted %g",
-						mlma_loss_name(stream->loss_kind) ? mlma_loss_name(stream->loss_kind) : "?",
-						obs->actual, obs->predicted),
-				 errdetail("Stream \"%s\".", obs->name)));
+		MlmaLossError(stream->loss_kind, obs->actual, obs->predicted,
+					  stream->loss_param, obs->name);
 	if (reason == REASON_LOSS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -20,8 +20,11 @@ extern double mlma_fdr;
 extern MlmaAlternative MlmaParseAlternative(const char *name);
 extern MlmaMethod MlmaParseMethod(const char *name);
 extern MlmaLossKind MlmaParseLossKind(const char *name, double param);
+extern double MlmaLossParam(bool isnull, double value);
 extern double MlmaComputeLoss(MlmaLossKind kind, double actual,
 							  double predicted, double param);
+extern void MlmaLossError(MlmaLossKind kind, double actual, double predicted,
+						  double param, const char *stream) pg_attribute_noreturn();
 extern void MlmaReportTestError(int rc, MlmaMethod method);
 
 #endif							/* MLMA_H */

@@ -33,19 +33,65 @@ PG_FUNCTION_INFO_V1(dm_test);
 PG_FUNCTION_INFO_V1(loss);
 PG_FUNCTION_INFO_V1(bh_adjust);
 
-#define VALID_ALTERNATIVES "Valid alternatives are \"greater\", \"less\" and \"two-sided\"."
-#define VALID_METHODS "Valid methods are \"welch\", \"mann_whitney\", \"ks\", \"hac\" and \"dm\"."
-#define VALID_LOSSES "Valid kinds are \"squared\", \"absolute\", \"ape\", \"sape\", \"pinball\", \"huber\", \"poisson\", \"logloss\" and \"zero_one\"."
+PG_FUNCTION_INFO_V1(mlma_check_method);
+
+/* which list ValidNames spells out */
+typedef enum NameList
+{
+	NAMES_METHODS,
+	NAMES_ALTERNATIVES,
+	NAMES_LOSSES
+} NameList;
+
+/*
+ * ValidNames
+ *		The hint listing every valid name, from the tables of the numeric
+ *		core (src/core), e.g. Valid losses are "squared", ... and "zero_one".
+ */
+static char *
+ValidNames(NameList list)
+{
+	StringInfoData buf;
+	const char *names[32];
+	int			n = 0;
+	int			i;
+
+	for (;;)
+	{
+		const char *name;
+
+		if (list == NAMES_METHODS)
+			name = mlma_method_name((MlmaMethod) n);
+		else if (list == NAMES_ALTERNATIVES)
+			name = mlma_alternative_name((MlmaAlternative) n);
+		else
+			name = mlma_loss_name((MlmaLossKind) n);
+		if (name == NULL || n == lengthof(names))
+			break;
+		names[n++] = name;
+	}
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "Valid %s are ",
+					 list == NAMES_METHODS ? "methods" :
+					 list == NAMES_ALTERNATIVES ? "alternatives" : "losses");
+	for (i = 0; i < n; i++)
+		appendStringInfo(&buf, "%s\"%s\"",
+						 i == 0 ? "" : (i == n - 1 ? " and " : ", "), names[i]);
+	appendStringInfoChar(&buf, '.');
+	return buf.data;
+}
 
 /*
  * ArrayValues
  *		The elements of a float8[] argument as a C array of doubles, after
  *		checking that it is one-dimensional, without NULL and finite, with at
- *		least min_n elements.  argname names the argument in messages.
+ *		least min_n elements (allow_nan: NaN passes the finiteness check).
+ *		argname names the argument in messages.
  *		Returns a pointer into the array itself when possible.
  */
 static double *
-ArrayValues(ArrayType *arr, const char *argname, int min_n, int *n_out)
+ArrayValuesExt(ArrayType *arr, const char *argname, int min_n, bool allow_nan,
+			   int *n_out)
 {
 	int			ndim = ARR_NDIM(arr);
 	int			n;
@@ -79,7 +125,7 @@ ArrayValues(ArrayType *arr, const char *argname, int min_n, int *n_out)
 
 	values = (double *) ARR_DATA_PTR(arr);
 	for (i = 0; i < n; i++)
-		if (!isfinite(values[i]))
+		if (!isfinite(values[i]) && !(allow_nan && isnan(values[i])))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("%s contains a non-finite value at position %d",
@@ -88,6 +134,11 @@ ArrayValues(ArrayType *arr, const char *argname, int min_n, int *n_out)
 	*n_out = n;
 	return values;
 }
+
+#define ArrayValues(arr, argname, min_n, n_out) \
+	ArrayValuesExt((arr), (argname), (min_n), false, (n_out))
+#define ArrayValuesAllowNaN(arr, argname, min_n, n_out) \
+	ArrayValuesExt((arr), (argname), (min_n), true, (n_out))
 
 /*
  * MlmaParseAlternative
@@ -102,7 +153,7 @@ MlmaParseAlternative(const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown alternative \"%s\"", name),
-				 errhint(VALID_ALTERNATIVES)));
+				 errhint("%s", ValidNames(NAMES_ALTERNATIVES))));
 	return alt;
 }
 
@@ -115,12 +166,34 @@ MlmaParseMethod(const char *name)
 {
 	MlmaMethod	m = mlma_method_kind(name);
 
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("method must not be null")));
 	if (m == MLMA_METHOD_INVALID)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown test method \"%s\"", name),
-				 errhint(VALID_METHODS)));
+				 errmsg("unknown method \"%s\"", name),
+				 errhint("%s", ValidNames(NAMES_METHODS))));
 	return m;
+}
+
+/*
+ * MlmaLossParam
+ *		The loss parameter argument as the core takes it: NaN when absent
+ *		(NULL); a NaN given explicitly is an error.
+ */
+double
+MlmaLossParam(bool isnull, double value)
+{
+	if (isnull)
+		return NAN;
+	if (isnan(value))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("loss parameter must not be NaN"),
+				 errhint("Pass NULL for a loss without parameter.")));
+	return value;
 }
 
 /*
@@ -135,8 +208,8 @@ MlmaParseLossKind(const char *name, double param)
 	if (kind == MLMA_LOSS_INVALID)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown loss kind \"%s\"", name),
-				 errhint(VALID_LOSSES)));
+				 errmsg("unknown loss \"%s\"", name),
+				 errhint("%s", ValidNames(NAMES_LOSSES))));
 
 	if (mlma_loss_check_param(kind, param) != MLMA_OK)
 	{
@@ -178,20 +251,35 @@ MlmaComputeLoss(MlmaLossKind kind, double actual, double predicted,
 				double param)
 {
 	double		v = 0.0;
-	int			rc = mlma_loss(kind, actual, predicted, param, &v);
 
-	if (rc == MLMA_OK)
-		return v;
-	if (rc == MLMA_ERR_PARAM)
-		(void) MlmaParseLossKind(mlma_loss_name(kind), param);
-	if (!isfinite(actual))
+	if (mlma_loss(kind, actual, predicted, param, &v) != MLMA_OK)
+		MlmaLossError(kind, actual, predicted, param, NULL);
+	return v;
+}
+
+/*
+ * MlmaLossError
+ *		The error for a pair whose loss the core refused (mlma_loss did not
+ *		return MLMA_OK): one message per condition, for loss() and for the
+ *		observations of a stream (stream: its name, for the detail; NULL
+ *		for loss()).
+ */
+void
+MlmaLossError(MlmaLossKind kind, double actual, double predicted,
+			  double param, const char *stream)
+{
+	const char *name = mlma_loss_name(kind);
+
+#define LOSS_DETAIL() \
+	(stream ? errdetail("Stream \"%s\" received actual %g, predicted %g.", \
+						stream, actual, predicted) : 0)
+
+	(void) MlmaParseLossKind(name, param);
+	if (!isfinite(actual) || !isfinite(predicted))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("actual must be a finite number")));
-	if (!isfinite(predicted))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("predicted must be a finite number")));
+				 errmsg("actual and predicted must be finite"),
+				 LOSS_DETAIL()));
 	switch (kind)
 	{
 		case MLMA_LOSS_APE:
@@ -199,20 +287,23 @@ MlmaComputeLoss(MlmaLossKind kind, double actual, double predicted,
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("loss \"ape\" is undefined when actual is 0"),
+						 LOSS_DETAIL(),
 						 errhint("Use the \"sape\" or \"absolute\" loss for series that can be 0.")));
 			break;
 		case MLMA_LOSS_POISSON:
 			if (actual < 0.0 || predicted <= 0.0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("loss \"poisson\" requires actual >= 0 and predicted > 0")));
+						 errmsg("loss \"poisson\" requires actual >= 0 and predicted > 0"),
+						 LOSS_DETAIL()));
 			break;
 		case MLMA_LOSS_LOGLOSS:
 			if ((actual != 0.0 && actual != 1.0) ||
 				predicted < 0.0 || predicted > 1.0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("loss \"logloss\" requires actual 0 or 1 and predicted between 0 and 1")));
+						 errmsg("loss \"logloss\" requires actual 0 or 1 and predicted between 0 and 1"),
+						 LOSS_DETAIL()));
 			break;
 		default:
 			break;
@@ -220,8 +311,9 @@ MlmaComputeLoss(MlmaLossKind kind, double actual, double predicted,
 	ereport(ERROR,
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 			 errmsg("loss \"%s\" is out of range for actual %g and predicted %g",
-					mlma_loss_name(kind), actual, predicted)));
-	return 0.0;					/* keep compiler quiet */
+					name, actual, predicted),
+			 LOSS_DETAIL()));
+#undef LOSS_DETAIL
 }
 
 /*
@@ -390,21 +482,13 @@ Datum
 loss(PG_FUNCTION_ARGS)
 {
 	char	   *name;
-	double		param = NAN;
+	double		param;
 	MlmaLossKind kind;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	if (!PG_ARGISNULL(3))
-	{
-		param = PG_GETARG_FLOAT8(3);
-		if (isnan(param))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("loss parameter must not be NaN"),
-					 errhint("Pass NULL for a loss without parameter.")));
-	}
+	param = MlmaLossParam(PG_ARGISNULL(3), PG_ARGISNULL(3) ? 0.0 : PG_GETARG_FLOAT8(3));
 	kind = MlmaParseLossKind(name, param);
 
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -415,7 +499,8 @@ loss(PG_FUNCTION_ARGS)
 
 /*
  * bh_adjust(p_values float8[]) -> float8[]
- *		Benjamini-Hochberg adjusted p-values, in input order.
+ *		Benjamini-Hochberg adjusted p-values, in input order.  NaN counts
+ *		as 1 (a test without evidence), so a NaN never makes it fail.
  */
 Datum
 bh_adjust(PG_FUNCTION_ARGS)
@@ -428,7 +513,7 @@ bh_adjust(PG_FUNCTION_ARGS)
 	int			i;
 	int			rc;
 
-	p = ArrayValues(arr, "p_values", 0, &n);
+	p = ArrayValuesAllowNaN(arr, "p_values", 0, &n);
 	for (i = 0; i < n; i++)
 		if (p[i] < 0.0 || p[i] > 1.0)
 			ereport(ERROR,
@@ -452,4 +537,17 @@ bh_adjust(PG_FUNCTION_ARGS)
 		elems[i] = Float8GetDatum(out[i]);
 	PG_RETURN_ARRAYTYPE_P(construct_array(elems, n, FLOAT8OID, sizeof(float8),
 										  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * mlma._check_method(method text) -> void
+ *		The method check of the SQL side (stream options): the same list and
+ *		the same error as every C caller.
+ */
+Datum
+mlma_check_method(PG_FUNCTION_ARGS)
+{
+	(void) MlmaParseMethod(PG_ARGISNULL(0) ? NULL :
+						   text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_VOID();
 }

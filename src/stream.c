@@ -41,6 +41,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "mlma.h"
 #include "monitor.h"
 
 PG_FUNCTION_INFO_V1(mlma_check_loss);
@@ -286,7 +287,6 @@ Datum
 mlma_check_loss(PG_FUNCTION_ARGS)
 {
 	char	   *name;
-	MlmaLossKind kind;
 	double		param;
 
 	if (PG_ARGISNULL(0))
@@ -294,36 +294,9 @@ mlma_check_loss(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("loss must not be null")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	kind = mlma_loss_kind(name);
-	if (kind == MLMA_LOSS_INVALID)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown loss: %s", name),
-				 errhint("Use one of squared, absolute, ape, sape, pinball, huber, poisson, logloss, zero_one.")));
-
-	if (!PG_ARGISNULL(1) && isnan(PG_GETARG_FLOAT8(1)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("loss_param must not be NaN")));
-	param = PG_ARGISNULL(1) ? NAN : PG_GETARG_FLOAT8(1);
-
-	if (mlma_loss_check_param(kind, param) != MLMA_OK)
-	{
-		if (kind == MLMA_LOSS_PINBALL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("loss pinball needs loss_param between 0 and 1 (exclusive)"),
-					 errdetail("loss_param is the quantile level tau.")));
-		else if (kind == MLMA_LOSS_HUBER)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("loss huber needs a finite positive loss_param"),
-					 errdetail("loss_param is the threshold delta.")));
-		else
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("loss %s takes no loss_param", name)));
-	}
+	/* the same checks and messages as mlma.loss() (stats_sql.c) */
+	param = MlmaLossParam(PG_ARGISNULL(1), PG_ARGISNULL(1) ? 0.0 : PG_GETARG_FLOAT8(1));
+	(void) MlmaParseLossKind(name, param);
 	PG_RETURN_VOID();
 }
 

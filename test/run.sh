@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make test: install dependencies, build with -Werror, install, and run every
 # suite against a throwaway cluster (pg_virtualenv): pg_regress, isolation,
-# TAP, pgTAP (pg_prove) and the SciPy oracle.
+# TAP, pgTAP (pg_prove), the unit tests and fuzzing of the numeric core, and
+# the SciPy oracle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)

@@ -39,6 +39,10 @@ fi
 if [ -f test/unit/Makefile ]; then
 	suite unit make -s -C test/unit check
 fi
+# libFuzzer over the numeric core, bounded time (test/fuzz/run.sh)
+if [ -x test/fuzz/run.sh ]; then
+	suite fuzz ./test/fuzz/run.sh
+fi
 if [ -n "$(ls test/oracle/*.py 2>/dev/null)" ]; then
 	suite oracle ./test/oracle/run.sh
 fi

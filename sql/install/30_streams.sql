@@ -11,6 +11,13 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'mlma_check_loss'
 LANGUAGE C CALLED ON NULL INPUT STABLE;
 
+-- C helper: raises the error of an unknown method, from the list of the
+-- numeric core (src/stats_sql.c), as every C caller does.
+CREATE FUNCTION @extschema@._check_method(method text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'mlma_check_method'
+LANGUAGE C CALLED ON NULL INPUT IMMUTABLE;
+
 CREATE FUNCTION @extschema@._validate_options(
 	batch_size int, reference_size int, method text, alpha float8,
 	loss text, loss_param float8, check_mode text, reference_policy text,
@@ -42,11 +49,7 @@ BEGIN
 			DETAIL = format('reference_size is %s, season_length is %s.',
 							reference_size, season_length);
 	END IF;
-	IF method IS NULL OR method NOT IN ('welch', 'mann_whitney', 'ks', 'hac', 'dm') THEN
-		RAISE EXCEPTION 'unknown method: %', coalesce(method, 'NULL')
-			USING ERRCODE = 'invalid_parameter_value',
-			HINT = 'Use one of welch, mann_whitney, ks, hac, dm.';
-	END IF;
+	PERFORM @extschema@._check_method(method);
 	IF method = 'dm' AND season_length IS NULL AND reference_size <> batch_size THEN
 		RAISE EXCEPTION 'method dm requires season_length or reference_size equal to batch_size'
 			USING ERRCODE = 'invalid_parameter_value',

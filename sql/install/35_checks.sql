@@ -2,8 +2,9 @@
 --
 -- The C hot path (src/ingest.c) calls _close_batch when an observation fills
 -- the open batch, inside the writer's transaction and while it holds the
--- stream's writer lock.  Scheduled checking (run_checks) reuses
--- evaluate_batch and _finish_check on the checks left 'waiting'.
+-- stream's writer lock.  Scheduled checking (run_checks, src/fleet.c) uses
+-- the same _evaluate on the checks left 'waiting'.  Both decide with one C
+-- function, mlma_decide (src/core/decide.c); here through mlma._decide.
 
 -- The mean of losses without overflow (avg() raises on a sum beyond the
 -- float8 range), src/check.c.
@@ -311,55 +312,16 @@ AS $$
 	   AND b.batch_no = evaluate_batch.batch_no
 $$;
 
--- Records the outcome of a check and applies the decision: the streak of
--- significant batches, drift after `consecutive` of them, the retrain
--- request, and the rolling reference after a passing batch.  The caller
--- has evaluated the batch; `significant` is its p-value (adjusted, in
--- scheduled mode) at or below alpha with the effect at or above min_effect.
--- Checks of one stream must be finished in batch order.
-CREATE FUNCTION @extschema@._finish_check(p_check_id bigint,
-	p_statistic float8, p_p_value float8, p_p_adjusted float8, p_effect float8,
-	p_n_reference int, p_n_current int, p_reference_mean float8,
-	p_batch_mean float8, p_significant bool)
-RETURNS bool
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	c		@extschema@.checks;
-	s		@extschema@.streams;
-	v_streak int;
-	v_drift	bool;
-BEGIN
-	SELECT * INTO c FROM @extschema@.checks WHERE check_id = p_check_id;
-	IF c.check_id IS NULL THEN
-		RAISE EXCEPTION 'check % does not exist', p_check_id
-			USING ERRCODE = 'undefined_object';
-	END IF;
-	SELECT * INTO s FROM @extschema@.streams WHERE stream_id = c.stream_id;
-	UPDATE @extschema@.stream_state
-	   SET streak = CASE WHEN p_significant THEN streak + 1 ELSE 0 END
-	 WHERE stream_id = c.stream_id
-	RETURNING streak INTO v_streak;
-	v_drift := p_significant AND v_streak >= s.consecutive;
-
-	UPDATE @extschema@.checks
-	   SET status = 'done', statistic = p_statistic, p_value = p_p_value,
-		   p_adjusted = p_p_adjusted, effect = p_effect,
-		   n_reference = p_n_reference, n_current = p_n_current,
-		   reference_mean = p_reference_mean, batch_mean = p_batch_mean,
-		   significant = p_significant, drift = v_drift, checked_at = now()
-	 WHERE check_id = p_check_id;
-
-	IF v_drift AND NOT s.paused THEN
-		PERFORM @extschema@._raise_request(c.stream_id, 'drift', p_p_value,
-										   p_effect, p_check_id, NULL);
-	ELSIF NOT p_significant AND s.reference_policy = 'rolling' THEN
-		PERFORM @extschema@._roll_reference(c.stream_id, c.batch_no);
-	END IF;
-	RETURN v_drift;
-END;
-$$;
+-- The decision rule of a check (src/core/decide.c), shared with run_checks:
+-- significant when p <= threshold and effect >= min_effect (NaN or NULL:
+-- not significant), streak = streak_before + 1 when significant else 0,
+-- drift when significant and streak >= consecutive.
+CREATE FUNCTION @extschema@._decide(p float8, threshold float8, effect float8,
+	min_effect float8, streak_before int, consecutive int,
+	OUT significant bool, OUT streak int, OUT drift bool)
+RETURNS record
+AS 'MODULE_PATHNAME', 'mlma_decide_sql'
+LANGUAGE C IMMUTABLE PARALLEL SAFE CALLED ON NULL INPUT;
 
 -- Closes the open batch of a stream: its observations move from
 -- mlma.observations into one mlma.batches row; a warming stream whose
@@ -370,7 +332,7 @@ $$;
 --
 -- This runs once every batch_size observations inside the writer's
 -- transaction, so it is written with few statements; the eager decision
--- below is the same as _finish_check's (which serves run_checks).
+-- is mlma._decide, the rule run_checks applies too.
 CREATE FUNCTION @extschema@._close_batch(p_stream_id bigint, p_partial bool DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql
@@ -459,9 +421,9 @@ BEGIN
 	-- eager check and decision
 	SELECT * INTO e FROM @extschema@._evaluate(c.method, c.ref_losses, c.ref_seqs,
 											   v_l, v_first, c.season_length);
-	v_sig := e.p_value <= c.alpha AND e.effect >= c.min_effect;
-	v_streak := CASE WHEN v_sig THEN c.streak + 1 ELSE 0 END;
-	v_drift := v_sig AND v_streak >= c.consecutive;
+	SELECT d.significant, d.streak, d.drift INTO v_sig, v_streak, v_drift
+	  FROM @extschema@._decide(e.p_value, c.alpha, e.effect, c.min_effect,
+							   c.streak, c.consecutive) d;
 
 	UPDATE @extschema@.stream_state
 	   SET batch_no = batch_no + 1, open_start_seq = v_next, streak = v_streak

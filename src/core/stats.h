@@ -48,7 +48,7 @@ typedef struct MlmaTestResult
 	int			lags;			/* hac/dm only; -1 otherwise */
 } MlmaTestResult;
 
-/* at least 2 values, all finite (stats_param.c) */
+/* at least 2 values, all finite (stats_sample.c) */
 extern int	mlma_valid_sample(const double *x, size_t n);
 
 /* ---- distributions (stats_dist.c) ---- */
@@ -71,6 +71,10 @@ extern int	mlma_dm_test(const double *ref, size_t nref,
 						 const double *cur, size_t ncur,
 						 MlmaAlternative alt, int lags, MlmaTestResult *res);
 extern int	mlma_default_lags(size_t n);
+
+/* ---- Kolmogorov distribution of one sample (stats_ks_dist.c) ---- */
+/* P(D_n > x), two-sided (SciPy's kstwo.sf); -1 when out of memory */
+extern double mlma_kolmogorov_sf(long n, double x);
 
 /* ---- rank tests (stats_rank.c) ---- */
 extern int	mlma_mann_whitney_test(const double *ref, size_t nref,
@@ -99,7 +103,7 @@ typedef enum MlmaLossKind
 	MLMA_LOSS_INVALID = -1
 } MlmaLossKind;
 
-/* name -> kind; MLMA_LOSS_INVALID when unknown */
+/* name -> kind; MLMA_LOSS_INVALID when unknown (loss.c holds the list) */
 extern MlmaLossKind mlma_loss_kind(const char *name);
 extern const char *mlma_loss_name(MlmaLossKind kind);
 /* does the kind take a parameter, is this parameter valid (NaN = absent) */
@@ -108,7 +112,7 @@ extern int	mlma_loss_check_param(MlmaLossKind kind, double param);
 extern int	mlma_loss(MlmaLossKind kind, double actual, double predicted,
 					  double param, double *out);
 
-/* ---- test methods by name (stats_param.c) ---- */
+/* ---- test methods by name (stats_test.c) ---- */
 typedef enum MlmaMethod
 {
 	MLMA_METHOD_WELCH = 0,
@@ -122,6 +126,8 @@ typedef enum MlmaMethod
 extern MlmaMethod mlma_method_kind(const char *name);
 extern const char *mlma_method_name(MlmaMethod m);
 extern int	mlma_alternative_kind(const char *name, MlmaAlternative *alt);
+/* SQL name of an alternative, NULL when invalid */
+extern const char *mlma_alternative_name(MlmaAlternative alt);
 /* dispatch one test by method (lags < 0 = default) */
 extern int	mlma_run_test(MlmaMethod m, const double *ref, size_t nref,
 						  const double *cur, size_t ncur,

@@ -2,8 +2,7 @@
  *
  * stats_param.c
  *	  Parametric two-sample tests of the numeric core (Welch, HAC,
- *	  Diebold-Mariano), Benjamini-Hochberg adjustment, and the dispatch of
- *	  tests by method and alternative name.
+ *	  Diebold-Mariano) and the Benjamini-Hochberg adjustment.
  *
  * Every test is invariant under multiplying both batches by the same
  * positive constant, so the data are first scaled by a power of two (exact
@@ -22,6 +21,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,23 +37,6 @@ typedef struct BatchMoments
 	double		m2;				/* sum of squared deviations, scaled */
 	int			constant;		/* all values bitwise equal */
 } BatchMoments;
-
-/*
- * mlma_valid_sample
- *		At least two values, all finite.
- */
-int
-mlma_valid_sample(const double *x, size_t n)
-{
-	size_t		i;
-
-	if (x == NULL || n < 2)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!isfinite(x[i]))
-			return 0;
-	return 1;
-}
 
 /*
  * MaxAbs
@@ -76,7 +59,10 @@ MaxAbs(const double *x, size_t n, double m)
 
 /*
  * ScaleFor
- *		Power of two that brings a magnitude m into [0.5, 1).
+ *		Power of two that brings a magnitude m into [0.5, 1).  Below the
+ *		normal range the factor would exceed the largest double, so it stops
+ *		at 2^1023: the largest magnitude of a subnormal batch then lands in
+ *		[2^-51, 1), still far from underflow, and the scaling stays exact.
  */
 static double
 ScaleFor(double m)
@@ -86,6 +72,8 @@ ScaleFor(double m)
 	if (m == 0.0)
 		return 1.0;
 	(void) frexp(m, &e);
+	if (e < -(DBL_MAX_EXP - 1))
+		e = -(DBL_MAX_EXP - 1);
 	return ldexp(1.0, -e);
 }
 
@@ -530,8 +518,12 @@ CompareRankedP(const void *a, const void *b)
  * mlma_bh_adjust
  *		Benjamini-Hochberg adjusted p-values in input order:
  *		q_(i) = min over j >= i of p_(j) / (j / n), capped at 1, as
- *		statsmodels' multipletests(method='fdr_bh').  Every p must lie in
- *		[0, 1].
+ *		statsmodels' multipletests(method='fdr_bh').
+ *
+ * A p-value that is not a number in [0, 1] never makes the adjustment fail
+ * (one bad test must not stop the decisions of a whole round): NaN counts
+ * as 1 (no evidence), values below 0 as 0 and above 1 as 1.  The only
+ * failure left is lack of scratch memory.
  */
 int
 mlma_bh_adjust(const double *p, size_t n, double *out)
@@ -540,9 +532,6 @@ mlma_bh_adjust(const double *p, size_t n, double *out)
 	size_t		i;
 	double		running = INFINITY;
 
-	for (i = 0; i < n; i++)
-		if (!(p[i] >= 0.0 && p[i] <= 1.0))
-			return MLMA_ERR_INPUT;
 	if (n == 0)
 		return MLMA_OK;
 
@@ -551,7 +540,13 @@ mlma_bh_adjust(const double *p, size_t n, double *out)
 		return MLMA_ERR_NOMEM;
 	for (i = 0; i < n; i++)
 	{
-		ranked[i].p = p[i];
+		double		v = p[i];
+
+		if (isnan(v) || v > 1.0)
+			v = 1.0;
+		else if (v < 0.0)
+			v = 0.0;
+		ranked[i].p = v;
 		ranked[i].index = i;
 	}
 	qsort(ranked, n, sizeof(RankedP), CompareRankedP);
@@ -567,102 +562,4 @@ mlma_bh_adjust(const double *p, size_t n, double *out)
 	}
 	free(ranked);
 	return MLMA_OK;
-}
-
-/*
- * mlma_method_kind
- *		Test method by SQL name.
- */
-MlmaMethod
-mlma_method_kind(const char *name)
-{
-	if (name == NULL)
-		return MLMA_METHOD_INVALID;
-	if (strcmp(name, "welch") == 0)
-		return MLMA_METHOD_WELCH;
-	if (strcmp(name, "mann_whitney") == 0)
-		return MLMA_METHOD_MANN_WHITNEY;
-	if (strcmp(name, "ks") == 0)
-		return MLMA_METHOD_KS;
-	if (strcmp(name, "hac") == 0)
-		return MLMA_METHOD_HAC;
-	if (strcmp(name, "dm") == 0)
-		return MLMA_METHOD_DM;
-	return MLMA_METHOD_INVALID;
-}
-
-/*
- * mlma_method_name
- *		SQL name of a test method, NULL when invalid.
- */
-const char *
-mlma_method_name(MlmaMethod m)
-{
-	switch (m)
-	{
-		case MLMA_METHOD_WELCH:
-			return "welch";
-		case MLMA_METHOD_MANN_WHITNEY:
-			return "mann_whitney";
-		case MLMA_METHOD_KS:
-			return "ks";
-		case MLMA_METHOD_HAC:
-			return "hac";
-		case MLMA_METHOD_DM:
-			return "dm";
-		default:
-			return NULL;
-	}
-}
-
-/*
- * mlma_alternative_kind
- *		Alternative by SQL name: greater, less, two-sided.
- */
-int
-mlma_alternative_kind(const char *name, MlmaAlternative *alt)
-{
-	if (name == NULL)
-		return MLMA_ERR_PARAM;
-	if (strcmp(name, "greater") == 0)
-		*alt = MLMA_ALT_GREATER;
-	else if (strcmp(name, "less") == 0)
-		*alt = MLMA_ALT_LESS;
-	else if (strcmp(name, "two-sided") == 0)
-		*alt = MLMA_ALT_TWO_SIDED;
-	else
-		return MLMA_ERR_PARAM;
-	return MLMA_OK;
-}
-
-/*
- * mlma_run_test
- *		Run one test by method; lags (< 0 = default) only matter for hac
- *		and dm.
- */
-int
-mlma_run_test(MlmaMethod m, const double *ref, size_t nref,
-			  const double *cur, size_t ncur,
-			  MlmaAlternative alt, int lags, MlmaTestResult *res)
-{
-	res->statistic = NAN;
-	res->p_value = NAN;
-	res->df = NAN;
-	res->lags = -1;
-
-	switch (m)
-	{
-		case MLMA_METHOD_WELCH:
-			return mlma_welch_test(ref, nref, cur, ncur, alt, res);
-		case MLMA_METHOD_MANN_WHITNEY:
-			return mlma_mann_whitney_test(ref, nref, cur, ncur, alt, res);
-		case MLMA_METHOD_KS:
-			return mlma_ks_test(ref, nref, cur, ncur, alt, res);
-		case MLMA_METHOD_HAC:
-			return mlma_hac_test(ref, nref, cur, ncur, alt, lags, res);
-		case MLMA_METHOD_DM:
-			return mlma_dm_test(ref, nref, cur, ncur, alt, lags, res);
-		default:
-			return MLMA_ERR_PARAM;
-	}
 }

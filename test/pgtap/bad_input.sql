@@ -142,7 +142,7 @@ SELECT pg_temp.bad($$SELECT mlma.observe('bad/s1', NULL, 1)$$,
 SELECT pg_temp.bad($$SELECT mlma.observe('bad/s1', 1, NULL)$$,
 	'22004', 'predicted must not be null', 'observe NULL predicted');
 SELECT pg_temp.bad($$SELECT mlma.observe('bad/ape', 0, 2)$$,
-	'22023', 'loss ape is undefined for actual 0 and predicted 2',
+	'22023', 'loss "ape" is undefined when actual is 0',
 	'observe: loss undefined for the input (ape with actual 0)');
 -- the fourth observation would close the batch (and check nothing yet):
 -- an error later in the same statement takes the closed batch back too
@@ -173,7 +173,7 @@ SELECT pg_temp.bad($$SELECT mlma.create_stream('bad/o', reference_size => 1)$$,
 SELECT pg_temp.bad($$SELECT mlma.create_stream('bad/o', reference_size => 1000001)$$,
 	'22023', 'reference_size must be between 2 and 1000000', 'huge reference_size');
 SELECT pg_temp.bad($$SELECT mlma.create_stream('bad/o', method => 'ttest')$$,
-	'22023', 'unknown method: ttest', 'unknown method');
+	'22023', 'unknown method "ttest"', 'unknown method');
 SELECT pg_temp.bad($$SELECT mlma.create_stream('bad/o', method => 'dm', batch_size => 10, reference_size => 20)$$,
 	'22023', 'method dm requires season_length or reference_size equal to batch_size',
 	'dm without pairing');
@@ -184,15 +184,15 @@ SELECT pg_temp.bad($$SELECT mlma.create_stream('bad/o', alpha => 1)$$,
 SELECT pg_temp.bad($$SELECT mlma.create_stream('bad/o', alpha => 'NaN')$$,
 	'22023', 'alpha must be between 0 and 1 (exclusive)', 'alpha NaN');
 SELECT pg_temp.bad($$SELECT mlma.create_stream('bad/o', loss => 'cubic')$$,
-	'22023', 'unknown loss: cubic', 'unknown loss kind');
+	'22023', 'unknown loss "cubic"', 'unknown loss kind');
 SELECT pg_temp.bad($$SELECT mlma.create_stream('bad/o', loss => 'pinball')$$,
-	'22023', 'loss pinball needs loss_param between 0 and 1 (exclusive)',
+	'22023', 'loss "pinball" requires a parameter',
 	'pinball without tau');
 SELECT pg_temp.bad($$SELECT mlma.create_stream('bad/o', loss => 'pinball', loss_param => 1.5)$$,
-	'22023', 'loss pinball needs loss_param between 0 and 1 (exclusive)',
+	'22023', 'pinball parameter must be between 0 and 1 exclusive',
 	'pinball tau 1.5');
 SELECT pg_temp.bad($$SELECT mlma.create_stream('bad/o', loss => 'huber', loss_param => -1)$$,
-	'22023', 'loss huber needs a finite positive loss_param', 'huber delta -1');
+	'22023', 'huber parameter must be positive and finite', 'huber delta -1');
 SELECT pg_temp.bad($$SELECT mlma.create_stream('bad/o', check_mode => 'lazy')$$,
 	'22023', 'unknown check_mode: lazy', 'unknown check_mode');
 SELECT pg_temp.bad($$SELECT mlma.create_stream('bad/o', reference_policy => 'sliding')$$,

@@ -54,6 +54,8 @@ main(void)
 	test_dist();
 	test_param();
 	test_loss();
+	test_robust();
+	test_decide();
 	printf("%d passed, %d failed\n", unit_passed, unit_failed);
 	return unit_failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

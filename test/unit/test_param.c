@@ -261,8 +261,11 @@ test_bh(void)
 		}
 		CHECK(ok);
 	}
-	CHECK(mlma_bh_adjust(bad, 2, q) == MLMA_ERR_INPUT);
-	CHECK(mlma_bh_adjust(nan, 2, q) == MLMA_ERR_INPUT);
+	/* out of range counts as 1 (or 0 below 0), NaN as 1: never a failure */
+	CHECK(mlma_bh_adjust(bad, 2, q) == MLMA_OK);
+	CHECK(q[0] == 0.4 && q[1] == 1.0);
+	CHECK(mlma_bh_adjust(nan, 2, q) == MLMA_OK);
+	CHECK(q[0] == 0.4 && q[1] == 1.0);
 	CHECK(mlma_bh_adjust(NULL, 0, q) == MLMA_OK);
 }
 

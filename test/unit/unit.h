@@ -29,5 +29,7 @@ extern void unit_check_close(double got, double expected, double rel,
 extern void test_dist(void);
 extern void test_param(void);
 extern void test_loss(void);
+extern void test_robust(void);
+extern void test_decide(void);
 
 #endif							/* MLMA_UNIT_H */

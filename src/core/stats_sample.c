@@ -1,0 +1,30 @@
+/*-------------------------------------------------------------------------
+ *
+ * stats_sample.c
+ *	  The sample check shared by every test of the numeric core.
+ *
+ * Plain C over doubles: no PostgreSQL headers (see stats.h).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <math.h>
+#include <stddef.h>
+
+#include "stats.h"
+
+/*
+ * mlma_valid_sample
+ *		At least two values, all finite.
+ */
+int
+mlma_valid_sample(const double *x, size_t n)
+{
+	size_t		i;
+
+	if (x == NULL || n < 2)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!isfinite(x[i]))
+			return 0;
+	return 1;
+}
