@@ -1,7 +1,8 @@
 -- mlma: the per-stream status view
 --
 -- state, by precedence: paused; retraining (a request is claimed, or a
--- manual request is pending); drift (a drift or age request is pending);
+-- manual request is pending); drift (a drift or age request is pending, or
+-- proposed and waiting for approval: open_request_status tells which);
 -- warming (no reference yet for this model version); monitoring.
 
 CREATE VIEW @extschema@.stream_status AS
@@ -10,7 +11,7 @@ SELECT s.stream_id,
 	   s.labels,
 	   CASE WHEN s.paused THEN 'paused'
 			WHEN q.status = 'claimed' OR q.reason = 'manual' THEN 'retraining'
-			WHEN q.status = 'pending' THEN 'drift'
+			WHEN q.status IN ('pending', 'proposed') THEN 'drift'
 			WHEN r.stream_id IS NULL THEN 'warming'
 			ELSE 'monitoring' END AS state,
 	   s.model_version,
@@ -34,12 +35,13 @@ SELECT s.stream_id,
 	   (SELECT count(*)
 		  FROM @extschema@.retrain_requests rr
 		 WHERE rr.stream_id = s.stream_id AND rr.status = 'completed'
-		   AND rr.finished_at > now() - interval '30 days') AS retrains_30d
+		   AND rr.finished_at > now() - interval '30 days') AS retrains_30d,
+	   q.status AS open_request_status
   FROM @extschema@.streams s
   JOIN @extschema@.stream_state st USING (stream_id)
   LEFT JOIN @extschema@.reference_batches r USING (stream_id)
   LEFT JOIN @extschema@.retrain_requests q
-		 ON q.stream_id = s.stream_id AND q.status IN ('pending', 'claimed')
+		 ON q.stream_id = s.stream_id AND q.status IN ('proposed', 'pending', 'claimed')
   LEFT JOIN LATERAL (SELECT count(*)::int AS batch_n, avg(ob.loss) AS batch_mean
 					   FROM @extschema@.observations ob
 					  WHERE ob.stream_id = s.stream_id) o ON true
