@@ -30,7 +30,7 @@
 #include <libpq-fe.h>
 
 #define AGENT_NAME			"mlma-agent"
-#define AGENT_VERSION		"0.1.0"
+#define AGENT_VERSION		"0.2.0"
 #define AGENT_CHANNEL		"mlma_retrain"
 #define CANCEL_CHANNEL		"mlma_cancel"
 

@@ -255,7 +255,8 @@ sub alive
 
 	is(stop_agent($h), 0, 'agent stops cleanly');
 	my $text = slurp_file($log);
-	my @about = grep { /request $id\b.*cancel/ } split /\n/, $text;
+	note($text);
+	my @about = grep { /request $id\b.*\bcancelled\b/ } split /\n/, $text;
 	is(scalar(@about), 1, 'exactly one log line about the cancellation');
 	like($about[0] // '',
 		qr/request $id \(stream "cancel\/a"\) cancelled: dismissed while running; command terminated$/,
@@ -273,6 +274,7 @@ sub alive
 		'1', 'a stream name with a newline, an ESC and a backslash');
 	my $id = query("SELECT mlma.request_retrain(name) FROM mlma.streams WHERE name LIKE 'evil%'");
 	my ($rc, $err) = run_once('escape');
+	note($err);
 	is($rc, 0, '--once exits 0');
 	unlike($err, qr/\e/, 'no raw ESC in the log');
 	unlike($err, qr/^mlma-agent\[1\]/m, 'no forged log line');
