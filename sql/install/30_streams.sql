@@ -426,6 +426,13 @@ BEGIN
 	UPDATE @extschema@.stream_state SET config_version = config_version + 1
 	 WHERE stream_id = v_id;
 
+	-- turning the approval gate off approves what waits behind it
+	IF n.approval = 'auto' AND s.approval = 'manual' THEN
+		PERFORM @extschema@.approve(q.request_id)
+		   FROM @extschema@.retrain_requests q
+		  WHERE q.stream_id = v_id AND q.status = 'proposed';
+	END IF;
+
 	-- deploying another model version by hand starts a new reference
 	IF n.model_version <> s.model_version THEN
 		PERFORM @extschema@._start_version(v_id, n.model_version);

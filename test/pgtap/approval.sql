@@ -13,7 +13,7 @@
 \pset tuples_only true
 
 BEGIN;
-SELECT plan(45);
+SELECT plan(48);
 
 -- a stream whose second batch drifts (one drift request)
 CREATE FUNCTION pg_temp.drift(p_name text) RETURNS bigint LANGUAGE sql AS $$
@@ -149,6 +149,12 @@ SELECT is(mlma._approve_due(), 1, '_approve_due promotes the request past approv
 SELECT is((SELECT status || ' ' || approved_by FROM mlma.retrain_requests
 			WHERE request_id = pg_temp.req('ap/t')),
 		  'pending approve_after', 'pending, approved by approve_after');
+
+SELECT mlma.create_stream('ap/off', batch_size => 4, min_effect => 0, approval => 'manual');
+SELECT is(pg_temp.status(pg_temp.drift('ap/off')), 'proposed', 'a proposed request ...');
+SELECT lives_ok($$SELECT mlma.configure('ap/off', approval => 'auto')$$,
+				'configure turns the approval gate off');
+SELECT is(pg_temp.status(pg_temp.req('ap/off')), 'pending', '... is approved with it');
 
 SELECT * FROM finish();
 ROLLBACK;
