@@ -498,7 +498,8 @@ report_done(Agent *a)
 			/* dismissed (or deleted) meanwhile: nothing to fail either */
 			agent_log("request %s (stream \"%s\") is no longer open, outcome of its command discarded%s: %s",
 					  job->request_id, job->stream,
-					  job->success ? " (not deployed)" : "", db_last_error());
+					  (job->success && a->opts.deploy_command) ? " (not deployed)" : "",
+					  db_last_error());
 			job_clear(job);
 			a->need_claim = true;
 			continue;

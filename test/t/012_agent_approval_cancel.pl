@@ -43,6 +43,9 @@ case "$MLMA_STREAM" in
 		echo "trained anyway"
 		echo "v-cancelled"
 		exit 0;;
+	gone*)
+		echo "SELECT mlma.drop_stream(:'s')" | psql -X -q -v s="$MLMA_STREAM" "$DSN" >/dev/null
+		echo "v-gone";;
 esac
 echo "training"
 echo "$MLMA_MODEL_VERSION-next-$MLMA_REQUEST_ID"
@@ -103,6 +106,7 @@ sub run_once
 	my ($name) = @_;
 	my ($out, $err) = ('', '');
 	local $ENV{EXECLOG} = $execlog;
+	local $ENV{DSN} = $dsn;
 	IPC::Run::run(
 		[ $agent, '--dsn', $dsn, '--exec', $script, '--worker-name', $name, '--once' ],
 		'<', \undef, '>', \$out, '2>', \$err, IPC::Run::timeout(60));
@@ -265,6 +269,25 @@ sub alive
 		'no attempt to complete or fail the dismissed request');
 	like($text, qr/deployed model version "v1-next-$id2" of request $id2/,
 		'the deployment is logged');
+}
+
+# ---- a report refused because the request is gone: one line, no fail ----
+{
+	# the command drops its own stream (and request) before it succeeds:
+	# no cancellation is sent, so complete_retrain is refused
+	query("SELECT mlma.create_stream('gone/a')");
+	my $id = query("SELECT mlma.request_retrain('gone/a')");
+	my ($rc, $err) = run_once('gone');
+	note($err);
+	is($rc, 0, '--once exits 0');
+	is(executions($id), 1, 'the command ran');
+	my @about = grep { /request $id\b/ && !/claimed request|started request|command for request/ }
+	  split /\n/, $err;
+	is(scalar(@about), 1, 'one line about the refused report');
+	like($about[0] // '',
+		qr/request $id \(stream "gone\/a"\) is no longer open, outcome of its command discarded: retrain request $id does not exist$/,
+		'it says the request is no longer open');
+	unlike($err, qr/could not (complete|fail)|failed request/, 'no fail_retrain after it');
 }
 
 # ---- stream names are escaped in the log ---------------------------------
