@@ -40,7 +40,7 @@ SHLIB_LINK += -lm
 PG_CONFIG  ?= pg_config
 PGXS       := $(shell $(PG_CONFIG) --pgxs)
 
-EXTRA_CLEAN = src/agent/mlma-agent test/unit/stats_unit bench/kernels
+EXTRA_CLEAN = test/unit/stats_unit bench/kernels
 
 include $(PGXS)
 
@@ -50,21 +50,26 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: $(INSTALL_PIECES)
 sql/$(EXTENSION)--0.1.0--0.2.0.sql: $(UPGRADE_PIECES)
 	cat /dev/null $^ > $@
 
-# ---- mlma-agent (libpq client) -------------------------------------------
-AGENT_SRCS = $(sort $(wildcard src/agent/*.c))
-src/agent/mlma-agent: $(AGENT_SRCS) $(wildcard src/agent/*.h)
-	$(CC) -O2 -Wall -Wextra -Werror -o $@ $(AGENT_SRCS) -I$(shell $(PG_CONFIG) --includedir) -L$(shell $(PG_CONFIG) --libdir) -lpq
-
-ifneq ($(AGENT_SRCS),)
-all: src/agent/mlma-agent
+# ---- mlma-agent (libpq client): its own Makefile in src/agent ---------------
+# installed into $(bindir) (pg_config --bindir) only
+all: agent
 install: install-agent
-endif
+uninstall: uninstall-agent
+clean: clean-agent
 
-install-agent: src/agent/mlma-agent
-	$(INSTALL_PROGRAM) src/agent/mlma-agent '$(DESTDIR)$(bindir)/mlma-agent'
-	ln -sf '$(bindir)/mlma-agent' '$(DESTDIR)/usr/local/bin/mlma-agent' 2>/dev/null || true
+agent:
+	$(MAKE) -C src/agent PG_CONFIG='$(PG_CONFIG)'
 
-.PHONY: test demo bench deps install-agent
+install-agent: agent
+	$(MAKE) -C src/agent install PG_CONFIG='$(PG_CONFIG)'
+
+uninstall-agent:
+	$(MAKE) -C src/agent uninstall PG_CONFIG='$(PG_CONFIG)'
+
+clean-agent:
+	$(MAKE) -C src/agent clean
+
+.PHONY: test demo bench deps agent install-agent uninstall-agent clean-agent
 
 deps:
 	./test/deps.sh

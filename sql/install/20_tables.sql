@@ -28,7 +28,13 @@ CREATE TABLE @extschema@.streams (
 	max_model_age	interval CHECK (max_model_age > interval '0'),
 	paused			bool NOT NULL DEFAULT false,
 	version_started_at timestamptz NOT NULL DEFAULT now(),
-	created_at		timestamptz NOT NULL DEFAULT now()
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	-- approval gate of drift and age requests: 'auto' (agents may claim them
+	-- at once) or 'manual' (they wait as 'proposed' for approve() or dismiss(),
+	-- or for approve_after to pass)
+	approval		text NOT NULL DEFAULT 'auto'
+		CHECK (approval IN ('auto', 'manual')),
+	approve_after	interval CHECK (approve_after > interval '0')
 );
 CREATE INDEX streams_labels_idx ON @extschema@.streams USING gin (labels);
 
@@ -135,14 +141,16 @@ CREATE INDEX checks_waiting_idx ON @extschema@.checks (stream_id, batch_no)
 CREATE INDEX checks_checked_at_idx ON @extschema@.checks (checked_at);
 
 -- Retrain requests and their lifecycle:
+-- proposed -> pending (approve, approve_after) | dismissed (approval gate),
 -- pending -> claimed -> completed | failed, pending|claimed -> dismissed.
+-- Open requests: proposed, pending, claimed.
 CREATE TABLE @extschema@.retrain_requests (
 	request_id		bigserial PRIMARY KEY,
 	stream_id		bigint NOT NULL,
 	model_version	text NOT NULL,
 	reason			text NOT NULL CHECK (reason IN ('drift', 'manual', 'age')),
 	status			text NOT NULL DEFAULT 'pending'
-		CHECK (status IN ('pending', 'claimed', 'completed', 'failed', 'dismissed')),
+		CHECK (status IN ('proposed', 'pending', 'claimed', 'completed', 'failed', 'dismissed')),
 	p_value			float8,
 	effect			float8,
 	check_id		bigint,
@@ -153,15 +161,17 @@ CREATE TABLE @extschema@.retrain_requests (
 	lease_until		timestamptz,
 	finished_at		timestamptz,
 	new_model_version text,
-	error			text
+	error			text,
+	approved_at		timestamptz,	-- a proposed request became pending
+	approved_by		text			-- the approving role, or 'approve_after'
 );
 -- at most one open request per stream
 CREATE UNIQUE INDEX retrain_requests_open_idx
 	ON @extschema@.retrain_requests (stream_id)
-	WHERE status IN ('pending', 'claimed');
+	WHERE status IN ('proposed', 'pending', 'claimed');
 CREATE INDEX retrain_requests_queue_idx
 	ON @extschema@.retrain_requests (requested_at, request_id)
-	WHERE status IN ('pending', 'claimed');
+	WHERE status IN ('proposed', 'pending', 'claimed');
 CREATE INDEX retrain_requests_stream_idx
 	ON @extschema@.retrain_requests (stream_id, requested_at);
 

@@ -22,7 +22,8 @@ CREATE FUNCTION @extschema@._validate_options(
 	batch_size int, reference_size int, method text, alpha float8,
 	loss text, loss_param float8, check_mode text, reference_policy text,
 	min_effect float8, consecutive int, season_length int,
-	max_model_age interval, model_version text, labels jsonb)
+	max_model_age interval, model_version text, labels jsonb,
+	approval text DEFAULT 'auto', approve_after interval DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -97,6 +98,16 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 			DETAIL = format('labels is %s.', coalesce(labels::text, 'NULL'));
 	END IF;
+	IF approval IS NULL OR approval NOT IN ('auto', 'manual') THEN
+		RAISE EXCEPTION 'unknown approval: %', coalesce(approval, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Use auto (agents retrain at once) or manual (requests wait for approve()).';
+	END IF;
+	IF approve_after IS NOT NULL AND approve_after <= interval '0' THEN
+		RAISE EXCEPTION 'approve_after must be positive'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('approve_after is %s.', approve_after);
+	END IF;
 END;
 $$;
 
@@ -163,7 +174,9 @@ CREATE FUNCTION @extschema@.create_stream(
 	min_effect float8 DEFAULT 1.0,
 	consecutive int DEFAULT 1,
 	season_length int DEFAULT NULL,
-	max_model_age interval DEFAULT NULL)
+	max_model_age interval DEFAULT NULL,
+	approval text DEFAULT 'auto',
+	approve_after interval DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -175,19 +188,21 @@ BEGIN
 	PERFORM @extschema@._check_stream_name(name);
 	PERFORM @extschema@._validate_options(batch_size, v_refsize, method, alpha,
 		loss, loss_param, check_mode, reference_policy, min_effect, consecutive,
-		season_length, max_model_age, model_version, labels);
+		season_length, max_model_age, model_version, labels, approval,
+		approve_after);
 
 	INSERT INTO @extschema@.streams AS s
 		(name, batch_size, reference_size, method, alpha, loss, loss_param,
 		 model_version, labels, check_mode, reference_policy, min_effect,
-		 consecutive, season_length, max_model_age)
+		 consecutive, season_length, max_model_age, approval, approve_after)
 	VALUES (create_stream.name, create_stream.batch_size, v_refsize,
 			create_stream.method, create_stream.alpha, create_stream.loss,
 			create_stream.loss_param, create_stream.model_version,
 			create_stream.labels, create_stream.check_mode,
 			create_stream.reference_policy, create_stream.min_effect,
 			create_stream.consecutive, create_stream.season_length,
-			create_stream.max_model_age)
+			create_stream.max_model_age, create_stream.approval,
+			create_stream.approve_after)
 	ON CONFLICT ON CONSTRAINT streams_name_key DO NOTHING
 	RETURNING s.stream_id INTO v_id;
 
@@ -218,7 +233,7 @@ BEGIN
 	INSERT INTO @extschema@.streams AS s
 		(name, batch_size, reference_size, method, alpha, loss, loss_param,
 		 model_version, labels, check_mode, reference_policy, min_effect,
-		 consecutive, season_length, max_model_age)
+		 consecutive, season_length, max_model_age, approval, approve_after)
 	VALUES (name, v_bs,
 			coalesce((d->>'reference_size')::int, v_sl, v_bs),
 			coalesce(d->>'method', 'welch'),
@@ -232,7 +247,9 @@ BEGIN
 			coalesce((d->>'min_effect')::float8, 1.0),
 			coalesce((d->>'consecutive')::int, 1),
 			v_sl,
-			(d->>'max_model_age')::interval)
+			(d->>'max_model_age')::interval,
+			coalesce(d->>'approval', 'auto'),
+			(d->>'approve_after')::interval)
 	ON CONFLICT ON CONSTRAINT streams_name_key DO NOTHING
 	RETURNING s.stream_id INTO v_id;
 
@@ -273,7 +290,8 @@ BEGIN
 		IF k NOT IN ('batch_size', 'reference_size', 'method', 'alpha', 'loss',
 					 'loss_param', 'model_version', 'labels', 'check_mode',
 					 'reference_policy', 'min_effect', 'consecutive',
-					 'season_length', 'max_model_age') THEN
+					 'season_length', 'max_model_age', 'approval',
+					 'approve_after') THEN
 			RAISE EXCEPTION 'unknown option in defaults: %', k
 				USING ERRCODE = 'invalid_parameter_value',
 				HINT = 'defaults takes the option names of create_stream and create_streams.';
@@ -295,7 +313,9 @@ BEGIN
 			v_sl,
 			(d->>'max_model_age')::interval,
 			coalesce(d->>'model_version', 'v1'),
-			coalesce(d->'labels', '{}'));
+			coalesce(d->'labels', '{}'),
+			coalesce(d->>'approval', 'auto'),
+			(d->>'approve_after')::interval);
 	EXCEPTION
 		WHEN invalid_text_representation OR datetime_field_overflow
 			OR invalid_datetime_format OR numeric_value_out_of_range THEN
@@ -370,7 +390,9 @@ CREATE FUNCTION @extschema@.configure(
 	min_effect float8 DEFAULT NULL,
 	consecutive int DEFAULT NULL,
 	season_length int DEFAULT NULL,
-	max_model_age interval DEFAULT NULL)
+	max_model_age interval DEFAULT NULL,
+	approval text DEFAULT NULL,
+	approve_after interval DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -399,11 +421,16 @@ BEGIN
 	n.min_effect := coalesce(configure.min_effect, s.min_effect);
 	n.consecutive := coalesce(configure.consecutive, s.consecutive);
 	n.max_model_age := coalesce(configure.max_model_age, s.max_model_age);
+	n.approval := coalesce(configure.approval, s.approval);
+	-- approve_after => interval '0' turns automatic approval off
+	n.approve_after := CASE WHEN configure.approve_after = interval '0' THEN NULL
+							ELSE coalesce(configure.approve_after, s.approve_after) END;
 
 	PERFORM @extschema@._validate_options(n.batch_size, n.reference_size,
 		n.method, n.alpha, n.loss, n.loss_param, n.check_mode,
 		n.reference_policy, n.min_effect, n.consecutive, n.season_length,
-		n.max_model_age, n.model_version, n.labels);
+		n.max_model_age, n.model_version, n.labels, n.approval,
+		n.approve_after);
 
 	UPDATE @extschema@.streams
 	   SET batch_size = n.batch_size, reference_size = n.reference_size,
@@ -411,7 +438,8 @@ BEGIN
 		   loss_param = n.loss_param, labels = n.labels,
 		   check_mode = n.check_mode, reference_policy = n.reference_policy,
 		   min_effect = n.min_effect, consecutive = n.consecutive,
-		   season_length = n.season_length, max_model_age = n.max_model_age
+		   season_length = n.season_length, max_model_age = n.max_model_age,
+		   approval = n.approval, approve_after = n.approve_after
 	 WHERE stream_id = v_id;
 	UPDATE @extschema@.stream_state SET config_version = config_version + 1
 	 WHERE stream_id = v_id;
@@ -434,6 +462,13 @@ BEGIN
 		RAISE NOTICE 'the reference of stream "%" does not fit the new settings: the stream warms again', name
 			USING DETAIL = format('method dm pairs by position and batch_size is %s; the next %s observations become the reference.',
 								  n.batch_size, n.reference_size);
+	END IF;
+
+	-- turning the approval gate off approves what waits behind it
+	IF n.approval = 'auto' AND s.approval = 'manual' THEN
+		PERFORM @extschema@.approve(q.request_id)
+		   FROM @extschema@.retrain_requests q
+		  WHERE q.stream_id = v_id AND q.status = 'proposed';
 	END IF;
 
 	-- deploying another model version by hand starts a new reference

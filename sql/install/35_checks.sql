@@ -33,7 +33,7 @@ RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT format('{"v":1,"request_id":%s,"stream_id":%s,"stream":%s,"model_version":%s,"reason":%s,"p_value":%s,"effect":%s}',
+	SELECT format('{"v":1,"request_id":%s,"stream_id":%s,"stream":%s,"model_version":%s,"reason":%s,"p_value":%s,"effect":%s,"status":%s}',
 				  r.request_id, r.stream_id,
 				  to_json(left(s.name, 255))::text,
 				  to_json(left(r.model_version, 255))::text,
@@ -41,7 +41,8 @@ AS $$
 				  CASE WHEN r.p_value IS NULL OR r.p_value IN ('NaN', 'Infinity', '-Infinity')
 					   THEN 'null' ELSE to_json(r.p_value)::text END,
 				  CASE WHEN r.effect IS NULL OR r.effect IN ('NaN', 'Infinity', '-Infinity')
-					   THEN 'null' ELSE to_json(r.effect)::text END)
+					   THEN 'null' ELSE to_json(r.effect)::text END,
+				  to_json(r.status)::text)
 	  FROM @extschema@.retrain_requests r
 	  JOIN @extschema@.streams s USING (stream_id)
 	 WHERE r.request_id = p_request_id
@@ -50,7 +51,9 @@ $$;
 -- Raises retrain requests for several streams at once (run_checks raises
 -- all of a round's in one call): a stream that already has an open request
 -- gets none.  Each new request sends NOTIFY mlma_retrain (delivered on
--- commit only).  Returns the new request ids.
+-- commit only).  Drift and age requests of a stream with approval 'manual'
+-- start as 'proposed' (the payload says so; agents do not claim them);
+-- manual requests are approved by definition.  Returns the new request ids.
 CREATE FUNCTION @extschema@._raise_requests(p_stream_ids bigint[], p_reason text,
 	p_p_values float8[], p_effects float8[], p_check_ids bigint[], p_note text)
 RETURNS bigint[]
@@ -62,12 +65,15 @@ DECLARE
 BEGIN
 	WITH ins AS (
 		INSERT INTO @extschema@.retrain_requests
-			(stream_id, model_version, reason, p_value, effect, check_id, note)
-		SELECT s.stream_id, s.model_version, p_reason, u.p, u.e, u.c, p_note
+			(stream_id, model_version, reason, status, p_value, effect, check_id, note)
+		SELECT s.stream_id, s.model_version, p_reason,
+			   CASE WHEN s.approval = 'manual' AND p_reason <> 'manual'
+					THEN 'proposed' ELSE 'pending' END,
+			   u.p, u.e, u.c, p_note
 		  FROM unnest(p_stream_ids, p_p_values, p_effects, p_check_ids) AS u(sid, p, e, c)
 		  JOIN @extschema@.streams s ON s.stream_id = u.sid
 		 ORDER BY u.sid
-		ON CONFLICT (stream_id) WHERE status IN ('pending', 'claimed') DO NOTHING
+		ON CONFLICT (stream_id) WHERE status IN ('proposed', 'pending', 'claimed') DO NOTHING
 		RETURNING request_id)
 	SELECT array_agg(request_id ORDER BY request_id) INTO v_ids FROM ins;
 	PERFORM pg_notify('mlma_retrain', @extschema@._notify_payload(id))

@@ -1,7 +1,13 @@
 -- mlma: the retrain request lifecycle and the engineer's actions
 --
+--   proposed -> pending (approve, or approve_after passed)
 --   pending -> claimed -> completed | failed
---   pending | claimed -> dismissed
+--   proposed | pending | claimed -> dismissed
+--
+-- 'proposed' is the approval gate (streams with approval 'manual'): agents
+-- never claim a proposed request and cannot complete or fail it.  Dismissing
+-- a claimed request sends NOTIFY mlma_cancel (payload: the request id) so
+-- that the agent running it stops its command.
 --
 -- complete_retrain and fail_retrain also accept a pending request (a model
 -- retrained by hand, without an agent claiming it first).  Finished requests
@@ -31,12 +37,82 @@ BEGIN
 	PERFORM 1 FROM @extschema@.stream_state WHERE stream_id = r.stream_id FOR UPDATE;
 	SELECT * INTO r FROM @extschema@.retrain_requests
 	 WHERE request_id = p_request_id FOR UPDATE;
-	IF r.status NOT IN ('pending', 'claimed') THEN
+	IF r.status NOT IN ('proposed', 'pending', 'claimed') THEN
 		RAISE EXCEPTION 'cannot % retrain request %: it is %', p_action, p_request_id, r.status
 			USING ERRCODE = 'object_not_in_prerequisite_state',
-			HINT = 'Only pending or claimed requests can change.';
+			HINT = 'Only proposed, pending or claimed requests can change.';
+	END IF;
+	IF r.status = 'proposed' AND p_action IN ('complete', 'fail') THEN
+		RAISE EXCEPTION 'cannot % retrain request %: it is proposed and not yet approved', p_action, p_request_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			DETAIL = 'The stream''s approval setting is manual, so its drift and age requests wait for an engineer.',
+			HINT = 'Approve it with mlma.approve() or dismiss it with mlma.dismiss().';
 	END IF;
 	RETURN r;
+END;
+$$;
+
+-- Proposed requests whose stream's approve_after has passed become pending
+-- (approved_by 'approve_after'), each with a NOTIFY mlma_retrain so that
+-- agents wake.  Streams busy right now are skipped (their requests are
+-- promoted by the next call).  Called by claim_retrain and run_checks.
+-- Returns the number of requests promoted.
+CREATE FUNCTION @extschema@._approve_due()
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_cand	record;
+	v_n		int := 0;
+BEGIN
+	FOR v_cand IN
+		SELECT q.request_id, q.stream_id
+		  FROM @extschema@.retrain_requests q
+		  JOIN @extschema@.streams s ON s.stream_id = q.stream_id
+		 WHERE q.status = 'proposed'
+		   AND s.approve_after IS NOT NULL
+		   AND q.requested_at + s.approve_after <= now()
+		 ORDER BY q.requested_at, q.request_id
+	LOOP
+		-- stream first, then request, as every writer does
+		CONTINUE WHEN NOT @extschema@._try_lock_stream_id(v_cand.stream_id);
+		UPDATE @extschema@.retrain_requests q
+		   SET status = 'pending', approved_at = now(), approved_by = 'approve_after'
+		 WHERE q.request_id = (SELECT x.request_id
+								 FROM @extschema@.retrain_requests x
+								WHERE x.request_id = v_cand.request_id
+								  AND x.status = 'proposed'
+								  FOR UPDATE SKIP LOCKED);
+		IF FOUND THEN
+			PERFORM pg_notify('mlma_retrain', @extschema@._notify_payload(v_cand.request_id));
+			v_n := v_n + 1;
+		END IF;
+	END LOOP;
+	RETURN v_n;
+END;
+$$;
+
+-- Approves a proposed request: it becomes pending and agents may claim it.
+CREATE FUNCTION @extschema@.approve(request_id bigint, note text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r		@extschema@.retrain_requests;
+BEGIN
+	r := @extschema@._lock_open_request(request_id, 'approve');
+	IF r.status <> 'proposed' THEN
+		RAISE EXCEPTION 'cannot approve retrain request %: it is %', r.request_id, r.status
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			DETAIL = 'Only proposed requests wait for approval.';
+	END IF;
+	UPDATE @extschema@.retrain_requests q
+	   SET status = 'pending', approved_at = now(), approved_by = session_user,
+		   note = coalesce(approve.note, q.note)
+	 WHERE q.request_id = r.request_id;
+	PERFORM pg_notify('mlma_retrain', @extschema@._notify_payload(r.request_id));
 END;
 $$;
 
@@ -63,6 +139,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 			DETAIL = format('lease is %s.', lease);
 	END IF;
+	PERFORM @extschema@._approve_due();
 	-- The oldest pending request, or a claimed one whose lease expired, of a
 	-- stream whose writer lock is free: stream first, then request, the
 	-- order every writer uses (a writer raising a request on a stream holds
@@ -167,11 +244,16 @@ BEGIN
 		   lease_until = NULL
 	 WHERE q.request_id = r.request_id;
 	UPDATE @extschema@.stream_state SET streak = 0 WHERE stream_id = r.stream_id;
+	-- an agent is running it: tell it to stop (delivered on commit)
+	IF r.status = 'claimed' THEN
+		PERFORM pg_notify('mlma_cancel', r.request_id::text);
+	END IF;
 END;
 $$;
 
--- A manual request.  When the stream already has an open request, that one
--- is returned (at most one open request per stream).
+-- A manual request (approved by definition: pending).  When the stream
+-- already has an open request, that one is returned (at most one open
+-- request per stream); a proposed one is approved by asking for a retrain.
 CREATE FUNCTION @extschema@.request_retrain(stream text, note text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -180,12 +262,19 @@ AS $$
 DECLARE
 	v_sid	bigint := @extschema@._lock_stream(stream);
 	v_id	bigint;
+	v_status text;
 BEGIN
 	v_id := @extschema@._raise_request(v_sid, 'manual', NULL, NULL, NULL, note);
 	IF v_id IS NULL THEN
-		SELECT q.request_id INTO v_id FROM @extschema@.retrain_requests q
-		 WHERE q.stream_id = v_sid AND q.status IN ('pending', 'claimed');
-		RAISE NOTICE 'stream "%" already has an open retrain request', stream;
+		SELECT q.request_id, q.status INTO v_id, v_status
+		  FROM @extschema@.retrain_requests q
+		 WHERE q.stream_id = v_sid AND q.status IN ('proposed', 'pending', 'claimed');
+		IF v_status = 'proposed' THEN
+			PERFORM @extschema@.approve(v_id, note);
+			RAISE NOTICE 'stream "%" had a proposed retrain request: approved it', stream;
+		ELSE
+			RAISE NOTICE 'stream "%" already has an open retrain request', stream;
+		END IF;
 	END IF;
 	RETURN v_id;
 END;

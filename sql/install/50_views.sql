@@ -1,7 +1,8 @@
 -- mlma: the per-stream status view
 --
 -- state, by precedence: paused; retraining (a request is claimed, or a
--- manual request is pending); drift (a drift or age request is pending);
+-- manual request is pending); drift (a drift or age request is pending, or
+-- proposed and waiting for approval: open_request_status tells which);
 -- warming (no reference yet for this model version); monitoring.
 -- skipped: rows of attached tables left out under on_invalid 'skip', with
 -- the last reason and time.
@@ -12,7 +13,7 @@ SELECT s.stream_id,
 	   s.labels,
 	   CASE WHEN s.paused THEN 'paused'
 			WHEN q.status = 'claimed' OR q.reason = 'manual' THEN 'retraining'
-			WHEN q.status = 'pending' THEN 'drift'
+			WHEN q.status IN ('pending', 'proposed') THEN 'drift'
 			WHEN r.stream_id IS NULL THEN 'warming'
 			ELSE 'monitoring' END AS state,
 	   s.model_version,
@@ -39,12 +40,13 @@ SELECT s.stream_id,
 		   AND rr.finished_at > now() - interval '30 days') AS retrains_30d,
 	   st.skipped,
 	   st.last_skip_reason,
-	   st.last_skip_at
+	   st.last_skip_at,
+	   q.status AS open_request_status
   FROM @extschema@.streams s
   JOIN @extschema@.stream_state st USING (stream_id)
   LEFT JOIN @extschema@.reference_batches r USING (stream_id)
   LEFT JOIN @extschema@.retrain_requests q
-		 ON q.stream_id = s.stream_id AND q.status IN ('pending', 'claimed')
+		 ON q.stream_id = s.stream_id AND q.status IN ('proposed', 'pending', 'claimed')
   LEFT JOIN LATERAL (SELECT count(*)::int AS batch_n,
 							 @extschema@._mean(array_agg(ob.loss)) AS batch_mean
 					   FROM @extschema@.observations ob

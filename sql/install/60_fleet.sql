@@ -19,6 +19,8 @@ AS $$
 DECLARE
 	v_ids	int8[];
 BEGIN
+	-- proposed requests past their stream's approve_after become pending
+	PERFORM @extschema@._approve_due();
 	v_ids := @extschema@._run_checks(fdr);
 	RETURN QUERY
 	SELECT c.* FROM @extschema@.checks c
@@ -108,6 +110,7 @@ WITH st AS (
 	SELECT count(*) FILTER (WHERE requested_at > now() - interval '24 hours') AS flags_24h,
 		   count(*) FILTER (WHERE status = 'pending') AS pending_requests,
 		   count(*) FILTER (WHERE status = 'claimed') AS claimed_requests,
+		   count(*) FILTER (WHERE status = 'proposed') AS proposed_requests,
 		   count(*) FILTER (WHERE status = 'failed'
 							  AND finished_at > now() - interval '30 days') AS failed_30d,
 		   count(*) FILTER (WHERE status = 'dismissed'
@@ -121,14 +124,15 @@ WITH st AS (
 )
 SELECT st.streams, st.warming, st.monitoring, st.drift, st.retraining, st.paused,
 	   ck.checks_24h, ck.drift_checks_24h, wt.waiting_checks, rq.flags_24h,
-	   rq.pending_requests + rq.claimed_requests AS open_requests,
+	   rq.proposed_requests + rq.pending_requests + rq.claimed_requests AS open_requests,
 	   rq.pending_requests, rq.claimed_requests,
 	   rq.completed_30d, rq.failed_30d, rq.dismissed_30d,
 	   rq.median_time_to_retrain,
 	   CASE WHEN rq.completed_30d + rq.failed_30d + rq.dismissed_30d > 0
 			THEN rq.dismissed_30d::float8
 				 / (rq.completed_30d + rq.failed_30d + rq.dismissed_30d) END
-		   AS dismissal_rate_30d
+		   AS dismissal_rate_30d,
+	   rq.proposed_requests
   FROM st, ck, wt, rq;
 
 -- The stream's id, or a clear error.

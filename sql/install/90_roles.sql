@@ -4,6 +4,7 @@
 --   mlma_writer  observe, observe_loss (and the triggers of attached tables)
 --   mlma_agent   claim_retrain, complete_retrain, fail_retrain
 --   mlma_admin   everything: member of the three, every function and table
+--                (approve and dismiss of retrain requests are the admin's only)
 --
 -- Nothing is granted to PUBLIC.  The functions a role may call but whose work
 -- touches tables the role cannot write are SECURITY DEFINER with a pinned
@@ -80,5 +81,6 @@ GRANT SELECT ON @extschema@.retrain_requests, @extschema@.streams TO mlma_agent;
 -- admin: everything
 GRANT mlma_reader, mlma_writer, mlma_agent TO mlma_admin;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA @extschema@ TO mlma_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.approve(bigint, text) TO mlma_admin;
 GRANT ALL ON ALL TABLES IN SCHEMA @extschema@ TO mlma_admin;
 GRANT ALL ON ALL SEQUENCES IN SCHEMA @extschema@ TO mlma_admin;

@@ -6,7 +6,10 @@
  * mlma-agent is a libpq client that closes the retrain loop outside the
  * database: it listens on the mlma_retrain channel, claims retrain requests
  * with mlma.claim_retrain(), runs the user's retrain command for each one
- * and completes or fails the request with the command's outcome.
+ * and completes or fails the request with the command's outcome.  With
+ * --deploy-command, the new model is deployed only once mlma accepted the
+ * completion.  It also listens on mlma_cancel: a request dismissed while
+ * its command runs has the command's process group terminated.
  *
  * The program is a single-threaded event loop (main.c) over the libpq
  * socket, a self-pipe for signals and the output pipes of the running
@@ -27,8 +30,9 @@
 #include <libpq-fe.h>
 
 #define AGENT_NAME			"mlma-agent"
-#define AGENT_VERSION		"0.1.0"
+#define AGENT_VERSION		"0.2.0"
 #define AGENT_CHANNEL		"mlma_retrain"
+#define CANCEL_CHANNEL		"mlma_cancel"
 
 /* bytes of stderr kept for the error of a failed request */
 #define STDERR_TAIL_SIZE	2048
@@ -36,6 +40,8 @@
 #define VERSION_MAX			1024
 /* seconds between SIGTERM and SIGKILL when a command times out */
 #define KILL_GRACE			10.0
+/* seconds between SIGTERM and SIGKILL when a request is cancelled */
+#define CANCEL_GRACE		3.0
 /* seconds to wait for output pipes to close after the command exited */
 #define DRAIN_GRACE			2.0
 /* cap of the reconnect backoff, in seconds */
@@ -46,6 +52,7 @@ typedef struct AgentOptions
 {
 	const char *dsn;			/* libpq connection string, may be empty */
 	const char *command;		/* run with /bin/sh -c */
+	const char *deploy_command; /* run after complete_retrain succeeded, or NULL */
 	char	   *worker;			/* worker name passed to claim_retrain */
 	int			workers;		/* commands run at once */
 	double		lease;			/* seconds */
@@ -62,10 +69,17 @@ typedef enum JobState
 	JOB_DONE					/* outcome known, not yet reported */
 } JobState;
 
+typedef enum JobPhase
+{
+	PHASE_TRAIN,				/* the retrain command, request claimed */
+	PHASE_DEPLOY				/* the deploy command, request completed */
+} JobPhase;
+
 /* One claimed request and the command that serves it */
 typedef struct Job
 {
 	JobState	state;
+	JobPhase	phase;
 
 	/* the request, as returned by claim_retrain (text form) */
 	char	   *request_id;
@@ -87,7 +101,11 @@ typedef struct Job
 	bool		timed_out;
 	bool		interrupted;	/* killed because the agent shuts down */
 	bool		spawn_failed;
+	bool		cancelled;		/* the request is no longer ours: discard */
+	bool		cancel_killed;	/* ... and its command was terminated */
+	char		cancel_why[64]; /* "dismissed", "deleted", ... */
 	int			wait_status;
+	char	   *new_version;	/* deploy phase: the completed version */
 
 	/* stdout: the line being read and the last non-empty line */
 	char		line[VERSION_MAX + 1];
@@ -111,11 +129,13 @@ typedef enum DbResult
 	DB_OK,						/* done (a request was claimed) */
 	DB_EMPTY,					/* claim: nothing pending */
 	DB_SQL_ERROR,				/* the server refused; connection fine */
+	DB_GONE,					/* report refused: the request is no longer open */
 	DB_CONN_LOST				/* connection broken; retry after reconnect */
 } DbResult;
 
 /* util.c */
 extern void agent_log(const char *fmt,...) __attribute__((format(printf, 1, 2)));
+extern size_t log_escape(const char *in, size_t inlen, char *out, size_t outlen);
 extern double now_monotonic(void);
 extern bool parse_duration(const char *s, double *seconds);
 extern char *format_duration(double seconds, char *buf, size_t len);
@@ -131,10 +151,17 @@ extern DbResult db_claim(PGconn *conn, const AgentOptions *opts, Job *job);
 extern DbResult db_report(PGconn *conn, Job *job);
 extern int	db_consume(PGconn *conn, bool verbose);
 extern int	db_drain_notifies(PGconn *conn, bool verbose);
+extern DbResult db_check_claims(PGconn *conn, const char *worker,
+								const char *ids_literal);
 extern const char *db_last_error(void);
+
+/* main.c: a request we run is no longer ours (why: "dismissed", ...) */
+extern void agent_cancel(const char *request_id, const char *why);
 
 /* job.c */
 extern void job_start(Job *job, const AgentOptions *opts);
+extern void job_start_deploy(Job *job, const AgentOptions *opts);
+extern void job_cancel(Job *job, const char *why);
 extern void job_read(Job *job, int fd);
 extern void job_reaped(Job *job, int status);
 extern void job_timers(Job *job, double now);

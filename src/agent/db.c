@@ -4,7 +4,7 @@
  *	  mlma-agent: the conversation with the server.
  *
  * Connects (application_name mlma-agent, TCP keepalives), LISTENs on
- * mlma_retrain, claims requests with mlma.claim_retrain() and reports
+ * mlma_retrain and mlma_cancel, claims requests with mlma.claim_retrain() and reports
  * outcomes with mlma.complete_retrain() / mlma.fail_retrain().  Every call
  * tells a refused statement (DB_SQL_ERROR) from a broken connection
  * (DB_CONN_LOST): the first is logged and dropped, the second makes the
@@ -80,10 +80,10 @@ db_connect(const AgentOptions *opts)
 	}
 	PQsetNoticeProcessor(conn, notice_processor, NULL);
 
-	res = PQexec(conn, "LISTEN " AGENT_CHANNEL);
+	res = PQexec(conn, "LISTEN " AGENT_CHANNEL "; LISTEN " CANCEL_CHANNEL);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 	{
-		agent_log("could not listen on %s: %s", AGENT_CHANNEL,
+		agent_log("could not listen on %s and %s: %s", AGENT_CHANNEL, CANCEL_CHANNEL,
 				  first_line(PQerrorMessage(conn), line, sizeof(line)));
 		PQclear(res);
 		PQfinish(conn);
@@ -91,10 +91,10 @@ db_connect(const AgentOptions *opts)
 	}
 	PQclear(res);
 
-	agent_log("connected to database \"%s\" on %s, listening on %s",
+	agent_log("connected to database \"%s\" on %s, listening on %s and %s",
 			  PQdb(conn),
 			  (PQhost(conn) && PQhost(conn)[0]) ? PQhost(conn) : "local socket",
-			  AGENT_CHANNEL);
+			  AGENT_CHANNEL, CANCEL_CHANNEL);
 	return conn;
 }
 
@@ -185,7 +185,9 @@ db_claim(PGconn *conn, const AgentOptions *opts, Job *job)
 
 /*
  * Report a finished job: complete_retrain with the new version or
- * fail_retrain with the error text.
+ * fail_retrain with the error text.  DB_GONE (not logged here; the caller
+ * logs one line) when the server refused because the request is no longer
+ * open: dismissed meanwhile, or deleted with its stream.
  */
 DbResult
 db_report(PGconn *conn, Job *job)
@@ -206,6 +208,21 @@ db_report(PGconn *conn, Job *job)
 	{
 		PQclear(res);
 		return DB_OK;
+	}
+	if (PQresultStatus(res) == PGRES_FATAL_ERROR && PQstatus(conn) == CONNECTION_OK)
+	{
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+		/* object_not_in_prerequisite_state, undefined_object */
+		if (state && (strcmp(state, "55000") == 0 || strcmp(state, "42704") == 0))
+		{
+			const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+			first_line(msg ? msg : PQresultErrorMessage(res), last_error,
+					   sizeof(last_error));
+			PQclear(res);
+			return DB_GONE;
+		}
 	}
 	snprintf(what, sizeof(what), "%s request %s",
 			 job->success ? "complete" : "fail", job->request_id);
@@ -231,7 +248,11 @@ db_consume(PGconn *conn, bool verbose)
 	return db_drain_notifies(conn, verbose);
 }
 
-/* Count (and forget) queued notifications */
+/*
+ * Handle queued notifications: mlma_cancel ones cancel the named request if
+ * we run it; mlma_retrain ones are counted (and forgotten).  Returns the
+ * number of retrain notifications.
+ */
 int
 db_drain_notifies(PGconn *conn, bool verbose)
 {
@@ -242,8 +263,43 @@ db_drain_notifies(PGconn *conn, bool verbose)
 	{
 		if (verbose)
 			agent_log("notification on %s: %s", n->relname, n->extra);
+		if (strcmp(n->relname, CANCEL_CHANNEL) == 0)
+			agent_cancel(n->extra, "dismissed");
+		else
+			count++;
 		PQfreemem(n);
-		count++;
 	}
 	return count;
+}
+
+/*
+ * The requests of ids_literal (a bigint[] literal) that are no longer
+ * claimed by this worker are cancelled (agent_cancel), with their status
+ * ("dismissed", "deleted", or claimed by another worker after the lease
+ * expired).  Catches dismissals whose notification was missed while the
+ * connection was down.
+ */
+DbResult
+db_check_claims(PGconn *conn, const char *worker, const char *ids_literal)
+{
+	const char *params[2];
+	PGresult   *res;
+
+	params[0] = ids_literal;
+	params[1] = worker;
+	res = PQexecParams(conn,
+					   "SELECT i.id::text, CASE WHEN q.request_id IS NULL THEN 'deleted' "
+					   "WHEN q.status = 'claimed' THEN 'claimed by another worker' "
+					   "ELSE q.status END "
+					   "FROM unnest($1::bigint[]) AS i(id) "
+					   "LEFT JOIN mlma.retrain_requests q ON q.request_id = i.id "
+					   "WHERE q.request_id IS NULL OR q.status <> 'claimed' "
+					   "OR q.claimed_by IS DISTINCT FROM $2",
+					   2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return failed(conn, res, "check the running requests");
+	for (int i = 0; i < PQntuples(res); i++)
+		agent_cancel(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+	PQclear(res);
+	return DB_OK;
 }

@@ -10,11 +10,19 @@
  * pipes.  Of stdout only the last non-empty line is kept (the new model
  * version), of stderr the last STDERR_TAIL_SIZE bytes (the error text).
  *
+ * Two phases: the retrain command runs while the request is claimed; the
+ * optional deploy command runs only after mlma accepted complete_retrain,
+ * with MLMA_NEW_MODEL_VERSION added to the same environment.  A request
+ * cancelled (dismissed) during the first phase has its command's process
+ * group terminated and never reaches the second.
+ *
  * src/agent/job.c
  *
  *-------------------------------------------------------------------------
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +37,8 @@
 
 /* Set up the child and exec the command; never returns */
 static void
-exec_child(Job *job, const AgentOptions *opts, int out_w, int err_w)
+exec_child(Job *job, const AgentOptions *opts, const char *command,
+		   int out_w, int err_w)
 {
 	int			devnull;
 	sigset_t	none;
@@ -68,19 +77,23 @@ exec_child(Job *job, const AgentOptions *opts, int out_w, int err_w)
 	setenv("MLMA_EFFECT", job->effect ? job->effect : "", 1);
 	setenv("MLMA_WORKER", opts->worker, 1);
 	setenv("MLMA_TIMEOUT", timeout, 1);
+	if (job->phase == PHASE_DEPLOY)
+		setenv("MLMA_NEW_MODEL_VERSION", job->new_version, 1);
+	else
+		unsetenv("MLMA_NEW_MODEL_VERSION");
 
-	execl("/bin/sh", "sh", "-c", opts->command, (char *) NULL);
+	execl("/bin/sh", "sh", "-c", command, (char *) NULL);
 	dprintf(STDERR_FILENO, "%s: could not execute /bin/sh: %s\n",
 			AGENT_NAME, strerror(errno));
 	_exit(127);
 }
 
 /*
- * Start the command of a freshly claimed job.  On failure the job is
- * DONE at once with the reason as its error.
+ * Start the command of the job's phase.  On failure the job is DONE at
+ * once with the reason as its error.
  */
-void
-job_start(Job *job, const AgentOptions *opts)
+static void
+start_command(Job *job, const AgentOptions *opts, const char *command)
 {
 	int			out[2] = {-1, -1};
 	int			err[2] = {-1, -1};
@@ -93,6 +106,7 @@ job_start(Job *job, const AgentOptions *opts)
 	job->tail_len = 0;
 	job->tail_cut = false;
 	job->timed_out = job->interrupted = job->spawn_failed = false;
+	job->cancelled = job->cancel_killed = false;
 	job->kill_at = job->drain_until = 0;
 	job->wait_status = 0;
 	job->started = now_monotonic();
@@ -106,7 +120,7 @@ job_start(Job *job, const AgentOptions *opts)
 	if (pid < 0)
 		goto fail;
 	if (pid == 0)
-		exec_child(job, opts, out[1], err[1]);
+		exec_child(job, opts, command, out[1], err[1]);
 
 	/* both sides set the group, whichever runs first */
 	setpgid(pid, pid);
@@ -117,8 +131,12 @@ job_start(Job *job, const AgentOptions *opts)
 	job->out_fd = out[0];
 	job->err_fd = err[0];
 	job->pid = pid;
-	agent_log("started request %s (stream \"%s\"): pid %d",
-			  job->request_id, job->stream, (int) pid);
+	if (job->phase == PHASE_DEPLOY)
+		agent_log("deploying model version \"%s\" of request %s (stream \"%s\"): pid %d",
+				  job->new_version, job->request_id, job->stream, (int) pid);
+	else
+		agent_log("started request %s (stream \"%s\"): pid %d",
+				  job->request_id, job->stream, (int) pid);
 	return;
 
 fail:
@@ -134,6 +152,48 @@ fail:
 		}
 		job->spawn_failed = true;
 		job->result = xasprintf("could not start command: %s", strerror(save));
+	}
+}
+
+/* Start the retrain command of a freshly claimed job */
+void
+job_start(Job *job, const AgentOptions *opts)
+{
+	job->phase = PHASE_TRAIN;
+	start_command(job, opts, opts->command);
+}
+
+/*
+ * mlma accepted the completion (job->result is the new version): start the
+ * deploy command in the same slot.
+ */
+void
+job_start_deploy(Job *job, const AgentOptions *opts)
+{
+	job->phase = PHASE_DEPLOY;
+	job->new_version = job->result;
+	job->result = NULL;
+	start_command(job, opts, opts->deploy_command);
+}
+
+/*
+ * The request of a training job is no longer ours (dismissed, deleted, or
+ * claimed by another worker): terminate its command's process group if it
+ * still runs (SIGKILL after CANCEL_GRACE) and discard its outcome.  The
+ * caller logs the one line about it once the job is done.
+ */
+void
+job_cancel(Job *job, const char *why)
+{
+	if (job->state == JOB_FREE || job->phase != PHASE_TRAIN || job->cancelled)
+		return;
+	job->cancelled = true;
+	snprintf(job->cancel_why, sizeof(job->cancel_why), "%s", why);
+	if (job->state == JOB_RUNNING && job->pid != 0)
+	{
+		job->cancel_killed = true;
+		job->kill_at = now_monotonic() + CANCEL_GRACE;
+		kill(-job->pid, SIGTERM);
 	}
 }
 
@@ -235,7 +295,7 @@ job_timers(Job *job, double now)
 
 	if (job->state != JOB_RUNNING || job->pid == 0)
 		return;
-	if (!job->timed_out && !job->interrupted && now >= job->deadline)
+	if (!job->timed_out && !job->interrupted && !job->cancelled && now >= job->deadline)
 	{
 		job->timed_out = true;
 		job->kill_at = now + KILL_GRACE;
@@ -311,6 +371,14 @@ job_finish_if_done(Job *job, double now)
 
 	if (job->state != JOB_RUNNING)
 		return false;
+	if (job->spawn_failed && job->phase == PHASE_DEPLOY)
+	{
+		job->success = false;
+		job->state = JOB_DONE;
+		agent_log("deploy command for request %s (stream \"%s\") did not start: %s; mlma already records model version \"%s\"",
+				  job->request_id, job->stream, job->result, job->new_version);
+		return true;
+	}
 	if (job->spawn_failed)
 	{
 		job->success = false;
@@ -350,6 +418,12 @@ job_finish_if_done(Job *job, double now)
 
 	job->duration = now - job->started;
 	job->success = false;
+	if (job->cancelled)
+	{
+		/* the outcome is discarded; report_done logs the one line */
+		job->state = JOB_DONE;
+		return true;
+	}
 	if (job->interrupted)
 		snprintf(what, sizeof(what), "command was terminated because %s shut down",
 				 AGENT_NAME);
@@ -362,7 +436,12 @@ job_finish_if_done(Job *job, double now)
 	}
 	else if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 	{
-		if (job->has_last)
+		if (job->phase == PHASE_DEPLOY)
+		{
+			job->success = true;	/* a deploy command prints nothing needed */
+			job->result = xstrdup("");
+		}
+		else if (job->has_last)
 		{
 			job->success = true;
 			job->result = xstrdup(job->last);
@@ -383,7 +462,21 @@ job_finish_if_done(Job *job, double now)
 		job->result = error_text(job, what);
 
 	job->state = JOB_DONE;
-	if (job->success)
+	if (job->phase == PHASE_DEPLOY)
+	{
+		if (job->success)
+			agent_log("deployed model version \"%s\" of request %s (stream \"%s\") in %.1f s",
+					  job->new_version, job->request_id, job->stream, job->duration);
+		else
+		{
+			int			n = (int) strcspn(job->result, "\n");
+
+			agent_log("deploy command for request %s (stream \"%s\") failed in %.1f s: %.*s; mlma already records model version \"%s\"",
+					  job->request_id, job->stream, job->duration, n, job->result,
+					  job->new_version);
+		}
+	}
+	else if (job->success)
 		agent_log("command for request %s (stream \"%s\") succeeded in %.1f s",
 				  job->request_id, job->stream, job->duration);
 	else
@@ -404,6 +497,7 @@ job_clear(Job *job)
 	free(job->p_value);
 	free(job->effect);
 	free(job->result);
+	free(job->new_version);
 	memset(job, 0, sizeof(*job));
 	job->out_fd = job->err_fd = -1;
 	job->state = JOB_FREE;

@@ -3,16 +3,19 @@
  * main.c
  *	  mlma-agent: options, signals and the event loop.
  *
- *	  mlma-agent --dsn CONNSTR --exec COMMAND [--workers N] [--lease D]
- *				 [--timeout D] [--poll-interval D] [--worker-name NAME]
- *				 [--once] [--verbose]
+ *	  mlma-agent --dsn CONNSTR --exec COMMAND [--deploy-command COMMAND]
+ *				 [--workers N] [--lease D] [--timeout D] [--poll-interval D]
+ *				 [--worker-name NAME] [--once] [--verbose]
  *
  * One thread, one poll() over the libpq socket, a self-pipe fed by the
  * signal handlers and the output pipes of the running commands.  Claims
  * happen at start, after every (re)connect, on every notification and on
  * a slow timer, as long as a worker slot is free.  Outcomes that cannot be
  * reported because the connection is down wait in their slot until the
- * agent has reconnected.
+ * agent has reconnected.  A notification on mlma_cancel (a running request
+ * was dismissed) terminates that request's command; after every reconnect
+ * and on the slow timer the agent also checks that its running requests
+ * are still claimed by it, for cancellations it could not hear.
  *
  * Exit status: 0 after SIGTERM/SIGINT or when --once is done, 1 on a
  * fatal error, 2 on bad usage.
@@ -21,7 +24,9 @@
  *
  *-------------------------------------------------------------------------
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -85,6 +90,8 @@ usage(FILE *out)
 			"Options:\n"
 			"  -d, --dsn=CONNSTR        libpq connection string or URI (default: PG* environment)\n"
 			"  -e, --exec=COMMAND       retrain command, run with /bin/sh -c (required)\n"
+			"  -D, --deploy-command=COMMAND\n"
+			"                           run after mlma accepted the new version (optional)\n"
 			"  -j, --workers=N          run up to N commands at once (default 1)\n"
 			"  -l, --lease=DURATION     lease asked of claim_retrain (default 1h)\n"
 			"  -t, --timeout=DURATION   kill a command running longer (default: lease - 5 min,\n"
@@ -100,9 +107,13 @@ usage(FILE *out)
 			"DURATION is a number with an optional unit: 90, 90s, 15min, 1h, 2d.\n"
 			"The command sees MLMA_REQUEST_ID, MLMA_STREAM, MLMA_STREAM_ID,\n"
 			"MLMA_MODEL_VERSION, MLMA_REASON, MLMA_P_VALUE, MLMA_EFFECT, MLMA_WORKER\n"
-			"and MLMA_TIMEOUT; it prints the new model version as its last line.\n"
-			"Exit 0 completes the request; any other outcome fails it with the\n"
-			"tail of stderr.\n",
+			"and MLMA_TIMEOUT; it trains, must not deploy, and prints the new model\n"
+			"version as its last line.  Exit 0 completes the request; any other\n"
+			"outcome fails it with the tail of stderr.  Only once mlma accepted the\n"
+			"completion does the deploy command run, with the same environment plus\n"
+			"MLMA_NEW_MODEL_VERSION.  A request dismissed while its command runs\n"
+			"(NOTIFY mlma_cancel) has the command's process group terminated and\n"
+			"is never deployed.\n",
 			AGENT_NAME, AGENT_NAME);
 }
 
@@ -121,6 +132,7 @@ parse_options(int argc, char **argv, AgentOptions *opts)
 	static const struct option long_options[] = {
 		{"dsn", required_argument, NULL, 'd'},
 		{"exec", required_argument, NULL, 'e'},
+		{"deploy-command", required_argument, NULL, 'D'},
 		{"workers", required_argument, NULL, 'j'},
 		{"lease", required_argument, NULL, 'l'},
 		{"timeout", required_argument, NULL, 't'},
@@ -141,7 +153,7 @@ parse_options(int argc, char **argv, AgentOptions *opts)
 	opts->lease = 3600;
 	opts->poll_interval = 60;
 
-	while ((c = getopt_long(argc, argv, "d:e:j:l:t:p:n:1vVh", long_options, NULL)) != -1)
+	while ((c = getopt_long(argc, argv, "d:e:D:j:l:t:p:n:1vVh", long_options, NULL)) != -1)
 	{
 		switch (c)
 		{
@@ -150,6 +162,11 @@ parse_options(int argc, char **argv, AgentOptions *opts)
 				break;
 			case 'e':
 				opts->command = optarg;
+				break;
+			case 'D':
+				if (optarg[0] == '\0')
+					bad_usage("invalid --deploy-command \"%s\": must not be empty", optarg);
+				opts->deploy_command = optarg;
 				break;
 			case 'j':
 				{
@@ -246,10 +263,14 @@ typedef struct Agent
 	double		backoff;		/* next reconnect delay */
 	double		next_poll;		/* next catch-up claim */
 	bool		need_claim;		/* something may be pending */
+	bool		need_check;		/* verify our running requests are still ours */
 	bool		ever_connected;
 	int			shutdown;		/* signals received asking to stop */
 	bool		fatal;			/* exit 1 once the jobs are done */
 } Agent;
+
+/* the one agent of this process, for agent_cancel() */
+static Agent *the_agent;
 
 static int
 count_jobs(Agent *a, JobState state)
@@ -346,6 +367,7 @@ try_connect(Agent *a)
 		a->backoff = 1;
 		a->need_claim = true;	/* catch up on what came while away */
 		a->ever_connected = true;
+		a->need_check = true;	/* dismissals missed while away */
 		a->next_poll = now_monotonic() + a->opts.poll_interval;
 		return;
 	}
@@ -359,6 +381,59 @@ try_connect(Agent *a)
 	a->backoff *= 2;
 	if (a->backoff > BACKOFF_MAX)
 		a->backoff = BACKOFF_MAX;
+}
+
+/*
+ * A request is no longer ours (why: "dismissed", ...): cancel the training
+ * job that serves it, if any.  Called from the notification handler and
+ * from db_check_claims().
+ */
+void
+agent_cancel(const char *request_id, const char *why)
+{
+	Agent	   *a = the_agent;
+
+	if (a == NULL || request_id == NULL)
+		return;
+	for (int i = 0; i < a->opts.workers; i++)
+	{
+		Job		   *job = &a->jobs[i];
+
+		if (job->state != JOB_FREE && job->phase == PHASE_TRAIN &&
+			job->request_id && strcmp(job->request_id, request_id) == 0)
+			job_cancel(job, why);
+	}
+}
+
+/* Ask the server whether our running requests are still claimed by us */
+static void
+check_claims(Agent *a)
+{
+	char	   *ids = xstrdup("{");
+	bool		any = false;
+
+	a->need_check = false;
+	for (int i = 0; i < a->opts.workers; i++)
+	{
+		Job		   *job = &a->jobs[i];
+		char	   *next;
+
+		if (job->state == JOB_FREE || job->phase != PHASE_TRAIN || job->cancelled)
+			continue;
+		next = xasprintf("%s%s%s", ids, any ? "," : "", job->request_id);
+		free(ids);
+		ids = next;
+		any = true;
+	}
+	if (any)
+	{
+		char	   *lit = xasprintf("%s}", ids);
+
+		if (db_check_claims(a->conn, a->opts.worker, lit) == DB_CONN_LOST)
+			drop_connection(a);
+		free(lit);
+	}
+	free(ids);
 }
 
 static void
@@ -397,7 +472,38 @@ report_done(Agent *a)
 
 		if (job->state != JOB_DONE)
 			continue;
+		if (job->phase == PHASE_DEPLOY)
+		{
+			/* the request was completed before; the outcome is logged */
+			job_clear(job);
+			a->need_claim = true;
+			continue;
+		}
+		if (job->cancelled)
+		{
+			/* the request is no longer ours: no complete, no fail */
+			if (job->cancel_killed)
+				agent_log("request %s (stream \"%s\") cancelled: %s while running; command terminated",
+						  job->request_id, job->stream, job->cancel_why);
+			else
+				agent_log("request %s (stream \"%s\") cancelled: %s after its command ended; outcome discarded",
+						  job->request_id, job->stream, job->cancel_why);
+			job_clear(job);
+			a->need_claim = true;
+			continue;
+		}
 		r = db_report(a->conn, job);
+		if (r == DB_GONE)
+		{
+			/* dismissed (or deleted) meanwhile: nothing to fail either */
+			agent_log("request %s (stream \"%s\") is no longer open, outcome of its command discarded%s: %s",
+					  job->request_id, job->stream,
+					  (job->success && a->opts.deploy_command) ? " (not deployed)" : "",
+					  db_last_error());
+			job_clear(job);
+			a->need_claim = true;
+			continue;
+		}
 		if (r == DB_SQL_ERROR)
 		{
 			char	   *replacement;
@@ -412,6 +518,9 @@ report_done(Agent *a)
 			utf8_sanitize(job->result);
 			job->success = false;
 			r = db_report(a->conn, job);
+			if (r == DB_GONE)
+				agent_log("request %s (stream \"%s\") is no longer open, outcome of its command discarded: %s",
+						  job->request_id, job->stream, db_last_error());
 		}
 		if (r == DB_CONN_LOST)
 		{
@@ -420,6 +529,13 @@ report_done(Agent *a)
 		}
 		if (r == DB_OK)
 			log_reported(job);
+		if (r == DB_OK && job->success && a->opts.deploy_command)
+		{
+			/* mlma accepted the new version: now deploy it */
+			job_start_deploy(job, &a->opts);
+			job_finish_if_done(job, now_monotonic());
+			continue;
+		}
 		job_clear(job);
 		a->need_claim = true;	/* a slot is free again */
 		if (a->conn)
@@ -503,7 +619,8 @@ poll_timeout_ms(Agent *a, double now)
 			continue;
 		if (job->pid != 0)
 		{
-			if (!job->timed_out && !job->interrupted && job->deadline < next)
+			if (!job->timed_out && !job->interrupted && !job->cancelled &&
+				job->deadline < next)
 				next = job->deadline;
 			if (job->kill_at > 0 && job->kill_at < next)
 				next = job->kill_at;
@@ -529,6 +646,7 @@ main(int argc, char **argv)
 				d2[32];
 
 	memset(&a, 0, sizeof(a));
+	the_agent = &a;
 	parse_options(argc, argv, &a.opts);
 	setup_signals();
 
@@ -572,8 +690,11 @@ main(int argc, char **argv)
 		if (a.conn && now >= a.next_poll)
 		{
 			a.need_claim = true;
+			a.need_check = true;
 			a.next_poll = now + a.opts.poll_interval;
 		}
+		if (a.conn && a.need_check)
+			check_claims(&a);
 		claim_pending(&a);
 
 		/* time to go? */

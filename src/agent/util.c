@@ -5,6 +5,10 @@
  *
  * Every event is logged as one line on stderr, written with a single
  * write() so that lines of several agents sharing a log never interleave.
+ * Messages carry text chosen by others (stream names come from whoever may
+ * insert into an attached table, versions and errors from the commands), so
+ * every message goes through log_escape(): a log line stays one line and
+ * never carries terminal escape sequences.
  *
  * src/agent/util.c
  *
@@ -24,13 +28,97 @@
 #include "agent.h"
 
 /*
+ * Escape text for the log, into out (always NUL-terminated); returns the
+ * length written.  Backslash becomes \\; newline, carriage return and tab
+ * become \n, \r, \t; other control characters (C0, DEL, and the C1 range
+ * U+0080..U+009F) become \xNN or \uNNNN; bytes that are not valid UTF-8
+ * become \xNN.  Valid printable UTF-8 is kept as it is.  Output that does
+ * not fit is cut at a whole escape.
+ */
+size_t
+log_escape(const char *in, size_t inlen, char *out, size_t outlen)
+{
+	const unsigned char *p = (const unsigned char *) in;
+	const unsigned char *end = p + inlen;
+	size_t		o = 0;
+
+	if (outlen == 0)
+		return 0;
+	while (p < end)
+	{
+		char		esc[16];
+		size_t		elen = 0;
+		size_t		consumed = 1;
+		unsigned char c = *p;
+
+		if (c == '\\')
+			elen = (size_t) snprintf(esc, sizeof(esc), "\\\\");
+		else if (c == '\n')
+			elen = (size_t) snprintf(esc, sizeof(esc), "\\n");
+		else if (c == '\r')
+			elen = (size_t) snprintf(esc, sizeof(esc), "\\r");
+		else if (c == '\t')
+			elen = (size_t) snprintf(esc, sizeof(esc), "\\t");
+		else if (c < 0x20 || c == 0x7f)
+			elen = (size_t) snprintf(esc, sizeof(esc), "\\x%02x", c);
+		else if (c < 0x80)
+		{
+			esc[0] = (char) c;
+			elen = 1;
+		}
+		else
+		{
+			/* a UTF-8 sequence: keep it when valid and not a C1 control */
+			int			n = (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 :
+				(c & 0xf8) == 0xf0 ? 3 : 0;
+			unsigned int cp = n == 1 ? (c & 0x1fu) : n == 2 ? (c & 0x0fu) : (c & 0x07u);
+			bool		ok = n > 0 && (size_t) (end - p) > (size_t) n;
+
+			for (int i = 1; ok && i <= n; i++)
+			{
+				if ((p[i] & 0xc0) != 0x80)
+					ok = false;
+				else
+					cp = (cp << 6) | (p[i] & 0x3fu);
+			}
+			if (ok && ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+					   (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+					   (cp >= 0xd800 && cp <= 0xdfff)))
+				ok = false;
+			if (!ok)
+				elen = (size_t) snprintf(esc, sizeof(esc), "\\x%02x", c);
+			else if (cp < 0xa0)
+			{
+				elen = (size_t) snprintf(esc, sizeof(esc), "\\u%04x", cp);
+				consumed = (size_t) n + 1;
+			}
+			else
+			{
+				memcpy(esc, p, (size_t) n + 1);
+				elen = (size_t) n + 1;
+				consumed = (size_t) n + 1;
+			}
+		}
+		if (o + elen >= outlen)
+			break;
+		memcpy(out + o, esc, elen);
+		o += elen;
+		p += consumed;
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/*
  * Log one event: "2024-05-01 12:00:00.123 +0200 mlma-agent[4711]: message".
- * The message must not end with a newline; embedded newlines are kept.
+ * Trailing newlines of the message are dropped; every other control
+ * character is escaped (log_escape), so one event is always one line.
  */
 void
 agent_log(const char *fmt,...)
 {
-	char		buf[4096];
+	char		buf[16384];
+	char		msg[4096];
 	char		stamp[64];
 	struct timeval tv;
 	struct tm	tm;
@@ -51,16 +139,16 @@ agent_log(const char *fmt,...)
 	len += (size_t) n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(buf + len, sizeof(buf) - len - 1, fmt, ap);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		n = 0;
-	len += (size_t) n;
-	if (len > sizeof(buf) - 2)
-		len = sizeof(buf) - 2;
+	if ((size_t) n >= sizeof(msg))
+		n = (int) sizeof(msg) - 1;
 	/* drop trailing newlines of messages taken from libpq */
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-		len--;
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		n--;
+	len += log_escape(msg, (size_t) n, buf + len, sizeof(buf) - len - 1);
 	buf[len++] = '\n';
 
 	written = write(STDERR_FILENO, buf, len);

@@ -1,7 +1,7 @@
 -- The role matrix: each mlma role can do exactly its part and is refused
 -- the rest; nothing is granted to PUBLIC.
 BEGIN;
-SELECT plan(35);
+SELECT plan(38);
 
 -- pgTAP keeps its state in temporary tables of the session owner: let the
 -- roles this test switches to use them.
@@ -78,6 +78,7 @@ SELECT lives_ok($$SELECT mlma.complete_retrain((SELECT max(request_id) FROM mlma
 SELECT throws_ok($$SELECT mlma.request_retrain('roles/s')$$, '42501', NULL, 'agent cannot raise requests');
 SELECT throws_ok($$SELECT mlma.observe_loss('roles/s', 1)$$, '42501', NULL, 'agent cannot observe');
 SELECT throws_ok($$SELECT mlma.pause('roles/s')$$, '42501', NULL, 'agent cannot pause');
+SELECT throws_ok($$SELECT mlma.approve(1)$$, '42501', NULL, 'agent cannot approve');
 RESET ROLE;
 
 -- admin
@@ -88,6 +89,14 @@ SELECT lives_ok($$SELECT mlma.resume('roles/s')$$, 'admin resumes');
 SELECT lives_ok($$SELECT mlma.request_retrain('roles/s', 'by hand')$$, 'admin raises a request');
 SELECT lives_ok($$SELECT mlma.dismiss((SELECT max(request_id) FROM mlma.retrain_requests), 'not needed')$$,
 				'admin dismisses');
+SELECT lives_ok($$SELECT mlma.create_stream('roles/gated', batch_size => 4, min_effect => 0,
+											 approval => 'manual');
+				  SELECT mlma.observe_loss('roles/gated', l)
+					FROM unnest('{1, 1.1, 0.9, 1.05, 10, 10.2, 9.8, 10.1}'::float8[]) l$$,
+				'admin creates a stream whose drift requests need approval');
+SELECT lives_ok($$SELECT mlma.approve((SELECT max(request_id) FROM mlma.retrain_requests
+										WHERE status = 'proposed'), 'go')$$,
+				'admin approves');
 RESET ROLE;
 
 SELECT * FROM finish();
