@@ -307,6 +307,7 @@ LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT CASE
+		WHEN p_status IS NULL THEN NULL
 		WHEN p_status = 'waiting' THEN 'waiting for run_checks'
 		WHEN p_status = 'skipped' THEN 'skipped: the model version changed before the check ran'
 		WHEN p_drift THEN format('drift: %s %s <= %s %s, effect %s >= min_effect %s, streak %s of %s',
