@@ -15,7 +15,8 @@ OBJS        = src/mlma.o \
               src/core/loss.o src/core/decide.o \
               src/stats_sql.o src/decide_sql.o \
               src/stream.o src/ingest.o src/check.o \
-              src/fleet.o
+              src/fleet.o \
+              src/replay.o
 
 # The install script is assembled from the pieces in sql/install (in name
 # order), so every concern keeps its own SQL file.  The upgrade script to the

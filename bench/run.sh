@@ -42,4 +42,7 @@ section insert ./bench/insert/run.sh "${INSERT_SECONDS:-20}"
 # -- run_checks() at 10 000 streams vs a Python/SciPy job
 section fleet ./bench/fleet/run.sh
 
+# -- replay() over 1 000 000 observations, seconds per million
+section replay ./bench/replay/run.sh
+
 exit $status

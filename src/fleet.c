@@ -112,7 +112,8 @@ static const char *update_checks_query =
 "       p_adjusted = u.p_adjusted, effect = u.effect, "
 "       n_reference = u.n_reference, n_current = u.n_current, "
 "       reference_mean = u.reference_mean, batch_mean = u.batch_mean, "
-"       significant = u.significant, drift = u.drift, checked_at = pg_catalog.now() "
+"       significant = u.significant, drift = u.drift, checked_at = pg_catalog.now(), "
+"       threshold = $12 "
 "  FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::float8[]), "
 "                  pg_catalog.unnest($3::float8[]), pg_catalog.unnest($4::float8[]), "
 "                  pg_catalog.unnest($5::float8[]), pg_catalog.unnest($6::int4[]), "
@@ -430,13 +431,13 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 		int			nskip = 0;
 		Datum	   *cols[11];
 		Datum	   *skipped = palloc(sizeof(Datum) * ndue);
-		Oid			types[11] = {INT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
+		Oid			types[12] = {INT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
 			FLOAT8ARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
-		FLOAT8ARRAYOID, FLOAT8ARRAYOID, BOOLARRAYOID, BOOLARRAYOID};
+		FLOAT8ARRAYOID, FLOAT8ARRAYOID, BOOLARRAYOID, BOOLARRAYOID, FLOAT8OID};
 		Oid			elemtypes[11] = {INT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID,
 			FLOAT8OID, INT4OID, INT4OID, FLOAT8OID, FLOAT8OID, BOOLOID,
 		BOOLOID};
-		Datum		args[11];
+		Datum		args[12];
 		int			c;
 
 		for (c = 0; c < 11; c++)
@@ -469,7 +470,8 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 		{
 			for (c = 0; c < 11; c++)
 				args[c] = MakeArray(cols[c], n, elemtypes[c]);
-			ExecOrError(ExtQuery(update_checks_query, schema), 11, types, args,
+			args[11] = Float8GetDatum(fdr);	/* the threshold of the round */
+			ExecOrError(ExtQuery(update_checks_query, schema), 12, types, args,
 						SPI_OK_UPDATE);
 		}
 		if (nskip > 0)

@@ -134,6 +134,8 @@ CREATE TABLE @extschema@.checks (
 	drift			bool,
 	created_at		timestamptz NOT NULL DEFAULT now(),
 	checked_at		timestamptz,
+	reference_id	bigint,		-- reference_history row live when the batch closed
+	threshold		float8,		-- level p (eager) or p_adjusted (scheduled: the round's fdr) was compared with
 	UNIQUE (stream_id, batch_no)
 );
 CREATE INDEX checks_waiting_idx ON @extschema@.checks (stream_id, batch_no)
@@ -175,6 +177,27 @@ CREATE INDEX retrain_requests_queue_idx
 CREATE INDEX retrain_requests_stream_idx
 	ON @extschema@.retrain_requests (stream_id, requested_at);
 
+-- Every reference that was ever live, one row per _store_reference call
+-- (warm-up, each roll, pin, accepted batch).  The losses are not copied:
+-- seq_runs holds the observation numbers as [from, to) pairs, so the losses
+-- are read back from batches/observations (_reference_losses) while that
+-- history is kept.  checks.reference_id points here.
+CREATE TABLE @extschema@.reference_history (
+	reference_id	bigserial PRIMARY KEY,
+	stream_id		bigint NOT NULL,
+	version_no		int NOT NULL,
+	model_version	text NOT NULL,
+	source			text NOT NULL,
+	n				int NOT NULL,
+	mean			float8 NOT NULL,
+	first_seq		bigint NOT NULL,
+	end_seq			bigint NOT NULL,	-- 1 + the last seq
+	seq_runs		int8[] NOT NULL,
+	built_at		timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX reference_history_stream_idx
+	ON @extschema@.reference_history (stream_id, reference_id);
+
 -- Tables watched by attach(): the mapping of their columns.  on_invalid:
 -- what a row that cannot be an observation does ('error': fails the
 -- statement, 'skip': stored in the table, not observed, counted).  A skip
@@ -211,3 +234,5 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.checks_check_id_seq', ''
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.retrain_requests', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.retrain_requests_request_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.attachments', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.reference_history', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.reference_history_reference_id_seq', '');

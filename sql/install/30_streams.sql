@@ -489,6 +489,7 @@ BEGIN
 	DELETE FROM @extschema@.observations WHERE stream_id = v_id;
 	DELETE FROM @extschema@.batches WHERE stream_id = v_id;
 	DELETE FROM @extschema@.reference_batches WHERE stream_id = v_id;
+	DELETE FROM @extschema@.reference_history WHERE stream_id = v_id;
 	DELETE FROM @extschema@.checks WHERE stream_id = v_id;
 	DELETE FROM @extschema@.retrain_requests WHERE stream_id = v_id;
 	DELETE FROM @extschema@.stream_state WHERE stream_id = v_id;

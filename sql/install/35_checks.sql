@@ -224,6 +224,16 @@ BEGIN
 	   SET version_no = excluded.version_no, model_version = excluded.model_version,
 		   source = excluded.source, losses = excluded.losses, seqs = excluded.seqs,
 		   end_seq = excluded.end_seq, mean = excluded.mean, built_at = now();
+	INSERT INTO @extschema@.reference_history
+		(stream_id, version_no, model_version, source, n, mean, first_seq, end_seq, seq_runs)
+	SELECT p_stream_id, st.version_no, s.model_version, p_source, cardinality(p_losses),
+		   (SELECT avg(l) FROM unnest(p_losses) l), min(lo), max(hi),
+		   array_agg(x ORDER BY lo, k)
+	  FROM (SELECT min(q) AS lo, max(q) + 1 AS hi
+			  FROM (SELECT q, q - row_number() OVER (ORDER BY q) AS g
+					  FROM unnest(p_seqs) q) a
+			 GROUP BY g) r,
+		   LATERAL (VALUES (1, r.lo), (2, r.hi)) v(k, x);
 END;
 $$;
 
@@ -298,9 +308,40 @@ BEGIN
 END;
 $$;
 
--- Evaluates one closed batch against the stream's live reference: the test
--- (alternative 'greater'), the effect and the sample sizes, without
--- recording anything.  No row when the stream has no reference.
+-- The losses and seqs of a reference of reference_history, read back from
+-- the closed batches and the open batch (NULL once they were purged).
+CREATE FUNCTION @extschema@._reference_losses(p_reference_id bigint,
+	OUT losses float8[], OUT seqs int8[])
+RETURNS record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH h AS (SELECT * FROM @extschema@.reference_history
+				WHERE reference_id = p_reference_id),
+	runs AS (SELECT h.seq_runs[2 * i - 1] AS lo, h.seq_runs[2 * i] AS hi
+			   FROM h, generate_series(1, cardinality(h.seq_runs) / 2) i),
+	x AS (SELECT u.l, b.first_seq + u.o - 1 AS q
+			FROM h JOIN @extschema@.batches b USING (stream_id),
+				 unnest(b.losses) WITH ORDINALITY AS u(l, o)
+		   WHERE b.first_seq < h.end_seq
+			 AND b.first_seq + cardinality(b.losses) > h.first_seq
+		  UNION ALL
+		  SELECT o.loss, o.seq FROM h JOIN @extschema@.observations o USING (stream_id)
+		   WHERE o.seq >= h.first_seq AND o.seq < h.end_seq)
+	SELECT CASE WHEN count(*) = (SELECT n FROM h) THEN array_agg(x.l ORDER BY x.q) END,
+		   CASE WHEN count(*) = (SELECT n FROM h) THEN array_agg(x.q ORDER BY x.q) END
+	  FROM x
+	 WHERE EXISTS (SELECT 1 FROM runs WHERE x.q >= runs.lo AND x.q < runs.hi)
+$$;
+
+-- Evaluates one closed batch against the reference that was live when the
+-- batch closed (checks.reference_id, kept in reference_history), so it
+-- agrees with the recorded check: the test (alternative 'greater'), the
+-- effect and the sample sizes, without recording anything.  A batch
+-- without a recorded reference (a reference batch, or a check recorded
+-- before reference_history existed) is evaluated against the live
+-- reference of its model version.  No row when there is no reference (or
+-- its losses were purged).
 CREATE FUNCTION @extschema@.evaluate_batch(stream_id bigint, batch_no int)
 RETURNS TABLE (statistic float8, p_value float8, effect float8,
 			   n_reference int, n_current int,
@@ -311,11 +352,18 @@ AS $$
 	SELECT e.*
 	  FROM @extschema@.batches b
 	  JOIN @extschema@.streams s USING (stream_id)
-	  JOIN @extschema@.reference_batches r USING (stream_id),
-		   LATERAL @extschema@._evaluate(s.method, r.losses, r.seqs, b.losses,
-										  b.first_seq, s.season_length) e
+	  LEFT JOIN @extschema@.checks c
+			 ON c.stream_id = b.stream_id AND c.batch_no = b.batch_no
+	  LEFT JOIN LATERAL @extschema@._reference_losses(c.reference_id) h ON true
+	  LEFT JOIN @extschema@.reference_batches r
+			 ON r.stream_id = b.stream_id AND r.version_no = b.version_no
+			AND c.reference_id IS NULL,
+		   LATERAL @extschema@._evaluate(s.method,
+				coalesce(h.losses, r.losses), coalesce(h.seqs, r.seqs), b.losses,
+				b.first_seq, s.season_length) e
 	 WHERE b.stream_id = evaluate_batch.stream_id
 	   AND b.batch_no = evaluate_batch.batch_no
+	   AND coalesce(h.losses, r.losses) IS NOT NULL
 $$;
 
 -- The decision rule of a check (src/core/decide.c), shared with run_checks:
@@ -363,7 +411,9 @@ BEGIN
 		   s.season_length, s.reference_size, s.min_effect, s.consecutive,
 		   s.reference_policy, st.batch_no, st.version_no, st.version_start_seq,
 		   st.open_start_seq, st.streak, r.stream_id IS NOT NULL AS has_ref,
-		   r.losses AS ref_losses, r.seqs AS ref_seqs, r.end_seq AS ref_end
+		   r.losses AS ref_losses, r.seqs AS ref_seqs, r.end_seq AS ref_end,
+		   (SELECT max(h.reference_id) FROM @extschema@.reference_history h
+			 WHERE h.stream_id = r.stream_id) AS ref_id
 	  INTO c
 	  FROM @extschema@.streams s
 	  JOIN @extschema@.stream_state st USING (stream_id)
@@ -417,9 +467,10 @@ BEGIN
 		-- scheduled: the check waits for run_checks()
 		IF v_role = 'test' AND NOT c.paused THEN
 			INSERT INTO @extschema@.checks
-				(stream_id, model_version, batch_no, method, alpha, check_mode, status)
+				(stream_id, model_version, batch_no, method, alpha, check_mode, status,
+				 reference_id)
 			VALUES (p_stream_id, c.model_version, c.batch_no, c.method, c.alpha,
-					c.check_mode, 'waiting');
+					c.check_mode, 'waiting', c.ref_id);
 		END IF;
 		RETURN;
 	END IF;
@@ -437,10 +488,11 @@ BEGIN
 	INSERT INTO @extschema@.checks
 		(stream_id, model_version, batch_no, method, alpha, check_mode, status,
 		 n_reference, n_current, reference_mean, batch_mean, statistic, p_value,
-		 effect, significant, drift, checked_at)
+		 effect, significant, drift, checked_at, reference_id, threshold)
 	VALUES (p_stream_id, c.model_version, c.batch_no, c.method, c.alpha,
 			'eager', 'done', e.n_reference, e.n_current, e.reference_mean,
-			e.batch_mean, e.statistic, e.p_value, e.effect, v_sig, v_drift, now())
+			e.batch_mean, e.statistic, e.p_value, e.effect, v_sig, v_drift, now(),
+			c.ref_id, c.alpha)
 	RETURNING check_id INTO v_cid;
 
 	IF v_drift THEN

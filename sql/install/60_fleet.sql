@@ -157,14 +157,29 @@ BEGIN
 END;
 $$;
 
--- History of one stream: its checks, newest first.
+-- History of one stream: its checks, newest first, with the time range of
+-- each checked batch (its first and last observation; NULL once purged).
 CREATE FUNCTION @extschema@.check_history(stream text,
 	since timestamptz DEFAULT now() - interval '30 days')
-RETURNS SETOF @extschema@.checks
+RETURNS TABLE (check_id bigint, stream_id bigint, model_version text,
+			   batch_no int, method text, alpha float8, check_mode text,
+			   status text, n_reference int, n_current int,
+			   reference_mean float8, batch_mean float8, statistic float8,
+			   p_value float8, p_adjusted float8, effect float8,
+			   significant bool, drift bool, created_at timestamptz,
+			   checked_at timestamptz, reference_id bigint, threshold float8,
+			   batch_first_at timestamptz, batch_last_at timestamptz)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT c.* FROM @extschema@.checks c
+	SELECT c.check_id, c.stream_id, c.model_version, c.batch_no, c.method,
+		   c.alpha, c.check_mode, c.status, c.n_reference, c.n_current,
+		   c.reference_mean, c.batch_mean, c.statistic, c.p_value,
+		   c.p_adjusted, c.effect, c.significant, c.drift, c.created_at,
+		   c.checked_at, c.reference_id, c.threshold, b.first_at, b.last_at
+	  FROM @extschema@.checks c
+	  LEFT JOIN @extschema@.batches b
+			 ON b.stream_id = c.stream_id AND b.batch_no = c.batch_no
 	 WHERE c.stream_id = @extschema@._stream_id(check_history.stream)
 	   AND coalesce(c.checked_at, c.created_at) >= check_history.since
 	 ORDER BY c.batch_no DESC
@@ -253,13 +268,69 @@ BEGIN
 END;
 $$;
 
+-- The replay settings of one stream: the stream's own where an option is
+-- NULL (season_length => 0 turns seasonal pairing off); reference_size
+-- follows a changed batch_size or season_length unless given.  Validated
+-- like create_stream's options.  own_grid: the batches are the live ones.
+CREATE FUNCTION @extschema@._replay_options(p_stream_id bigint, p_method text,
+	p_alpha float8, p_batch_size int, p_reference_size int, p_season_length int,
+	p_reference_policy text, p_min_effect float8, p_consecutive int,
+	p_check_mode text,
+	OUT method text, OUT alpha float8, OUT batch_size int,
+	OUT reference_size int, OUT season_length int, OUT reference_policy text,
+	OUT min_effect float8, OUT consecutive int, OUT check_mode text,
+	OUT own_grid bool)
+RETURNS record
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s		@extschema@.streams;
+BEGIN
+	SELECT * INTO s FROM @extschema@.streams x WHERE x.stream_id = p_stream_id;
+	method := coalesce(p_method, s.method);
+	alpha := coalesce(p_alpha, s.alpha);
+	batch_size := coalesce(p_batch_size, s.batch_size);
+	season_length := CASE WHEN p_season_length = 0 THEN NULL
+						  ELSE coalesce(p_season_length, s.season_length) END;
+	reference_size := coalesce(p_reference_size,
+		CASE WHEN p_batch_size IS NULL AND p_season_length IS NULL
+			 THEN s.reference_size
+			 ELSE greatest(coalesce(season_length, batch_size), batch_size) END);
+	reference_policy := coalesce(p_reference_policy, s.reference_policy);
+	min_effect := coalesce(p_min_effect, s.min_effect);
+	consecutive := coalesce(p_consecutive, s.consecutive);
+	check_mode := coalesce(p_check_mode, s.check_mode);
+	own_grid := batch_size = s.batch_size;
+	PERFORM @extschema@._validate_options(batch_size, reference_size, method,
+		alpha, s.loss, s.loss_param, check_mode, reference_policy, min_effect,
+		consecutive, season_length, s.max_model_age, s.model_version, s.labels);
+END;
+$$;
+
+-- C core of replay (src/replay.c): one pass over the stream's history.
+CREATE FUNCTION @extschema@._replay(stream_id bigint, method text,
+	alpha float8, batch_size int, reference_size int, season_length int,
+	reference_policy text, min_effect float8, consecutive int, own_grid bool)
+RETURNS TABLE (model_version text, batch_no int, first_at timestamptz,
+			   last_at timestamptz, n int, statistic float8, p_value float8,
+			   effect float8, significant bool, drift bool, flag bool)
+AS 'MODULE_PATHNAME', 'mlma_replay'
+LANGUAGE C STABLE CALLED ON NULL INPUT;
+
 -- What-if: replays the stream's logged losses under other settings and
--- returns the checks they would have produced, without touching any live
--- state.  NULL arguments keep the stream's own setting; season_length => 0
--- turns seasonal pairing off.  Each logged model version starts warming as
--- it did live; after a flag the replay assumes the retrain completed at once,
--- so the next reference_size observations warm a new reference (as
--- complete_retrain does live).  Purged history is not replayed.
+-- returns the checks they would have produced, one row per tested batch
+-- decided at alpha (as eager checks; replay_fleet() replays scheduled
+-- fleets round by round), without touching any live state.  NULL
+-- arguments keep the stream's own setting; season_length => 0 turns
+-- seasonal pairing off.  batch_no is the live batch number: with the
+-- stream's batch_size the replayed batches are the live ones; with another
+-- they are counted like live batches (reference and partial batches
+-- included).  Each logged model version starts warming as it did live;
+-- after a flag the replay assumes the retrain completed at once, so the
+-- next reference_size observations warm a new reference (as
+-- complete_retrain does live).  One pass in C (src/replay.c), linear in
+-- the history.  Purged history is not replayed.
 CREATE FUNCTION @extschema@.replay(stream text, method text DEFAULT NULL,
 	alpha float8 DEFAULT NULL, batch_size int DEFAULT NULL,
 	reference_size int DEFAULT NULL, season_length int DEFAULT NULL,
@@ -268,113 +339,15 @@ CREATE FUNCTION @extschema@.replay(stream text, method text DEFAULT NULL,
 RETURNS TABLE (model_version text, batch_no int, first_at timestamptz,
 			   last_at timestamptz, n int, statistic float8, p_value float8,
 			   effect float8, significant bool, drift bool, flag bool)
-LANGUAGE plpgsql STABLE
+LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	s			@extschema@.streams;
-	v_method	text;
-	v_alpha		float8;
-	v_bs		int;
-	v_rs		int;
-	v_season	int;
-	v_policy	text;
-	v_min		float8;
-	v_consec	int;
-	ver			record;
-	L			float8[];
-	Q			int8[];
-	T			timestamptz[];
-	v_n			int;
-	v_start		int;
-	b0			int;
-	ref_l		float8[];
-	ref_q		int8[];
-	v_streak	int;
-	v_no		int := 0;
-	e			record;
-	rr			record;
-BEGIN
-	SELECT * INTO s FROM @extschema@.streams x
-	 WHERE x.stream_id = @extschema@._stream_id(replay.stream);
-	v_method := coalesce(replay.method, s.method);
-	v_alpha := coalesce(replay.alpha, s.alpha);
-	v_bs := coalesce(replay.batch_size, s.batch_size);
-	v_season := CASE WHEN replay.season_length = 0 THEN NULL
-					 ELSE coalesce(replay.season_length, s.season_length) END;
-	v_rs := coalesce(replay.reference_size,
-					 CASE WHEN replay.batch_size IS NULL AND replay.season_length IS NULL
-						  THEN s.reference_size
-						  ELSE greatest(coalesce(v_season, v_bs), v_bs) END);
-	v_policy := coalesce(replay.reference_policy, s.reference_policy);
-	v_min := coalesce(replay.min_effect, s.min_effect);
-	v_consec := coalesce(replay.consecutive, s.consecutive);
-	PERFORM @extschema@._validate_options(v_bs, v_rs, v_method, v_alpha,
-		s.loss, s.loss_param, s.check_mode, v_policy, v_min, v_consec, v_season,
-		s.max_model_age, s.model_version, s.labels);
-
-	FOR ver IN
-		SELECT x.version_no, min(x.model_version) AS model_version,
-			   array_agg(x.l ORDER BY x.q) AS l, array_agg(x.q ORDER BY x.q) AS q,
-			   array_agg(x.t ORDER BY x.q) AS t
-		  FROM (SELECT b.version_no, b.model_version, u.l,
-					   b.first_seq + u.o - 1 AS q,
-					   b.first_at + make_interval(secs => b.offsets[u.o]) AS t
-				  FROM @extschema@.batches b,
-					   unnest(b.losses) WITH ORDINALITY AS u(l, o)
-				 WHERE b.stream_id = s.stream_id
-				UNION ALL
-				SELECT st.version_no, s.model_version, o.loss, o.seq, o.observed_at
-				  FROM @extschema@.observations o
-				  JOIN @extschema@.stream_state st ON st.stream_id = o.stream_id
-				 WHERE o.stream_id = s.stream_id) x
-		 GROUP BY x.version_no
-		 ORDER BY x.version_no
-	LOOP
-		L := ver.l; Q := ver.q; T := ver.t;
-		v_n := cardinality(L);
-		v_start := 1;
-		<<warm>>
-		LOOP
-			-- a new reference warms from v_start
-			EXIT warm WHEN v_start + v_rs - 1 > v_n;
-			ref_l := L[v_start : v_start + v_rs - 1];
-			ref_q := Q[v_start : v_start + v_rs - 1];
-			v_streak := 0;
-			b0 := v_start;
-			WHILE b0 + v_bs - 1 <= v_n LOOP
-				IF b0 >= v_start + v_rs THEN
-					SELECT * INTO e FROM @extschema@._evaluate(v_method, ref_l, ref_q,
-						L[b0 : b0 + v_bs - 1], Q[b0], v_season);
-					v_no := v_no + 1;
-					model_version := ver.model_version;
-					batch_no := v_no;
-					first_at := T[b0];
-					last_at := T[b0 + v_bs - 1];
-					n := v_bs;
-					statistic := e.statistic;
-					p_value := e.p_value;
-					effect := e.effect;
-					significant := e.p_value <= v_alpha AND e.effect >= v_min;
-					v_streak := CASE WHEN significant THEN v_streak + 1 ELSE 0 END;
-					drift := significant AND v_streak >= v_consec;
-					flag := drift;
-					RETURN NEXT;
-					IF flag THEN
-						-- retrained at once: a new reference warms after this batch
-						v_start := b0 + v_bs;
-						CONTINUE warm;
-					ELSIF NOT significant AND v_policy = 'rolling' THEN
-						SELECT * INTO rr FROM @extschema@._rolled_reference(ref_l, ref_q,
-							L[b0 : b0 + v_bs - 1], Q[b0], v_season, v_rs);
-						ref_l := rr.losses;
-						ref_q := rr.seqs;
-					END IF;
-				END IF;
-				b0 := b0 + v_bs;
-			END LOOP;
-			EXIT warm;
-		END LOOP;
-	END LOOP;
-END;
+	SELECT r.*
+	  FROM @extschema@._replay_options(@extschema@._stream_id(replay.stream),
+			replay.method, replay.alpha, replay.batch_size, replay.reference_size,
+			replay.season_length, replay.reference_policy, replay.min_effect,
+			replay.consecutive, NULL) o,
+		   LATERAL @extschema@._replay(@extschema@._stream_id(replay.stream),
+			o.method, o.alpha, o.batch_size, o.reference_size, o.season_length,
+			o.reference_policy, o.min_effect, o.consecutive, o.own_grid) r
 $$;

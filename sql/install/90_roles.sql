@@ -46,6 +46,8 @@ ALTER FUNCTION @extschema@.check_history(text, timestamptz) SECURITY DEFINER;
 ALTER FUNCTION @extschema@.schedule_checks(text) SECURITY DEFINER;
 ALTER FUNCTION @extschema@.unschedule_checks() SECURITY DEFINER;
 ALTER FUNCTION @extschema@.request_history(text, timestamptz) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.explain(text, bigint) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.replay_fleet(jsonb, jsonb) SECURITY DEFINER;
 
 -- reader: every table and view, read only; the pure statistics; history
 GRANT SELECT ON ALL TABLES IN SCHEMA @extschema@ TO mlma_reader;
@@ -60,7 +62,12 @@ GRANT EXECUTE ON FUNCTION
 	@extschema@._mean(float8[]),
 	@extschema@.check_history(text, timestamptz),
 	@extschema@.request_history(text, timestamptz),
-	@extschema@.replay(text, text, float8, int, int, int, text, float8, int)
+	@extschema@.replay(text, text, float8, int, int, int, text, float8, int),
+	@extschema@.explain(text, bigint),
+	@extschema@.replay_fleet(jsonb, jsonb),
+	@extschema@._fmt(float8),
+	@extschema@._decision_reason(text, text, float8, float8, float8, float8,
+								 float8, bool, bool, int, int)
 	TO mlma_reader;
 
 -- writer: observations
