@@ -39,7 +39,14 @@ SELECT s.stream_id,
 	   st.skipped,
 	   st.last_skip_reason,
 	   st.last_skip_at,
-	   q.status AS open_request_status
+	   q.status AS open_request_status,
+	   c.p_adjusted AS last_p_adjusted,
+	   @extschema@._decision_reason(c.status, c.check_mode, c.p_value,
+			c.p_adjusted, coalesce(c.threshold, CASE WHEN c.check_mode = 'eager' THEN c.alpha END),
+			c.effect, s.min_effect, c.significant, c.drift, st.streak,
+			s.consecutive) AS last_decision_reason,
+	   f.finished_at AS last_failed_at,
+	   right(f.error, 200) AS last_failed_error
   FROM @extschema@.streams s
   JOIN @extschema@.stream_state st USING (stream_id)
   LEFT JOIN @extschema@.reference_batches r USING (stream_id)
@@ -49,11 +56,18 @@ SELECT s.stream_id,
 							 @extschema@._mean(array_agg(ob.loss)) AS batch_mean
 					   FROM @extschema@.observations ob
 					  WHERE ob.stream_id = s.stream_id) o ON true
-  LEFT JOIN LATERAL (SELECT ck.p_value, ck.effect, ck.drift, ck.checked_at
+  LEFT JOIN LATERAL (SELECT ck.p_value, ck.effect, ck.drift, ck.checked_at,
+							ck.p_adjusted, ck.status, ck.check_mode, ck.threshold,
+							ck.alpha, ck.significant
 					   FROM @extschema@.checks ck
 					  WHERE ck.stream_id = s.stream_id AND ck.status = 'done'
 					  ORDER BY ck.batch_no DESC
-					  LIMIT 1) c ON true;
+					  LIMIT 1) c ON true
+  LEFT JOIN LATERAL (SELECT rf.finished_at, rf.error
+					   FROM @extschema@.retrain_requests rf
+					  WHERE rf.stream_id = s.stream_id AND rf.status = 'failed'
+					  ORDER BY rf.requested_at DESC, rf.request_id DESC
+					  LIMIT 1) f ON true;
 
 CREATE VIEW @extschema@.fleet_status AS
 WITH st AS (
