@@ -108,6 +108,105 @@ Position(int64 seq, int season)
 }
 
 /*
+ * mlma_evaluate_losses
+ *		One check in plain C, without raising errors: the like-for-like
+ *		reference sample (seasonal positions when season >= 2, which needs
+ *		ref_seqs), the test with the alternative "greater" and the effect.
+ *		Returns MLMA_OK or the error code of the test (or MLMA_ERR_INPUT
+ *		when a sample has fewer than 2 losses or dm lengths differ); out's
+ *		sizes are filled in either case.  run_checks (fleet.c) calls it on
+ *		the arrays of the round without a per-row SQL call.
+ */
+int
+mlma_evaluate_losses(MlmaMethod method, const double *ref, const int64 *ref_seqs,
+					 int nref, const double *cur, int ncur, int64 first_seq,
+					 int season, MlmaEvaluation *out)
+{
+	const double *sample;
+	int			nsample;
+	MlmaTestResult res;
+	int			rc;
+	double		ref_mean;
+	double		cur_mean;
+	int			i;
+
+	memset(out, 0, sizeof(*out));
+	out->n_reference = nref;
+	out->n_current = ncur;
+	if (season >= 2 && ref_seqs == NULL)
+		season = 0;
+	if (nref < 2 || ncur < 2)
+		return MLMA_ERR_INPUT;
+	if (season < 2)
+	{
+		if (method == MLMA_METHOD_DM && nref != ncur)
+			return MLMA_ERR_INPUT;
+		sample = ref;
+		nsample = nref;
+	}
+	else if (method == MLMA_METHOD_DM)
+	{
+		double	   *sum = palloc0(sizeof(double) * season);
+		int		   *cnt = palloc0(sizeof(int) * season);
+		double		all = Mean(ref, nref);
+		double	   *paired = palloc(sizeof(double) * ncur);
+
+		for (i = 0; i < nref; i++)
+		{
+			int			p = Position(ref_seqs[i], season);
+
+			sum[p] += ref[i];
+			cnt[p]++;
+		}
+		for (i = 0; i < ncur; i++)
+		{
+			int			p = Position(first_seq + i, season);
+
+			paired[i] = cnt[p] > 0 ? sum[p] / cnt[p] : all;
+		}
+		sample = paired;
+		nsample = ncur;
+	}
+	else
+	{
+		bool	   *used = palloc0(sizeof(bool) * season);
+		double	   *like = palloc(sizeof(double) * nref);
+
+		for (i = 0; i < ncur; i++)
+			used[Position(first_seq + i, season)] = true;
+
+		nsample = 0;
+		for (i = 0; i < nref; i++)
+			if (used[Position(ref_seqs[i], season)])
+				like[nsample++] = ref[i];
+		sample = like;
+		if (nsample < 2)
+		{
+			sample = ref;
+			nsample = nref;
+		}
+	}
+
+	out->n_reference = nsample;
+	rc = mlma_run_test(method, sample, nsample, cur, ncur,
+					   MLMA_ALT_GREATER, -1, &res);
+	if (rc != MLMA_OK)
+		return rc;
+
+	ref_mean = Mean(sample, nsample);
+	cur_mean = Mean(cur, ncur);
+	out->statistic = res.statistic;
+	out->p_value = res.p_value;
+	out->reference_mean = ref_mean;
+	out->batch_mean = cur_mean;
+	if (ref_mean > 0)
+		out->effect = cur_mean / ref_mean;
+	else
+		out->effect = cur_mean > 0 ? get_float8_infinity() : 1.0;
+	return MLMA_OK;
+}
+
+/*
  * mlma._evaluate(method, reference, reference_seqs, current,
  *				  current_first_seq, season_length)
  *	-> (statistic, p_value, effect, n_reference, n_current,
@@ -126,17 +225,11 @@ mlma_evaluate(PG_FUNCTION_ARGS)
 	int			ncur;
 	int64		first_seq;
 	int			season = 0;
-	double	   *sample;
-	int			nsample;
-	MlmaTestResult res;
+	MlmaEvaluation ev;
 	int			rc;
-	double		ref_mean;
-	double		cur_mean;
-	double		effect;
 	TupleDesc	tupdesc;
 	Datum		values[7];
 	bool		nulls[7] = {false};
-	int			i;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
 		ereport(ERROR,
@@ -173,81 +266,30 @@ mlma_evaluate(PG_FUNCTION_ARGS)
 				 errmsg("a check needs at least 2 reference and 2 current losses"),
 				 errdetail("reference has %d, current has %d.", nref, ncur)));
 
-	if (season == 0)
-	{
-		if (method == MLMA_METHOD_DM && nref != ncur)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("method dm pairs by position: reference and current must have the same length"),
-					 errdetail("reference has %d, current has %d.", nref, ncur)));
-		sample = ref;
-		nsample = nref;
-	}
-	else if (method == MLMA_METHOD_DM)
-	{
-		double	   *sum = palloc0(sizeof(double) * season);
-		int		   *cnt = palloc0(sizeof(int) * season);
-		double		all = Mean(ref, nref);
+	if (method == MLMA_METHOD_DM && season == 0 && nref != ncur)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("method dm pairs by position: reference and current must have the same length"),
+				 errdetail("reference has %d, current has %d.", nref, ncur)));
 
-		for (i = 0; i < nref; i++)
-		{
-			int			p = Position(ref_seqs[i], season);
-
-			sum[p] += ref[i];
-			cnt[p]++;
-		}
-		sample = palloc(sizeof(double) * ncur);
-		nsample = ncur;
-		for (i = 0; i < ncur; i++)
-		{
-			int			p = Position(first_seq + i, season);
-
-			sample[i] = cnt[p] > 0 ? sum[p] / cnt[p] : all;
-		}
-	}
-	else
-	{
-		bool	   *used = palloc0(sizeof(bool) * season);
-
-		for (i = 0; i < ncur; i++)
-			used[Position(first_seq + i, season)] = true;
-		sample = palloc(sizeof(double) * nref);
-		nsample = 0;
-		for (i = 0; i < nref; i++)
-			if (used[Position(ref_seqs[i], season)])
-				sample[nsample++] = ref[i];
-		if (nsample < 2)
-		{
-			sample = ref;
-			nsample = nref;
-		}
-	}
-
-	rc = mlma_run_test(method, sample, nsample, cur, ncur,
-					   MLMA_ALT_GREATER, -1, &res);
+	rc = mlma_evaluate_losses(method, ref, ref_seqs, nref, cur, ncur,
+							  first_seq, season, &ev);
 	if (rc != MLMA_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("test %s failed on this batch (code %d)", method_name, rc),
 				 errdetail("The losses must be finite; reference has %d, current has %d.",
-						   nsample, ncur)));
-
-	ref_mean = Mean(sample, nsample);
-	cur_mean = Mean(cur, ncur);
-	if (ref_mean > 0)
-		effect = cur_mean / ref_mean;
-	else
-		effect = cur_mean > 0 ? get_float8_infinity() : 1.0;
+						   ev.n_reference, ncur)));
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
-	values[0] = Float8GetDatum(res.statistic);
-	values[1] = Float8GetDatum(res.p_value);
-	values[2] = Float8GetDatum(effect);
-	values[3] = Int32GetDatum(nsample);
-	values[4] = Int32GetDatum(ncur);
-	values[5] = Float8GetDatum(ref_mean);
-	values[6] = Float8GetDatum(cur_mean);
+	values[0] = Float8GetDatum(ev.statistic);
+	values[1] = Float8GetDatum(ev.p_value);
+	values[2] = Float8GetDatum(ev.effect);
+	values[3] = Int32GetDatum(ev.n_reference);
+	values[4] = Int32GetDatum(ev.n_current);
+	values[5] = Float8GetDatum(ev.reference_mean);
+	values[6] = Float8GetDatum(ev.batch_mean);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -332,8 +332,17 @@ BEGIN
 		   streak = 0, age_flagged = false, config_version = config_version + 1
 	 WHERE stream_id = p_stream_id;
 	DELETE FROM @extschema@.reference_batches WHERE stream_id = p_stream_id;
-	UPDATE @extschema@.checks SET status = 'skipped'
-	 WHERE stream_id = p_stream_id AND status = 'waiting';
+	-- queued checks of the old version are recorded as skipped
+	WITH q AS (DELETE FROM @extschema@.check_queue WHERE stream_id = p_stream_id
+			   RETURNING batch_no, queued_at)
+	INSERT INTO @extschema@.checks
+		(stream_id, model_version, batch_no, method, alpha, check_mode, status,
+		 created_at, checked_at)
+	SELECT p_stream_id, b.model_version, q.batch_no, s.method, s.alpha,
+		   'scheduled', 'skipped', q.queued_at, now()
+	  FROM q
+	  JOIN @extschema@.batches b ON b.stream_id = p_stream_id AND b.batch_no = q.batch_no
+	  JOIN @extschema@.streams s ON s.stream_id = p_stream_id;
 END;
 $$;
 
@@ -417,6 +426,7 @@ BEGIN
 	DELETE FROM @extschema@.batches WHERE stream_id = v_id;
 	DELETE FROM @extschema@.reference_batches WHERE stream_id = v_id;
 	DELETE FROM @extschema@.checks WHERE stream_id = v_id;
+	DELETE FROM @extschema@.check_queue WHERE stream_id = v_id;
 	DELETE FROM @extschema@.retrain_requests WHERE stream_id = v_id;
 	DELETE FROM @extschema@.stream_state WHERE stream_id = v_id;
 	DELETE FROM @extschema@.streams WHERE stream_id = v_id;

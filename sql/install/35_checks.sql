@@ -2,8 +2,8 @@
 --
 -- The C hot path (src/ingest.c) calls _close_batch when an observation fills
 -- the open batch, inside the writer's transaction and while it holds the
--- stream's writer lock.  Scheduled checking (run_checks) reuses
--- evaluate_batch and _finish_check on the checks left 'waiting'.
+-- stream's writer lock.  Scheduled checks wait in check_queue for
+-- run_checks() (src/fleet.c).
 
 -- C core of one check (src/check.c): the like-for-like reference sample
 -- (seasonal positions), the test with alternative 'greater', and the effect.
@@ -306,7 +306,7 @@ $$;
 -- Closes the open batch of a stream: its observations move from
 -- mlma.observations into one mlma.batches row; a warming stream whose
 -- version reached reference_size observations gets its reference; a test
--- batch gets its check (eager: now, scheduled: left 'waiting').  With
+-- batch gets its check (eager: now, scheduled: queued in check_queue).  With
 -- p_partial the batch is closed even if not full (new model version) and is
 -- never tested.  The caller holds the stream's writer lock.
 --
@@ -388,12 +388,10 @@ BEGIN
 			PERFORM @extschema@._set_reference_seqs(p_stream_id, c.version_start_seq,
 				c.version_start_seq + c.reference_size, 'warmup');
 		END IF;
-		-- scheduled: the check waits for run_checks()
+		-- scheduled: the check waits in the queue for run_checks()
 		IF v_role = 'test' AND NOT c.paused THEN
-			INSERT INTO @extschema@.checks
-				(stream_id, model_version, batch_no, method, alpha, check_mode, status)
-			VALUES (p_stream_id, c.model_version, c.batch_no, c.method, c.alpha,
-					c.check_mode, 'waiting');
+			INSERT INTO @extschema@.check_queue (stream_id, batch_no)
+			VALUES (p_stream_id, c.batch_no);
 		END IF;
 		RETURN;
 	END IF;

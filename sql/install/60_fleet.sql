@@ -7,10 +7,12 @@ RETURNS int8[]
 AS 'MODULE_PATHNAME', 'mlma_run_checks'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT;
 
--- Tests every closed batch waiting for a scheduled check, across all
--- streams at once, with the false discovery rate controlled at `fdr`
+-- Tests the closed batches waiting for a scheduled check (check_queue, at
+-- most mlma.round_size of them), across all streams at once, with the false
+-- discovery rate controlled at `fdr` over the whole round
 -- (Benjamini-Hochberg; default: the mlma.fdr setting).  Returns the checks
--- it recorded.  Concurrent calls never test the same batch twice.
+-- it recorded and logs the round in mlma.rounds.  Concurrent calls never
+-- test the same batch twice.
 CREATE FUNCTION @extschema@.run_checks(fdr float8 DEFAULT NULL)
 RETURNS SETOF @extschema@.checks
 LANGUAGE plpgsql
@@ -56,7 +58,51 @@ BEGIN
 	   INTO v_job
 	  USING 'mlma_run_checks_' || current_database(), schedule,
 			'SELECT count(*) FROM @extschema@.run_checks()', current_database();
+	PERFORM @extschema@._warn_cron_setup();
 	RETURN v_job;
+END;
+$$;
+
+-- What can be verified of the pg_cron setup from SQL, as WARNINGs (a job
+-- that never runs is silent otherwise): the launcher is running, this is
+-- pg_cron's database, and either cron.use_background_workers is on or the
+-- job connects over TCP (needing a pg_hba entry and a password-less login
+-- for the job's user).  Returns the number of warnings.
+CREATE FUNCTION @extschema@._warn_cron_setup()
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_cron_db	text := current_setting('cron.database_name', true);
+	v_bgw		text := current_setting('cron.use_background_workers', true);
+	v_host		text := current_setting('cron.host', true);
+	v_warnings	int := 0;
+BEGIN
+	IF v_cron_db IS NULL THEN
+		RAISE WARNING 'the pg_cron library is not loaded: the job will not run'
+			USING HINT = 'Add pg_cron to shared_preload_libraries and restart the server.';
+		RETURN 1;
+	END IF;
+	IF v_cron_db <> current_database() THEN
+		v_warnings := v_warnings + 1;
+		RAISE WARNING 'pg_cron runs in database %, not in %', v_cron_db, current_database()
+			USING DETAIL = 'The job was registered with cron.schedule_in_database() for this database.',
+			HINT = 'Check that cron.job of database ' || v_cron_db || ' lists the job.';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'pg_cron launcher') THEN
+		v_warnings := v_warnings + 1;
+		RAISE WARNING 'the pg_cron launcher is not running: the job will not run'
+			USING HINT = 'Check the server log for pg_cron errors; max_worker_processes must leave room for it.';
+	END IF;
+	IF coalesce(v_bgw, 'off') <> 'on' THEN
+		v_warnings := v_warnings + 1;
+		RAISE WARNING 'cron.use_background_workers is off: pg_cron runs the job over a TCP connection to % as user %',
+			coalesce(v_host, 'localhost'), current_user
+			USING DETAIL = 'Without a pg_hba.conf entry for that connection and a password-less login (trust, or a password in the .pgpass file of the server''s operating-system user), every run fails and is only logged in cron.job_run_details.',
+			HINT = 'Set cron.use_background_workers = on (and restart), or add e.g. "host ' || current_database() || ' ' || current_user || ' 127.0.0.1/32 scram-sha-256" to pg_hba.conf with a matching .pgpass entry.  fleet_status.last_round_at shows whether rounds run.';
+	END IF;
+	RETURN v_warnings;
 END;
 $$;
 
@@ -99,8 +145,11 @@ WITH st AS (
 	  FROM @extschema@.checks
 	 WHERE checked_at > now() - interval '24 hours'
 ), wt AS (
-	SELECT count(*) AS waiting_checks
-	  FROM @extschema@.checks WHERE status = 'waiting'
+	SELECT count(*) AS waiting_checks,
+		   now() - min(queued_at) AS oldest_waiting_check_age
+	  FROM @extschema@.check_queue
+), rd AS (
+	SELECT max(finished_at) AS last_round_at FROM @extschema@.rounds
 ), rq AS (
 	SELECT count(*) FILTER (WHERE requested_at > now() - interval '24 hours') AS flags_24h,
 		   count(*) FILTER (WHERE status = 'pending') AS pending_requests,
@@ -125,8 +174,9 @@ SELECT st.streams, st.warming, st.monitoring, st.drift, st.retraining, st.paused
 	   CASE WHEN rq.completed_30d + rq.failed_30d + rq.dismissed_30d > 0
 			THEN rq.dismissed_30d::float8
 				 / (rq.completed_30d + rq.failed_30d + rq.dismissed_30d) END
-		   AS dismissal_rate_30d
-  FROM st, ck, wt, rq;
+		   AS dismissal_rate_30d,
+	   wt.oldest_waiting_check_age, rd.last_round_at
+  FROM st, ck, wt, rq, rd;
 
 -- The stream's id, or a clear error.
 CREATE FUNCTION @extschema@._stream_id(p_name text)
@@ -175,7 +225,8 @@ $$;
 -- Removes history older than `older_than`: closed batches, finished checks
 -- and finished requests.  Never touches the live references (they are kept
 -- apart in reference_batches), the open batches, checks still waiting for
--- run_checks() or their batches, or open requests.
+-- run_checks() (check_queue) or their batches, or open requests; also the
+-- log of rounds older than `older_than`.
 CREATE FUNCTION @extschema@.purge(older_than interval)
 RETURNS TABLE (batches bigint, checks bigint, requests bigint)
 LANGUAGE plpgsql
@@ -194,10 +245,9 @@ BEGIN
 	v_cut := now() - older_than;
 	DELETE FROM @extschema@.batches b
 	 WHERE b.last_at < v_cut
-	   AND NOT EXISTS (SELECT 1 FROM @extschema@.checks c
-					    WHERE c.stream_id = b.stream_id
-						  AND c.batch_no = b.batch_no
-						  AND c.status = 'waiting');
+	   AND NOT EXISTS (SELECT 1 FROM @extschema@.check_queue q
+					    WHERE q.stream_id = b.stream_id
+						  AND q.batch_no = b.batch_no);
 	GET DIAGNOSTICS v_b = ROW_COUNT;
 	DELETE FROM @extschema@.checks
 	 WHERE status <> 'waiting' AND coalesce(checked_at, created_at) < v_cut;
@@ -206,6 +256,7 @@ BEGIN
 	 WHERE status IN ('completed', 'failed', 'dismissed')
 	   AND finished_at < v_cut;
 	GET DIAGNOSTICS v_r = ROW_COUNT;
+	DELETE FROM @extschema@.rounds WHERE finished_at < v_cut;
 	RETURN QUERY SELECT v_b, v_c, v_r;
 END;
 $$;
