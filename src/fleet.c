@@ -48,6 +48,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "portability/instr_time.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "access/twophase.h"
@@ -101,22 +102,32 @@ static const char *drain_query =
 "          FOR UPDATE SKIP LOCKED)) "
 "RETURNING q.stream_id, q.batch_no, q.queued_at";
 
+/*
+ * Every lookup is a LATERAL subquery with LIMIT 1: one index probe per
+ * waiting check, whatever the sizes of the tables (a hash of all batches
+ * would read the whole history).
+ */
 static const char *chunk_query =
-"SELECT u.ord, (b.stream_id IS NULL OR r.stream_id IS NULL) AS skip, "
+"SELECT u.ord, (b.batch_no IS NULL OR r.losses IS NULL) AS skip, "
 "       COALESCE(b.model_version, s.model_version), s.method, s.alpha, "
 "       s.season_length, s.min_effect, s.consecutive, s.paused, "
 "       s.reference_policy OPERATOR(pg_catalog.=) 'rolling' AS rolling, "
 "       st.streak, b.losses, b.first_seq, r.losses, r.seqs "
 "  FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int4[])) "
 "       WITH ORDINALITY AS u(stream_id, batch_no, ord) "
-"  JOIN @extschema@.streams s ON s.stream_id OPERATOR(pg_catalog.=) u.stream_id "
-"  JOIN @extschema@.stream_state st ON st.stream_id OPERATOR(pg_catalog.=) u.stream_id "
-"  LEFT JOIN @extschema@.batches b "
-"         ON b.stream_id OPERATOR(pg_catalog.=) u.stream_id "
-"        AND b.batch_no OPERATOR(pg_catalog.=) u.batch_no "
-"  LEFT JOIN @extschema@.reference_batches r "
-"         ON r.stream_id OPERATOR(pg_catalog.=) u.stream_id "
-"        AND r.version_no OPERATOR(pg_catalog.=) b.version_no";
+"  CROSS JOIN LATERAL (SELECT s.model_version, s.method, s.alpha, s.season_length, "
+"         s.min_effect, s.consecutive, s.paused, s.reference_policy "
+"         FROM @extschema@.streams s "
+"        WHERE s.stream_id OPERATOR(pg_catalog.=) u.stream_id LIMIT 1) s "
+"  CROSS JOIN LATERAL (SELECT st.streak FROM @extschema@.stream_state st "
+"        WHERE st.stream_id OPERATOR(pg_catalog.=) u.stream_id LIMIT 1) st "
+"  LEFT JOIN LATERAL (SELECT b.batch_no, b.model_version, b.version_no, b.losses, "
+"         b.first_seq FROM @extschema@.batches b "
+"        WHERE b.stream_id OPERATOR(pg_catalog.=) u.stream_id "
+"          AND b.batch_no OPERATOR(pg_catalog.=) u.batch_no LIMIT 1) b ON true "
+"  LEFT JOIN LATERAL (SELECT r.losses, r.seqs FROM @extschema@.reference_batches r "
+"        WHERE r.stream_id OPERATOR(pg_catalog.=) u.stream_id "
+"          AND r.version_no OPERATOR(pg_catalog.=) b.version_no LIMIT 1) r ON true";
 
 static const char *streak_query =
 "SELECT stream_id, streak FROM @extschema@.stream_state "
@@ -554,6 +565,9 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 	ArrayType  *result_array;
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	MemoryContext round_cxt;
+	instr_time	t0;
+	instr_time	t;
+	double		ms[6] = {0};
 
 	if (isnan(fdr) || fdr <= 0.0 || fdr >= 1.0)
 		ereport(ERROR,
@@ -565,6 +579,8 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "mlma: SPI_connect failed");
 	round_cxt = CurrentMemoryContext;
+
+	INSTR_TIME_SET_CURRENT(t0);
 
 	/* 1. drain the queue */
 	{
@@ -590,6 +606,9 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 	SPI_freetuptable(SPI_tuptable);
 	if (ndue > 1)
 		qsort(due, ndue, sizeof(DueCheck), CompareDue);
+	INSTR_TIME_SET_CURRENT(t);
+	INSTR_TIME_SUBTRACT(t, t0);
+	ms[0] = INSTR_TIME_GET_MILLISEC(t);
 
 	/* 2. read and evaluate, chunk by chunk */
 	{
@@ -634,7 +653,10 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 			MemoryContextReset(chunk_cxt);
 		}
 		MemoryContextDelete(chunk_cxt);
-	}
+	}	INSTR_TIME_SET_CURRENT(t);
+	INSTR_TIME_SUBTRACT(t, t0);
+	ms[1] = INSTR_TIME_GET_MILLISEC(t);
+
 
 	/* the streams of the round, in stream_id order (due is sorted) */
 	stream_ids = palloc(sizeof(int64) * Max(ndue, 1));
@@ -736,8 +758,16 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 		}
 	}
 
+	INSTR_TIME_SET_CURRENT(t);
+	INSTR_TIME_SUBTRACT(t, t0);
+	ms[2] = INSTR_TIME_GET_MILLISEC(t);
+
 	/* 5. write: the checks, then the deferred batches back into the queue */
 	InsertChecks(due, ndue, schema);
+	INSTR_TIME_SET_CURRENT(t);
+	INSTR_TIME_SUBTRACT(t, t0);
+	ms[3] = INSTR_TIME_GET_MILLISEC(t);
+
 	{
 		Datum	   *sids = palloc(sizeof(Datum) * Max(ndue, 1));
 		Datum	   *bnos = palloc(sizeof(Datum) * Max(ndue, 1));
@@ -858,6 +888,10 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 		}
 	}
 
+	INSTR_TIME_SET_CURRENT(t);
+	INSTR_TIME_SUBTRACT(t, t0);
+	ms[4] = INSTR_TIME_GET_MILLISEC(t);
+
 	/* the round, for fleet_status and dashboards */
 	{
 		Oid			types[4] = {TIMESTAMPTZOID, INT4OID, INT4OID, INT4OID};
@@ -869,6 +903,10 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 		args[3] = Int32GetDatum(ndeferred);
 		ExecOrError(ExtQuery(round_query, schema), 4, types, args, SPI_OK_INSERT);
 	}
+
+	INSTR_TIME_SET_CURRENT(t);
+	INSTR_TIME_SUBTRACT(t, t0);
+	ms[5] = INSTR_TIME_GET_MILLISEC(t);
 
 	/* the ids of every recorded check, allocated outside SPI's context */
 	{
@@ -885,6 +923,13 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
 		MemoryContextSwitchTo(spi_cxt);
 	}
+
+	elog(DEBUG1, "mlma: round of %llu checks (%d recorded, %d flags, %d deferred): "
+		 "drained %.1f ms, evaluated %.1f ms, decided and locked %.1f ms, "
+		 "checks inserted %.1f ms, streaks, requests and references %.1f ms, "
+		 "done %.1f ms",
+		 (unsigned long long) ndue, nrecorded, nflags, ndeferred,
+		 ms[0], ms[1] - ms[0], ms[2] - ms[1], ms[3] - ms[2], ms[4] - ms[3], ms[5]);
 
 	SPI_finish();
 	PG_RETURN_ARRAYTYPE_P(result_array);

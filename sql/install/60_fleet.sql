@@ -2,10 +2,13 @@
 -- key metrics, history, replay and retention.
 
 -- One scheduled round (src/fleet.c): returns the ids of the checks finished.
+-- Its statements are one index probe per check: JIT compilation would only
+-- add to them.
 CREATE FUNCTION @extschema@._run_checks(fdr float8)
 RETURNS int8[]
 AS 'MODULE_PATHNAME', 'mlma_run_checks'
-LANGUAGE C VOLATILE CALLED ON NULL INPUT;
+LANGUAGE C VOLATILE CALLED ON NULL INPUT
+SET jit = off;
 
 -- Tests the closed batches waiting for a scheduled check (check_queue, at
 -- most mlma.round_size of them), across all streams at once, with the false

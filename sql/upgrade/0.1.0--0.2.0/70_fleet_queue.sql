@@ -31,6 +31,8 @@ DROP INDEX @extschema@.checks_waiting_idx;
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.check_queue', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.rounds', '');
 
+ALTER FUNCTION @extschema@._run_checks(float8) SET jit = off;
+
 CREATE OR REPLACE FUNCTION @extschema@._close_batch(p_stream_id bigint, p_partial bool DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql
