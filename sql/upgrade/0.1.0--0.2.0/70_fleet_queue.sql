@@ -182,11 +182,13 @@ AS $$
 DECLARE
 	v_id	bigint := @extschema@._lock_stream(name);
 BEGIN
+	-- the queue first: a round that took the stream's batches holds their
+	-- queue rows until it commits, and its check rows are then deleted below
+	DELETE FROM @extschema@.check_queue WHERE stream_id = v_id;
 	DELETE FROM @extschema@.observations WHERE stream_id = v_id;
 	DELETE FROM @extschema@.batches WHERE stream_id = v_id;
 	DELETE FROM @extschema@.reference_batches WHERE stream_id = v_id;
 	DELETE FROM @extschema@.checks WHERE stream_id = v_id;
-	DELETE FROM @extschema@.check_queue WHERE stream_id = v_id;
 	DELETE FROM @extschema@.retrain_requests WHERE stream_id = v_id;
 	DELETE FROM @extschema@.stream_state WHERE stream_id = v_id;
 	DELETE FROM @extschema@.streams WHERE stream_id = v_id;
