@@ -4,6 +4,8 @@
 # measurement have their own commands (bench/soak/run.sh, bench/memory/run.sh).
 #   INSERT_SECONDS=N   length of each pgbench run (default 20)
 #   FLEET_STREAMS=N    streams of the run_checks benchmark (default 10000)
+#   PLATFORM_STREAMS=N streams of the platform benchmark (default 100000;
+#                      0 skips it)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,5 +46,8 @@ section fleet ./bench/fleet/run.sh
 
 # -- replay() over 1 000 000 observations, seconds per million
 section replay ./bench/replay/run.sh
+# -- a whole platform: PLATFORM_STREAMS streams x one day through an attached
+#    table, a scheduled round, fleet_status, stream_status, purge
+[ "${PLATFORM_STREAMS:-100000}" -gt 0 ] && section platform ./bench/platform/run.sh
 
 exit $status

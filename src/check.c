@@ -22,10 +22,6 @@
  * effect = mean(batch) / mean(reference sample); when the reference mean is
  * 0 it is 1 if the batch mean is 0 too, +Infinity otherwise.
  *
- * Data that allow no test (see Undefined) give NULL statistic, p-value and
- * effect rather than an error: a check never fails a writer's transaction,
- * and one stream never stops a round of run_checks().
- *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -40,7 +36,6 @@
 #include "utils/builtins.h"
 #include "utils/float.h"
 
-#include "mlma.h"
 #include "monitor.h"
 
 PG_FUNCTION_INFO_V1(mlma_evaluate);
@@ -94,12 +89,6 @@ Int8Array(ArrayType *a, int *n, const char *what)
 	return out;
 }
 
-/*
- * Mean
- *		The mean without overflow: the plain sum / n, and when the sum
- *		overflows (finite values near DBL_MAX), a running mean whose every
- *		step adds x/k - m/k and so stays finite.
- */
 static double
 Mean(const double *x, int n)
 {
@@ -127,12 +116,111 @@ Position(int64 seq, int season)
 }
 
 /*
+ * mlma_evaluate_losses
+ *		One check in plain C, without raising errors: the like-for-like
+ *		reference sample (seasonal positions when season >= 2, which needs
+ *		ref_seqs), the test with the alternative "greater" and the effect.
+ *		Returns MLMA_OK or the error code of the test (or MLMA_ERR_INPUT
+ *		when a sample has fewer than 2 losses or dm lengths differ); out's
+ *		sizes are filled in either case.  run_checks (fleet.c) calls it on
+ *		the arrays of the round without a per-row SQL call.
+ */
+int
+mlma_evaluate_losses(MlmaMethod method, const double *ref, const int64 *ref_seqs,
+					 int nref, const double *cur, int ncur, int64 first_seq,
+					 int season, MlmaEvaluation *out)
+{
+	const double *sample;
+	int			nsample;
+	MlmaTestResult res;
+	int			rc;
+	double		ref_mean;
+	double		cur_mean;
+	int			i;
+
+	memset(out, 0, sizeof(*out));
+	out->n_reference = nref;
+	out->n_current = ncur;
+	if (season >= 2 && ref_seqs == NULL)
+		season = 0;
+	if (nref < 2 || ncur < 2)
+		return MLMA_ERR_INPUT;
+	if (season < 2)
+	{
+		if (method == MLMA_METHOD_DM && nref != ncur)
+			return MLMA_ERR_INPUT;
+		sample = ref;
+		nsample = nref;
+	}
+	else if (method == MLMA_METHOD_DM)
+	{
+		double	   *sum = palloc0(sizeof(double) * season);
+		int		   *cnt = palloc0(sizeof(int) * season);
+		double		all = Mean(ref, nref);
+		double	   *paired = palloc(sizeof(double) * ncur);
+
+		for (i = 0; i < nref; i++)
+		{
+			int			p = Position(ref_seqs[i], season);
+
+			sum[p] += ref[i];
+			cnt[p]++;
+		}
+		for (i = 0; i < ncur; i++)
+		{
+			int			p = Position(first_seq + i, season);
+
+			paired[i] = cnt[p] > 0 ? sum[p] / cnt[p] : all;
+		}
+		sample = paired;
+		nsample = ncur;
+	}
+	else
+	{
+		bool	   *used = palloc0(sizeof(bool) * season);
+		double	   *like = palloc(sizeof(double) * nref);
+
+		for (i = 0; i < ncur; i++)
+			used[Position(first_seq + i, season)] = true;
+
+		nsample = 0;
+		for (i = 0; i < nref; i++)
+			if (used[Position(ref_seqs[i], season)])
+				like[nsample++] = ref[i];
+		sample = like;
+		if (nsample < 2)
+		{
+			sample = ref;
+			nsample = nref;
+		}
+	}
+
+	out->n_reference = nsample;
+	rc = mlma_run_test(method, sample, nsample, cur, ncur,
+					   MLMA_ALT_GREATER, -1, &res);
+	if (rc != MLMA_OK)
+		return rc;
+
+	ref_mean = Mean(sample, nsample);
+	cur_mean = Mean(cur, ncur);
+	out->statistic = res.statistic;
+	out->p_value = res.p_value;
+	out->reference_mean = ref_mean;
+	out->batch_mean = cur_mean;
+	if (ref_mean > 0)
+		out->effect = cur_mean / ref_mean;
+	else
+		out->effect = cur_mean > 0 ? get_float8_infinity() : 1.0;
+	return MLMA_OK;
+}
+
+/*
  * Undefined
  *		The result of a check the data do not allow (fewer than 2 losses on
  *		a side, dm with batches of different lengths, non-finite losses):
  *		the sizes, and NULL for everything else.  The caller records the
- *		check as not significant (eager) or skipped (run_checks) instead of
- *		failing a writer's transaction or a whole round.
+ *		check as not significant instead of failing a writer's transaction
+ *		(run_checks records p = 1 with a note, src/fleet.c).
  */
 static Datum
 Undefined(FunctionCallInfo fcinfo, int nref, int ncur)
@@ -168,24 +256,22 @@ mlma_evaluate(PG_FUNCTION_ARGS)
 	int			ncur;
 	int64		first_seq;
 	int			season = 0;
-	double	   *sample;
-	int			nsample;
-	MlmaTestResult res;
+	MlmaEvaluation ev;
 	int			rc;
-	double		ref_mean;
-	double		cur_mean;
-	double		effect;
 	TupleDesc	tupdesc;
 	Datum		values[7];
 	bool		nulls[7] = {false};
-	int			i;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("method, reference and current must not be null")));
 	method_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	method = MlmaParseMethod(method_name);
+	method = mlma_method_kind(method_name);
+	if (method == MLMA_METHOD_INVALID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown method: %s", method_name)));
 
 	ref = Float8Array(PG_GETARG_ARRAYTYPE_P(1), &nref, "reference");
 	cur = Float8Array(PG_GETARG_ARRAYTYPE_P(3), &ncur, "current");
@@ -205,82 +291,25 @@ mlma_evaluate(PG_FUNCTION_ARGS)
 					 errmsg("reference and reference_seqs differ in length (%d and %d)",
 							nref, nseq)));
 	}
-	if (nref < 2 || ncur < 2)
-		return Undefined(fcinfo, nref, ncur);
-
-	if (season == 0)
-	{
-		if (method == MLMA_METHOD_DM && nref != ncur)
-			return Undefined(fcinfo, nref, ncur);
-		sample = ref;
-		nsample = nref;
-	}
-	else if (method == MLMA_METHOD_DM)
-	{
-		double	   *sum = palloc0(sizeof(double) * season);
-		int		   *cnt = palloc0(sizeof(int) * season);
-		double		all = Mean(ref, nref);
-
-		for (i = 0; i < nref; i++)
-		{
-			int			p = Position(ref_seqs[i], season);
-
-			sum[p] += ref[i];
-			cnt[p]++;
-		}
-		sample = palloc(sizeof(double) * ncur);
-		nsample = ncur;
-		for (i = 0; i < ncur; i++)
-		{
-			int			p = Position(first_seq + i, season);
-
-			sample[i] = cnt[p] > 0 ? sum[p] / cnt[p] : all;
-		}
-	}
-	else
-	{
-		bool	   *used = palloc0(sizeof(bool) * season);
-
-		for (i = 0; i < ncur; i++)
-			used[Position(first_seq + i, season)] = true;
-		sample = palloc(sizeof(double) * nref);
-		nsample = 0;
-		for (i = 0; i < nref; i++)
-			if (used[Position(ref_seqs[i], season)])
-				sample[nsample++] = ref[i];
-		if (nsample < 2)
-		{
-			sample = ref;
-			nsample = nref;
-		}
-	}
-
-	rc = mlma_run_test(method, sample, nsample, cur, ncur,
-					   MLMA_ALT_GREATER, -1, &res);
+	rc = mlma_evaluate_losses(method, ref, ref_seqs, nref, cur, ncur,
+							  first_seq, season, &ev);
 	if (rc == MLMA_ERR_NOMEM)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory in the %s test", method_name)));
 	if (rc != MLMA_OK)
-		return Undefined(fcinfo, nsample, ncur);
-
-	ref_mean = Mean(sample, nsample);
-	cur_mean = Mean(cur, ncur);
-	if (ref_mean > 0)
-		effect = cur_mean / ref_mean;
-	else
-		effect = cur_mean > 0 ? get_float8_infinity() : 1.0;
+		return Undefined(fcinfo, ev.n_reference, ev.n_current);
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
-	values[0] = Float8GetDatum(res.statistic);
-	values[1] = Float8GetDatum(res.p_value);
-	values[2] = Float8GetDatum(effect);
-	values[3] = Int32GetDatum(nsample);
-	values[4] = Int32GetDatum(ncur);
-	values[5] = Float8GetDatum(ref_mean);
-	values[6] = Float8GetDatum(cur_mean);
+	values[0] = Float8GetDatum(ev.statistic);
+	values[1] = Float8GetDatum(ev.p_value);
+	values[2] = Float8GetDatum(ev.effect);
+	values[3] = Int32GetDatum(ev.n_reference);
+	values[4] = Int32GetDatum(ev.n_current);
+	values[5] = Float8GetDatum(ev.reference_mean);
+	values[6] = Float8GetDatum(ev.batch_mean);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 

@@ -1,36 +1,44 @@
 /*-------------------------------------------------------------------------
  *
  * fleet.c
- *	  Scheduled checks across the fleet: run_checks() tests every closed
- *	  batch that waits (check_mode = 'scheduled'), adjusts the p-values of
- *	  the whole round with Benjamini-Hochberg and applies the decisions.
+ *	  Scheduled checks across the fleet: run_checks() tests the closed
+ *	  batches waiting in mlma.check_queue (check_mode = 'scheduled'),
+ *	  adjusts the p-values of the whole round with Benjamini-Hochberg,
+ *	  applies the decisions and records one mlma.checks row per batch.
  *
  * One round is a handful of set-based statements, whatever the number of
  * due batches:
  *
- *	1. lock the waiting checks (FOR UPDATE SKIP LOCKED, so a concurrent
- *	   round never tests the same batch) and evaluate each against its
- *	   stream's live reference (mlma._evaluate, the same C code as the eager
- *	   path);
- *	2. adjust all p-values of the round together (BH at level fdr) and
- *	   decide per batch in batch order: significant when p_adjusted <= fdr
- *	   and effect >= min_effect, drift after `consecutive` significant
- *	   batches;
- *	3. a stream whose state changes (its streak, a request, a rolling
+ *	1. drain the queue: one DELETE ... RETURNING of at most mlma.round_size
+ *	   waiting checks, in (stream_id, batch_no) order, whose rows it can lock
+ *	   at once (SKIP LOCKED: a concurrent round never takes the same batch;
+ *	   the deleted rows stay locked until this round commits);
+ *	2. read the batches, references and stream settings in chunks of
+ *	   CHUNK_SIZE rows and evaluate each batch in C on the arrays as stored
+ *	   (mlma_evaluate_losses, the same code as mlma._evaluate), keeping only
+ *	   the results, so memory does not grow with the batches read;
+ *	3. adjust all p-values of the round together (BH at level fdr) and
+ *	   decide per batch in batch order (DecideBatch): significant when
+ *	   p_adjusted <= fdr and effect >= min_effect, drift after `consecutive`
+ *	   significant batches;
+ *	4. a stream whose state changes (its streak, a request, a rolling
  *	   reference) needs its writer lock, taken without waiting in stream_id
- *	   order — stream lock before rows, like every writer.  A stream a writer
- *	   holds right now keeps its batches waiting for the next round.  Most
- *	   streams pass with a streak of 0 and need no lock at all, so a round
- *	   over 10 000 streams does not hold 10 000 locks;
- *	4. write checks and streaks back with one UPDATE each, raise one request
- *	   per drifting stream, all in one call (mlma._raise_requests sends the
- *	   NOTIFYs), roll the reference of 'rolling' streams after passing
- *	   batches.
+ *	   order.  A stream a writer holds right now, or beyond the round's lock
+ *	   budget (a quarter of the shared lock table, or mlma.round_max_locks),
+ *	   keeps its batches queued for the next round.  Most streams pass with a
+ *	   streak of 0 and need no lock at all;
+ *	5. insert the checks (in chunks), put deferred batches back into the
+ *	   queue, write the changed streaks, raise one request per drifting
+ *	   stream in one call (mlma._raise_requests sends the NOTIFYs), roll the
+ *	   reference of 'rolling' streams after passing batches, and record the
+ *	   round in mlma.rounds.
  *
- * Checks whose batch no longer has a reference of its model version (the
- * model was retrained meanwhile) are marked 'skipped', and so are checks
- * whose data allow no test (mlma._evaluate returns a NULL p-value); a NaN
- * p-value counts as 1 in the adjustment.  One stream never stops a round.
+ * A batch that cannot be evaluated (losses that make the test fail, a NaN
+ * p-value) never stops the round: its check is recorded as done with
+ * p_value = p_adjusted = 1, not significant, and a note saying why; it is
+ * left out of the BH adjustment.  Checks whose batch no longer has a
+ * reference of its model version (the model was retrained meanwhile) are
+ * recorded as 'skipped'.
  *
  *-------------------------------------------------------------------------
  */
@@ -40,10 +48,17 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "portability/instr_time.h"
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "access/twophase.h"
+#include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "mlma.h"
 #include "monitor.h"
@@ -52,21 +67,24 @@
 
 PG_FUNCTION_INFO_V1(mlma_run_checks);
 
+/* rows read or written per statement */
+#define CHUNK_SIZE	5000
+
 /* one waiting check of the round */
 typedef struct DueCheck
 {
-	int64		check_id;
 	int64		stream_id;
 	int32		batch_no;
+	TimestampTz queued_at;
+	int64		check_id;		/* after the INSERT */
+	bool		found;			/* its stream still exists */
 	bool		skip;			/* no reference for its model version */
-	double		statistic;
-	double		p_value;
+	const char *note;			/* evaluation failed: why (else NULL) */
+	char	   *model_version;
+	char	   *method;
+	double		alpha;
+	MlmaEvaluation ev;
 	double		p_adjusted;
-	double		effect;
-	int32		n_reference;
-	int32		n_current;
-	double		reference_mean;
-	double		batch_mean;
 	double		min_effect;
 	int32		consecutive;
 	bool		paused;
@@ -74,59 +92,76 @@ typedef struct DueCheck
 	int32		streak;			/* the stream's streak, read with the round */
 	bool		significant;
 	bool		drift;
-	bool		excluded;		/* stream busy: left waiting for next round */
+	bool		excluded;		/* stream busy: back to the queue */
 } DueCheck;
 
-static const char *due_query =
-"SELECT c.check_id, c.stream_id, c.batch_no, "
-"       (r.stream_id IS NULL OR b.stream_id IS NULL) AS skip, "
-"       e.statistic, e.p_value, e.effect, e.n_reference, e.n_current, "
-"       e.reference_mean, e.batch_mean, "
-"       s.min_effect, s.consecutive, s.paused, "
+static const char *drain_query =
+"DELETE FROM @extschema@.check_queue q "
+" WHERE q.ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+"       SELECT w.ctid FROM @extschema@.check_queue w "
+"        ORDER BY w.stream_id, w.batch_no LIMIT $1 "
+"          FOR UPDATE SKIP LOCKED)) "
+"RETURNING q.stream_id, q.batch_no, q.queued_at";
+
+/*
+ * Every lookup is a LATERAL subquery with LIMIT 1: one index probe per
+ * waiting check, whatever the sizes of the tables (a hash of all batches
+ * would read the whole history).
+ */
+static const char *chunk_query =
+"SELECT u.ord, (b.batch_no IS NULL OR r.losses IS NULL) AS skip, "
+"       COALESCE(b.model_version, s.model_version), s.method, s.alpha, "
+"       s.season_length, s.min_effect, s.consecutive, s.paused, "
 "       s.reference_policy OPERATOR(pg_catalog.=) 'rolling' AS rolling, "
-"       st.streak "
-"  FROM @extschema@.checks c "
-"  JOIN @extschema@.streams s ON s.stream_id OPERATOR(pg_catalog.=) c.stream_id "
-"  JOIN @extschema@.stream_state st ON st.stream_id OPERATOR(pg_catalog.=) c.stream_id "
-"  LEFT JOIN @extschema@.batches b "
-"         ON b.stream_id OPERATOR(pg_catalog.=) c.stream_id "
-"        AND b.batch_no OPERATOR(pg_catalog.=) c.batch_no "
-"  LEFT JOIN @extschema@.reference_batches r "
-"         ON r.stream_id OPERATOR(pg_catalog.=) c.stream_id "
-"        AND r.version_no OPERATOR(pg_catalog.=) b.version_no "
-"  LEFT JOIN LATERAL (SELECT x.* FROM @extschema@._evaluate(s.method, "
-"         r.losses, r.seqs, b.losses, b.first_seq, s.season_length) x "
-"         WHERE r.stream_id IS NOT NULL AND b.stream_id IS NOT NULL) e ON true "
-" WHERE c.status OPERATOR(pg_catalog.=) 'waiting' "
-" ORDER BY c.stream_id, c.batch_no "
-"   FOR UPDATE OF c SKIP LOCKED";
+"       st.streak, b.losses, b.first_seq, r.losses, r.seqs "
+"  FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int4[])) "
+"       WITH ORDINALITY AS u(stream_id, batch_no, ord) "
+"  CROSS JOIN LATERAL (SELECT s.model_version, s.method, s.alpha, s.season_length, "
+"         s.min_effect, s.consecutive, s.paused, s.reference_policy "
+"         FROM @extschema@.streams s "
+"        WHERE s.stream_id OPERATOR(pg_catalog.=) u.stream_id LIMIT 1) s "
+"  CROSS JOIN LATERAL (SELECT st.streak FROM @extschema@.stream_state st "
+"        WHERE st.stream_id OPERATOR(pg_catalog.=) u.stream_id LIMIT 1) st "
+"  LEFT JOIN LATERAL (SELECT b.batch_no, b.model_version, b.version_no, b.losses, "
+"         b.first_seq FROM @extschema@.batches b "
+"        WHERE b.stream_id OPERATOR(pg_catalog.=) u.stream_id "
+"          AND b.batch_no OPERATOR(pg_catalog.=) u.batch_no LIMIT 1) b ON true "
+"  LEFT JOIN LATERAL (SELECT r.losses, r.seqs FROM @extschema@.reference_batches r "
+"        WHERE r.stream_id OPERATOR(pg_catalog.=) u.stream_id "
+"          AND r.version_no OPERATOR(pg_catalog.=) b.version_no LIMIT 1) r ON true";
 
 static const char *streak_query =
 "SELECT stream_id, streak FROM @extschema@.stream_state "
 " WHERE stream_id OPERATOR(pg_catalog.=) ANY ($1) "
 " ORDER BY stream_id";
 
-static const char *update_checks_query =
-"UPDATE @extschema@.checks c "
-"   SET status = 'done', statistic = u.statistic, p_value = u.p_value, "
-"       p_adjusted = u.p_adjusted, effect = u.effect, "
-"       n_reference = u.n_reference, n_current = u.n_current, "
-"       reference_mean = u.reference_mean, batch_mean = u.batch_mean, "
-"       significant = u.significant, drift = u.drift, checked_at = pg_catalog.now(), "
-"       threshold = $12 "
-"  FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::float8[]), "
-"                  pg_catalog.unnest($3::float8[]), pg_catalog.unnest($4::float8[]), "
-"                  pg_catalog.unnest($5::float8[]), pg_catalog.unnest($6::int4[]), "
-"                  pg_catalog.unnest($7::int4[]), pg_catalog.unnest($8::float8[]), "
-"                  pg_catalog.unnest($9::float8[]), pg_catalog.unnest($10::bool[]), "
-"                  pg_catalog.unnest($11::bool[])) "
-"       AS u(check_id, statistic, p_value, p_adjusted, effect, n_reference, "
-"            n_current, reference_mean, batch_mean, significant, drift) "
-" WHERE c.check_id OPERATOR(pg_catalog.=) u.check_id";
+static const char *insert_checks_query =
+"INSERT INTO @extschema@.checks (stream_id, model_version, batch_no, method, "
+"       alpha, check_mode, status, n_reference, n_current, reference_mean, "
+"       batch_mean, statistic, p_value, p_adjusted, effect, significant, drift, "
+"       created_at, checked_at, note, reference_id, threshold) "
+"SELECT u.sid, u.mv, u.bno, u.m, u.a, 'scheduled', u.st, u.nr, u.nc, u.rm, "
+"       u.bm, u.stat, u.p, u.pa, u.e, u.sig, u.dr, u.q, pg_catalog.now(), u.note, "
+"       (SELECT pg_catalog.max(h.reference_id) FROM @extschema@.reference_history h "
+"         WHERE h.stream_id OPERATOR(pg_catalog.=) u.sid "
+"           AND h.built_at OPERATOR(pg_catalog.<) pg_catalog.now()), "
+"       CASE WHEN u.st OPERATOR(pg_catalog.=) 'done' THEN $19 END "
+"  FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::text[]), "
+"       pg_catalog.unnest($3::int4[]), pg_catalog.unnest($4::text[]), "
+"       pg_catalog.unnest($5::float8[]), pg_catalog.unnest($6::text[]), "
+"       pg_catalog.unnest($7::int4[]), pg_catalog.unnest($8::int4[]), "
+"       pg_catalog.unnest($9::float8[]), pg_catalog.unnest($10::float8[]), "
+"       pg_catalog.unnest($11::float8[]), pg_catalog.unnest($12::float8[]), "
+"       pg_catalog.unnest($13::float8[]), pg_catalog.unnest($14::float8[]), "
+"       pg_catalog.unnest($15::bool[]), pg_catalog.unnest($16::bool[]), "
+"       pg_catalog.unnest($17::timestamptz[]), pg_catalog.unnest($18::text[])) "
+"       AS u(sid, mv, bno, m, a, st, nr, nc, rm, bm, stat, p, pa, e, sig, dr, q, note) "
+"RETURNING check_id, stream_id, batch_no";
 
-static const char *skip_checks_query =
-"UPDATE @extschema@.checks SET status = 'skipped', checked_at = pg_catalog.now() "
-" WHERE check_id OPERATOR(pg_catalog.=) ANY ($1)";
+static const char *requeue_query =
+"INSERT INTO @extschema@.check_queue (stream_id, batch_no, queued_at) "
+"SELECT * FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int4[]), "
+"       pg_catalog.unnest($3::timestamptz[]))";
 
 static const char *update_streaks_query =
 "UPDATE @extschema@.stream_state st SET streak = u.streak "
@@ -135,10 +170,14 @@ static const char *update_streaks_query =
 " WHERE st.stream_id OPERATOR(pg_catalog.=) u.stream_id";
 
 static const char *raise_query =
-"SELECT @extschema@._raise_requests($1, 'drift', $2, $3, $4, NULL)";
+"SELECT pg_catalog.cardinality(@extschema@._raise_requests($1, 'drift', $2, $3, $4, NULL))";
 
 static const char *roll_query =
 "SELECT @extschema@._roll_reference($1, $2)";
+
+static const char *round_query =
+"INSERT INTO @extschema@.rounds (started_at, finished_at, checks, flags, deferred) "
+"VALUES ($1, pg_catalog.clock_timestamp(), $2, $3, $4)";
 
 /*
  * ExtQuery
@@ -198,17 +237,45 @@ GetBool(HeapTuple tup, TupleDesc desc, int col)
 	return isnull ? false : DatumGetBool(d);
 }
 
-/* A one-dimensional array of n Datums of the given type. */
+/*
+ * GetArray
+ *		The elements of a one-dimensional array column without NULLs, read
+ *		in place (detoasted into the current memory context); NULL when the
+ *		column is NULL, has NULL elements or is not one-dimensional.
+ */
+static const void *
+GetArray(HeapTuple tup, TupleDesc desc, int col, int *n)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	ArrayType  *a;
+
+	*n = 0;
+	if (isnull)
+		return NULL;
+	a = DatumGetArrayTypeP(d);
+	if (ARR_NDIM(a) != 1 || ARR_HASNULL(a))
+		return NULL;
+	*n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	return ARR_DATA_PTR(a);
+}
+
+/* A one-dimensional array of n Datums of the given type (nulls may be NULL). */
 static Datum
-MakeArray(Datum *elems, int n, Oid type)
+MakeArray(Datum *elems, bool *nulls, int n, Oid type)
 {
 	int16		typlen;
 	bool		typbyval;
 	char		typalign;
+	int			dims[1];
+	int			lbs[1] = {1};
 
+	if (n == 0)
+		return PointerGetDatum(construct_empty_array(type));
+	dims[0] = n;
 	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_array(elems, n, type, typlen, typbyval,
-										   typalign));
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type,
+											  typlen, typbyval, typalign));
 }
 
 static void
@@ -222,14 +289,126 @@ ExecOrError(const char *query, int nargs, Oid *types, Datum *values, int expecte
 			 SPI_result_code_string(rc));
 }
 
+static int
+CompareDue(const void *a, const void *b)
+{
+	const DueCheck *x = a;
+	const DueCheck *y = b;
+
+	if (x->stream_id != y->stream_id)
+		return x->stream_id < y->stream_id ? -1 : 1;
+	if (x->batch_no != y->batch_no)
+		return x->batch_no < y->batch_no ? -1 : 1;
+	return 0;
+}
+
+/* the check of (stream_id, batch_no) in the sorted round, or NULL */
+static DueCheck *
+FindDue(DueCheck *due, uint64 ndue, int64 stream_id, int32 batch_no)
+{
+	DueCheck	key;
+
+	key.stream_id = stream_id;
+	key.batch_no = batch_no;
+	return bsearch(&key, due, ndue, sizeof(DueCheck), CompareDue);
+}
+
+/*
+ * Evaluate
+ *		Fills d from one row of chunk_query: the stream's settings and the
+ *		evaluation of the batch against the reference.  A batch that cannot
+ *		be evaluated gets p = 1 and a note instead of an error.
+ */
+static void
+Evaluate(DueCheck *d, HeapTuple tup, TupleDesc desc, MemoryContext round_cxt)
+{
+	bool		isnull;
+	MemoryContext old;
+	const double *cur;
+	const double *ref;
+	const int64 *ref_seqs;
+	int			ncur;
+	int			nref;
+	int			nseq;
+	int			season;
+	int64		first_seq;
+	MlmaMethod	method;
+	int			rc;
+
+	d->found = true;
+	d->skip = GetBool(tup, desc, 2);
+	old = MemoryContextSwitchTo(round_cxt);
+	d->model_version = SPI_getvalue(tup, desc, 3);
+	d->method = SPI_getvalue(tup, desc, 4);
+	MemoryContextSwitchTo(old);
+	d->alpha = GetFloat8(tup, desc, 5, &isnull);
+	season = GetInt32(tup, desc, 6);
+	d->min_effect = GetFloat8(tup, desc, 7, &isnull);
+	d->consecutive = GetInt32(tup, desc, 8);
+	d->paused = GetBool(tup, desc, 9);
+	d->rolling = GetBool(tup, desc, 10);
+	d->streak = GetInt32(tup, desc, 11);
+	if (d->skip)
+		return;
+
+	cur = GetArray(tup, desc, 12, &ncur);
+	first_seq = GetInt64(tup, desc, 13);
+	ref = GetArray(tup, desc, 14, &nref);
+	ref_seqs = GetArray(tup, desc, 15, &nseq);
+	method = mlma_method_kind(d->method);
+
+	if (cur == NULL || ref == NULL)
+		rc = MLMA_ERR_INPUT;
+	else if (method == MLMA_METHOD_INVALID)
+		rc = MLMA_ERR_PARAM;
+	else
+		rc = mlma_evaluate_losses(method, ref,
+								  (ref_seqs != NULL && nseq == nref) ? ref_seqs : NULL,
+								  nref, cur, ncur, first_seq, season, &d->ev);
+
+	if (rc == MLMA_OK && !(d->ev.p_value >= 0.0 && d->ev.p_value <= 1.0))
+		d->note = "not tested: the test gave no p-value (NaN); recorded as p = 1, not significant";
+	else if (rc != MLMA_OK)
+	{
+		old = MemoryContextSwitchTo(round_cxt);
+		d->note = psprintf("not tested: test %s failed on this batch (code %d, the losses "
+						   "must be finite and at least 2 on each side); recorded as p = 1, "
+						   "not significant", d->method, rc);
+		MemoryContextSwitchTo(old);
+	}
+	if (d->note != NULL)
+	{
+		d->ev.statistic = get_float8_nan();
+		d->ev.p_value = 1.0;
+		d->ev.effect = get_float8_nan();
+	}
+}
+
+/*
+ * DecideBatch
+ *		The decision for one batch from the stream's streak before it: the
+ *		whole rule in one place (it is mlma_decide() of the numeric core in
+ *		one call): significant when the adjusted p-value is at most fdr and
+ *		the effect at least min_effect (NaN: not significant), the streak
+ *		grows with each significant batch and falls to 0 otherwise, drift
+ *		when significant with a streak of at least `consecutive`.
+ */
+static void
+DecideBatch(DueCheck *d, double fdr, int32 *streak)
+{
+	MlmaDecision dec = mlma_decide(d->p_adjusted, fdr, d->ev.effect,
+								   d->min_effect, *streak, d->consecutive);
+
+	*streak = dec.streak;
+	d->significant = dec.significant;
+	d->drift = dec.drift;
+}
+
 /*
  * Decide
  *		The decisions of the round in batch order per stream, from each
- *		stream's streak before the round (start), by mlma_decide
- *		(src/core/decide.c, the rule of the eager path too): significant
- *		when the adjusted p-value is at most fdr and the effect at least
- *		min_effect, drift after `consecutive` significant batches.  Leaves
- *		in streaks the streak after the round.
+ *		stream's streak before the round (start).  Leaves in streaks the
+ *		streak after the round.
  */
 static void
 Decide(DueCheck *due, uint64 ndue, const int64 *stream_ids,
@@ -237,7 +416,6 @@ Decide(DueCheck *due, uint64 ndue, const int64 *stream_ids,
 {
 	uint64		i;
 	int			k = 0;
-	MlmaDecision dec;
 
 	for (i = 0; i < ndue; i++)
 	{
@@ -249,39 +427,154 @@ Decide(DueCheck *due, uint64 ndue, const int64 *stream_ids,
 				k++;
 			streaks[k] = start[k];
 		}
-		if (d->skip || d->excluded)
+		if (!d->found || d->skip || d->excluded)
 			continue;
-		dec = mlma_decide(d->p_adjusted, fdr, d->effect, d->min_effect,
-						  streaks[k], d->consecutive);
-		d->significant = dec.significant;
-		streaks[k] = dec.streak;
-		d->drift = dec.drift;
+		DecideBatch(d, fdr, &streaks[k]);
 	}
+}
+
+/* most stream locks one round may hold */
+static int
+LockBudget(void)
+{
+	if (mlma_round_max_locks > 0)
+		return mlma_round_max_locks;
+	return Max(64, max_locks_per_xact * (MaxBackends + max_prepared_xacts) / 4);
+}
+
+/*
+ * InsertChecks
+ *		One INSERT per chunk of the finished checks; sets their check_id.
+ */
+static void
+InsertChecks(DueCheck *due, uint64 ndue, const char *schema, double fdr)
+{
+	char	   *sql = ExtQuery(insert_checks_query, schema);
+	Oid			types[19] = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
+		TEXTARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
+		FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
+		FLOAT8ARRAYOID, FLOAT8ARRAYOID, BOOLARRAYOID, BOOLARRAYOID,
+	TIMESTAMPTZARRAYOID, TEXTARRAYOID, FLOAT8OID};
+	Oid			elemtypes[18] = {INT8OID, TEXTOID, INT4OID, TEXTOID, FLOAT8OID,
+		TEXTOID, INT4OID, INT4OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID,
+	FLOAT8OID, FLOAT8OID, BOOLOID, BOOLOID, TIMESTAMPTZOID, TEXTOID};
+	Datum	   *cols[18];
+	bool	   *nulls[18];
+	Datum		args[19];
+	uint64		i = 0;
+	int			c;
+	MemoryContext chunk_cxt;
+	MemoryContext old;
+
+	chunk_cxt = AllocSetContextCreate(CurrentMemoryContext, "mlma round insert",
+									  ALLOCSET_DEFAULT_SIZES);
+	for (c = 0; c < 18; c++)
+	{
+		cols[c] = palloc(sizeof(Datum) * CHUNK_SIZE);
+		nulls[c] = palloc(sizeof(bool) * CHUNK_SIZE);
+	}
+	while (i < ndue)
+	{
+		int			n = 0;
+		uint64		r;
+
+		old = MemoryContextSwitchTo(chunk_cxt);
+		for (; i < ndue && n < CHUNK_SIZE; i++)
+		{
+			DueCheck   *d = &due[i];
+			bool		tested = !d->skip;
+			bool		failed = d->note != NULL;
+
+			if (!d->found || d->excluded)
+				continue;
+			for (c = 0; c < 18; c++)
+				nulls[c][n] = false;
+			cols[0][n] = Int64GetDatum(d->stream_id);
+			cols[1][n] = CStringGetTextDatum(d->model_version);
+			cols[2][n] = Int32GetDatum(d->batch_no);
+			cols[3][n] = CStringGetTextDatum(d->method);
+			cols[4][n] = Float8GetDatum(d->alpha);
+			cols[5][n] = CStringGetTextDatum(tested ? "done" : "skipped");
+			cols[6][n] = Int32GetDatum(d->ev.n_reference);
+			cols[7][n] = Int32GetDatum(d->ev.n_current);
+			cols[8][n] = Float8GetDatum(d->ev.reference_mean);
+			cols[9][n] = Float8GetDatum(d->ev.batch_mean);
+			cols[10][n] = Float8GetDatum(d->ev.statistic);
+			cols[11][n] = Float8GetDatum(d->ev.p_value);
+			cols[12][n] = Float8GetDatum(d->p_adjusted);
+			cols[13][n] = Float8GetDatum(d->ev.effect);
+			cols[14][n] = BoolGetDatum(d->significant);
+			cols[15][n] = BoolGetDatum(d->drift);
+			cols[16][n] = TimestampTzGetDatum(d->queued_at);
+			cols[17][n] = d->note ? CStringGetTextDatum(d->note) : (Datum) 0;
+			nulls[17][n] = d->note == NULL;
+			if (!tested)
+				for (c = 6; c <= 15; c++)
+					nulls[c][n] = true;
+			else if (failed)
+			{
+				nulls[8][n] = nulls[9][n] = true;	/* means */
+				nulls[10][n] = nulls[13][n] = true; /* statistic, effect */
+			}
+			n++;
+		}
+		if (n > 0)
+		{
+			for (c = 0; c < 18; c++)
+				args[c] = MakeArray(cols[c], nulls[c], n, elemtypes[c]);
+			MemoryContextSwitchTo(old);
+			args[18] = Float8GetDatum(fdr);	/* the round's threshold */
+			ExecOrError(sql, 19, types, args, SPI_OK_INSERT_RETURNING);
+			for (r = 0; r < SPI_processed; r++)
+			{
+				HeapTuple	tup = SPI_tuptable->vals[r];
+				TupleDesc	desc = SPI_tuptable->tupdesc;
+				DueCheck   *d = FindDue(due, ndue, GetInt64(tup, desc, 2),
+										GetInt32(tup, desc, 3));
+
+				if (d != NULL)
+					d->check_id = GetInt64(tup, desc, 1);
+			}
+			SPI_freetuptable(SPI_tuptable);
+		}
+		else
+			MemoryContextSwitchTo(old);
+		MemoryContextReset(chunk_cxt);
+	}
+	MemoryContextDelete(chunk_cxt);
 }
 
 /*
  * mlma_run_checks
  *		_run_checks(fdr float8) RETURNS int8[]: one scheduled round; returns
- *		the ids of the checks it finished (done or skipped).
+ *		the ids of the checks it recorded (done or skipped).
  */
 Datum
 mlma_run_checks(PG_FUNCTION_ARGS)
 {
 	double		fdr = PG_ARGISNULL(0) ? mlma_fdr : PG_GETARG_FLOAT8(0);
+	TimestampTz started_at = GetCurrentTimestamp();
 	const char *schema;
 	DueCheck   *due;
 	uint64		ndue;
 	uint64		i;
-	int			nstreams;
+	int			nstreams = 0;
 	int64	   *stream_ids;
 	int32	   *streaks;
 	int32	   *old_streaks;
 	double	   *pvals;
 	int			ntested;
+	int			nflags = 0;
+	int			ndeferred = 0;
+	int			nrecorded = 0;
 	Datum	   *result;
 	int			nresult = 0;
 	ArrayType  *result_array;
 	MemoryContext caller_cxt = CurrentMemoryContext;
+	MemoryContext round_cxt;
+	instr_time	t0;
+	instr_time	t;
+	double		ms[6] = {0};
 
 	if (isnan(fdr) || fdr <= 0.0 || fdr >= 1.0)
 		ereport(ERROR,
@@ -292,50 +585,90 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "mlma: SPI_connect failed");
+	round_cxt = CurrentMemoryContext;
 
-	/* 1. lock and evaluate the waiting checks */
-	if (SPI_execute(ExtQuery(due_query, schema), false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "mlma: could not read waiting checks");
+	INSTR_TIME_SET_CURRENT(t0);
+
+	/* 1. drain the queue */
+	{
+		Oid			types[1] = {INT8OID};
+		Datum		args[1];
+
+		args[0] = Int64GetDatum((int64) mlma_round_size);
+		ExecOrError(ExtQuery(drain_query, schema), 1, types, args,
+					SPI_OK_DELETE_RETURNING);
+	}
 	ndue = SPI_processed;
 	due = palloc0(sizeof(DueCheck) * Max(ndue, 1));
 	for (i = 0; i < ndue; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		DueCheck   *d = &due[i];
 		bool		isnull;
 
-		d->check_id = GetInt64(tup, desc, 1);
-		d->stream_id = GetInt64(tup, desc, 2);
-		d->batch_no = GetInt32(tup, desc, 3);
-		d->skip = GetBool(tup, desc, 4);
-		d->statistic = GetFloat8(tup, desc, 5, &isnull);
-		d->p_value = GetFloat8(tup, desc, 6, &isnull);
-		if (isnull)
-			d->skip = true;
-		d->effect = GetFloat8(tup, desc, 7, &isnull);
-		d->n_reference = GetInt32(tup, desc, 8);
-		d->n_current = GetInt32(tup, desc, 9);
-		d->reference_mean = GetFloat8(tup, desc, 10, &isnull);
-		d->batch_mean = GetFloat8(tup, desc, 11, &isnull);
-		d->min_effect = GetFloat8(tup, desc, 12, &isnull);
-		d->consecutive = GetInt32(tup, desc, 13);
-		d->paused = GetBool(tup, desc, 14);
-		d->rolling = GetBool(tup, desc, 15);
-		d->streak = GetInt32(tup, desc, 16);
+		due[i].stream_id = GetInt64(tup, desc, 1);
+		due[i].batch_no = GetInt32(tup, desc, 2);
+		due[i].queued_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
 	}
+	SPI_freetuptable(SPI_tuptable);
+	if (ndue > 1)
+		qsort(due, ndue, sizeof(DueCheck), CompareDue);
+	INSTR_TIME_SET_CURRENT(t);
+	INSTR_TIME_SUBTRACT(t, t0);
+	ms[0] = INSTR_TIME_GET_MILLISEC(t);
 
-	if (ndue == 0)
+	/* 2. read and evaluate, chunk by chunk */
 	{
-		SPI_finish();
-		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
-	}
+		char	   *sql = ExtQuery(chunk_query, schema);
+		MemoryContext chunk_cxt = AllocSetContextCreate(round_cxt, "mlma round chunk",
+														ALLOCSET_DEFAULT_SIZES);
+		Datum	   *sids = palloc(sizeof(Datum) * CHUNK_SIZE);
+		Datum	   *bnos = palloc(sizeof(Datum) * CHUNK_SIZE);
+		uint64		base;
+
+		for (base = 0; base < ndue; base += CHUNK_SIZE)
+		{
+			int			n = (int) Min((uint64) CHUNK_SIZE, ndue - base);
+			Oid			types[2] = {INT8ARRAYOID, INT4ARRAYOID};
+			Datum		args[2];
+			uint64		r;
+			int			j;
+			MemoryContext old;
+
+			for (j = 0; j < n; j++)
+			{
+				sids[j] = Int64GetDatum(due[base + j].stream_id);
+				bnos[j] = Int32GetDatum(due[base + j].batch_no);
+			}
+			old = MemoryContextSwitchTo(chunk_cxt);
+			args[0] = MakeArray(sids, NULL, n, INT8OID);
+			args[1] = MakeArray(bnos, NULL, n, INT4OID);
+			MemoryContextSwitchTo(old);
+			ExecOrError(sql, 2, types, args, SPI_OK_SELECT);
+			old = MemoryContextSwitchTo(chunk_cxt);
+			for (r = 0; r < SPI_processed; r++)
+			{
+				HeapTuple	tup = SPI_tuptable->vals[r];
+				int64		ord = GetInt64(tup, SPI_tuptable->tupdesc, 1);
+
+				if (ord >= 1 && ord <= n)
+					Evaluate(&due[base + ord - 1], tup, SPI_tuptable->tupdesc,
+							 round_cxt);
+			}
+			MemoryContextSwitchTo(old);
+			SPI_freetuptable(SPI_tuptable);
+			MemoryContextReset(chunk_cxt);
+		}
+		MemoryContextDelete(chunk_cxt);
+	}	INSTR_TIME_SET_CURRENT(t);
+	INSTR_TIME_SUBTRACT(t, t0);
+	ms[1] = INSTR_TIME_GET_MILLISEC(t);
+
 
 	/* the streams of the round, in stream_id order (due is sorted) */
-	stream_ids = palloc(sizeof(int64) * ndue);
-	streaks = palloc0(sizeof(int32) * ndue);
-	old_streaks = palloc0(sizeof(int32) * ndue);
-	nstreams = 0;
+	stream_ids = palloc(sizeof(int64) * Max(ndue, 1));
+	streaks = palloc0(sizeof(int32) * Max(ndue, 1));
+	old_streaks = palloc0(sizeof(int32) * Max(ndue, 1));
 	for (i = 0; i < ndue; i++)
 		if (nstreams == 0 || stream_ids[nstreams - 1] != due[i].stream_id)
 		{
@@ -344,43 +677,49 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 			nstreams++;
 		}
 
-	/* 2. Benjamini-Hochberg over the whole round, then decide in order */
-	pvals = palloc(sizeof(double) * ndue);
+	/*
+	 * 3. Benjamini-Hochberg over every batch tested in the round (not the
+	 * skipped or failed ones), then decide in order
+	 */
+	pvals = palloc(sizeof(double) * Max(ndue, 1));
 	ntested = 0;
 	for (i = 0; i < ndue; i++)
-		if (!due[i].skip)
-			pvals[ntested++] = due[i].p_value;
-	/* a NaN p-value counts as 1: one stream never stops the round */
+		if (due[i].found && !due[i].skip && due[i].note == NULL)
+			pvals[ntested++] = due[i].ev.p_value;
 	if (ntested > 0 && mlma_bh_adjust(pvals, ntested, pvals) != MLMA_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory in the Benjamini-Hochberg adjustment")));
+		elog(ERROR, "mlma: Benjamini-Hochberg adjustment failed");
 	{
 		int			t = 0;
 
 		for (i = 0; i < ndue; i++)
-			if (!due[i].skip)
-				due[i].p_adjusted = pvals[t++];
+			if (due[i].found && !due[i].skip)
+				due[i].p_adjusted = due[i].note == NULL ? pvals[t++] : 1.0;
 	}
 	Decide(due, ndue, stream_ids, old_streaks, streaks, fdr);
 
 	/*
-	 * 3. The writer lock of every stream whose state changes, without
-	 * waiting; busy streams are left for the next round.  Under the lock
-	 * the streak is read again and the decisions are made anew.
+	 * 4. The writer lock of every stream whose state changes, without
+	 * waiting and within the lock budget; busy streams are left for the next
+	 * round.  Under the lock the streak is read again and the decisions are
+	 * made anew.
 	 */
+	if (nstreams > 0)
 	{
 		/* per stream: 0 = no lock needed, 1 = locked, 2 = busy */
 		char	   *lockstate = palloc0(sizeof(char) * nstreams);
 		Datum	   *locked = palloc(sizeof(Datum) * nstreams);
 		int			nlocked = 0;
+		int			budget = LockBudget();
 		int			k = 0;
 
 		for (i = 0; i < ndue; i++)
 		{
-			while (stream_ids[k] != due[i].stream_id)
+			DueCheck   *d = &due[i];
+
+			while (stream_ids[k] != d->stream_id)
 				k++;
-			if (!due[i].skip && (due[i].significant || due[i].rolling))
+			if (d->found && !d->skip &&
+				(d->significant || (d->rolling && d->note == NULL)))
 				lockstate[k] = 1;
 		}
 		for (k = 0; k < nstreams; k++)
@@ -389,7 +728,7 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 				lockstate[k] = 1;
 			if (lockstate[k] == 0)
 				continue;
-			if (mlma_try_lock_stream(stream_ids[k]))
+			if (nlocked < budget && mlma_try_lock_stream(stream_ids[k]))
 				locked[nlocked++] = Int64GetDatum(stream_ids[k]);
 			else
 				lockstate[k] = 2;
@@ -406,7 +745,7 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 			Oid			argtypes[1] = {INT8ARRAYOID};
 			Datum		args[1];
 
-			args[0] = MakeArray(locked, nlocked, INT8OID);
+			args[0] = MakeArray(locked, NULL, nlocked, INT8OID);
 			ExecOrError(ExtQuery(streak_query, schema), 1, argtypes, args,
 						SPI_OK_SELECT);
 			/* both lists are sorted by stream_id: merge */
@@ -421,71 +760,55 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 					old_streaks[k] = GetInt32(SPI_tuptable->vals[i],
 											  SPI_tuptable->tupdesc, 2);
 			}
+			SPI_freetuptable(SPI_tuptable);
 			Decide(due, ndue, stream_ids, old_streaks, streaks, fdr);
 		}
 	}
 
-	/* 4. write back */
-	{
-		int			n = 0;
-		int			nskip = 0;
-		Datum	   *cols[11];
-		Datum	   *skipped = palloc(sizeof(Datum) * ndue);
-		Oid			types[12] = {INT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
-			FLOAT8ARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
-		FLOAT8ARRAYOID, FLOAT8ARRAYOID, BOOLARRAYOID, BOOLARRAYOID, FLOAT8OID};
-		Oid			elemtypes[11] = {INT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID,
-			FLOAT8OID, INT4OID, INT4OID, FLOAT8OID, FLOAT8OID, BOOLOID,
-		BOOLOID};
-		Datum		args[12];
-		int			c;
+	INSTR_TIME_SET_CURRENT(t);
+	INSTR_TIME_SUBTRACT(t, t0);
+	ms[2] = INSTR_TIME_GET_MILLISEC(t);
 
-		for (c = 0; c < 11; c++)
-			cols[c] = palloc(sizeof(Datum) * ndue);
+	/* 5. write: the checks, then the deferred batches back into the queue */
+	InsertChecks(due, ndue, schema, fdr);
+	INSTR_TIME_SET_CURRENT(t);
+	INSTR_TIME_SUBTRACT(t, t0);
+	ms[3] = INSTR_TIME_GET_MILLISEC(t);
+
+	{
+		Datum	   *sids = palloc(sizeof(Datum) * Max(ndue, 1));
+		Datum	   *bnos = palloc(sizeof(Datum) * Max(ndue, 1));
+		Datum	   *qs = palloc(sizeof(Datum) * Max(ndue, 1));
+
 		for (i = 0; i < ndue; i++)
 		{
-			DueCheck   *d = &due[i];
-
-			if (d->excluded)
+			if (!due[i].found)
 				continue;
-			if (d->skip)
+			if (!due[i].excluded)
 			{
-				skipped[nskip++] = Int64GetDatum(d->check_id);
+				nrecorded++;
 				continue;
 			}
-			cols[0][n] = Int64GetDatum(d->check_id);
-			cols[1][n] = Float8GetDatum(d->statistic);
-			cols[2][n] = Float8GetDatum(d->p_value);
-			cols[3][n] = Float8GetDatum(d->p_adjusted);
-			cols[4][n] = Float8GetDatum(d->effect);
-			cols[5][n] = Int32GetDatum(d->n_reference);
-			cols[6][n] = Int32GetDatum(d->n_current);
-			cols[7][n] = Float8GetDatum(d->reference_mean);
-			cols[8][n] = Float8GetDatum(d->batch_mean);
-			cols[9][n] = BoolGetDatum(d->significant);
-			cols[10][n] = BoolGetDatum(d->drift);
-			n++;
+			sids[ndeferred] = Int64GetDatum(due[i].stream_id);
+			bnos[ndeferred] = Int32GetDatum(due[i].batch_no);
+			qs[ndeferred] = TimestampTzGetDatum(due[i].queued_at);
+			ndeferred++;
 		}
-		if (n > 0)
+		if (ndeferred > 0)
 		{
-			for (c = 0; c < 11; c++)
-				args[c] = MakeArray(cols[c], n, elemtypes[c]);
-			args[11] = Float8GetDatum(fdr);	/* the threshold of the round */
-			ExecOrError(ExtQuery(update_checks_query, schema), 12, types, args,
-						SPI_OK_UPDATE);
-		}
-		if (nskip > 0)
-		{
-			Oid			t1[1] = {INT8ARRAYOID};
+			Oid			types[3] = {INT8ARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID};
+			Datum		args[3];
 
-			args[0] = MakeArray(skipped, nskip, INT8OID);
-			ExecOrError(ExtQuery(skip_checks_query, schema), 1, t1, args,
-						SPI_OK_UPDATE);
+			args[0] = MakeArray(sids, NULL, ndeferred, INT8OID);
+			args[1] = MakeArray(bnos, NULL, ndeferred, INT4OID);
+			args[2] = MakeArray(qs, NULL, ndeferred, TIMESTAMPTZOID);
+			ExecOrError(ExtQuery(requeue_query, schema), 3, types, args,
+						SPI_OK_INSERT);
 		}
 	}
 	{
-		Datum	   *sids = palloc(sizeof(Datum) * nstreams);
-		Datum	   *sks = palloc(sizeof(Datum) * nstreams);
+		Datum	   *sids = palloc(sizeof(Datum) * Max(nstreams, 1));
+		Datum	   *sks = palloc(sizeof(Datum) * Max(nstreams, 1));
 		Oid			types[2] = {INT8ARRAYOID, INT4ARRAYOID};
 		Datum		args[2];
 		int			k;
@@ -502,8 +825,8 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 		}
 		if (nchanged > 0)
 		{
-			args[0] = MakeArray(sids, nchanged, INT8OID);
-			args[1] = MakeArray(sks, nchanged, INT4OID);
+			args[0] = MakeArray(sids, NULL, nchanged, INT8OID);
+			args[1] = MakeArray(sks, NULL, nchanged, INT4OID);
 			ExecOrError(ExtQuery(update_streaks_query, schema), 2, types, args,
 						SPI_OK_UPDATE);
 		}
@@ -514,10 +837,10 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 	 * in one call.  Then the rolling references, in stream and batch order.
 	 */
 	{
-		Datum	   *sids = palloc(sizeof(Datum) * ndue);
-		Datum	   *ps = palloc(sizeof(Datum) * ndue);
-		Datum	   *es = palloc(sizeof(Datum) * ndue);
-		Datum	   *cids = palloc(sizeof(Datum) * ndue);
+		Datum	   *sids = palloc(sizeof(Datum) * Max(ndue, 1));
+		Datum	   *ps = palloc(sizeof(Datum) * Max(ndue, 1));
+		Datum	   *es = palloc(sizeof(Datum) * Max(ndue, 1));
+		Datum	   *cids = palloc(sizeof(Datum) * Max(ndue, 1));
 		int			nraise = 0;
 		int64		raised_for = -1;
 		char	   *roll_sql = ExtQuery(roll_query, schema);
@@ -526,12 +849,12 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 		{
 			DueCheck   *d = &due[i];
 
-			if (d->skip || d->excluded || !d->drift || d->paused ||
+			if (!d->found || d->skip || d->excluded || !d->drift || d->paused ||
 				raised_for == d->stream_id)
 				continue;
 			sids[nraise] = Int64GetDatum(d->stream_id);
-			ps[nraise] = Float8GetDatum(d->p_value);
-			es[nraise] = Float8GetDatum(d->effect);
+			ps[nraise] = Float8GetDatum(d->ev.p_value);
+			es[nraise] = Float8GetDatum(d->ev.effect);
 			cids[nraise] = Int64GetDatum(d->check_id);
 			nraise++;
 			raised_for = d->stream_id;
@@ -541,20 +864,26 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 			Oid			types[4] = {INT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
 			INT8ARRAYOID};
 			Datum		args[4];
+			bool		isnull;
 
-			args[0] = MakeArray(sids, nraise, INT8OID);
-			args[1] = MakeArray(ps, nraise, FLOAT8OID);
-			args[2] = MakeArray(es, nraise, FLOAT8OID);
-			args[3] = MakeArray(cids, nraise, INT8OID);
+			args[0] = MakeArray(sids, NULL, nraise, INT8OID);
+			args[1] = MakeArray(ps, NULL, nraise, FLOAT8OID);
+			args[2] = MakeArray(es, NULL, nraise, FLOAT8OID);
+			args[3] = MakeArray(cids, NULL, nraise, INT8OID);
 			ExecOrError(ExtQuery(raise_query, schema), 4, types, args,
 						SPI_OK_SELECT);
+			if (SPI_processed == 1)
+				nflags = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 1,
+													 &isnull));
 		}
 
 		for (i = 0; i < ndue; i++)
 		{
 			DueCheck   *d = &due[i];
 
-			if (!d->skip && !d->excluded && !d->significant && d->rolling)
+			if (d->found && !d->skip && !d->excluded && d->note == NULL &&
+				!d->significant && d->rolling)
 			{
 				Oid			types[2] = {INT8OID, INT4OID};
 				Datum		args[2];
@@ -566,18 +895,48 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 		}
 	}
 
-	/* the ids of every finished check, allocated outside SPI's context */
+	INSTR_TIME_SET_CURRENT(t);
+	INSTR_TIME_SUBTRACT(t, t0);
+	ms[4] = INSTR_TIME_GET_MILLISEC(t);
+
+	/* the round, for fleet_status and dashboards */
+	{
+		Oid			types[4] = {TIMESTAMPTZOID, INT4OID, INT4OID, INT4OID};
+		Datum		args[4];
+
+		args[0] = TimestampTzGetDatum(started_at);
+		args[1] = Int32GetDatum(nrecorded);
+		args[2] = Int32GetDatum(nflags);
+		args[3] = Int32GetDatum(ndeferred);
+		ExecOrError(ExtQuery(round_query, schema), 4, types, args, SPI_OK_INSERT);
+	}
+
+	INSTR_TIME_SET_CURRENT(t);
+	INSTR_TIME_SUBTRACT(t, t0);
+	ms[5] = INSTR_TIME_GET_MILLISEC(t);
+
+	/* the ids of every recorded check, allocated outside SPI's context */
 	{
 		MemoryContext spi_cxt = MemoryContextSwitchTo(caller_cxt);
 
-		result = palloc(sizeof(Datum) * ndue);
+		result = palloc(sizeof(Datum) * Max(ndue, 1));
 		for (i = 0; i < ndue; i++)
-			if (!due[i].excluded)
+			if (due[i].found && !due[i].excluded && due[i].check_id != 0)
 				result[nresult++] = Int64GetDatum(due[i].check_id);
-		result_array = construct_array(result, nresult, INT8OID, 8,
-									   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+		if (nresult == 0)
+			result_array = construct_empty_array(INT8OID);
+		else
+			result_array = construct_array(result, nresult, INT8OID, 8,
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
 		MemoryContextSwitchTo(spi_cxt);
 	}
+
+	elog(DEBUG1, "mlma: round of %llu checks (%d recorded, %d flags, %d deferred): "
+		 "drained %.1f ms, evaluated %.1f ms, decided and locked %.1f ms, "
+		 "checks inserted %.1f ms, streaks, requests and references %.1f ms, "
+		 "done %.1f ms",
+		 (unsigned long long) ndue, nrecorded, nflags, ndeferred,
+		 ms[0], ms[1] - ms[0], ms[2] - ms[1], ms[3] - ms[2], ms[4] - ms[3], ms[5]);
 
 	SPI_finish();
 	PG_RETURN_ARRAYTYPE_P(result_array);

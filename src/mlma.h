@@ -14,6 +14,14 @@
 extern double mlma_fdr;
 
 /*
+ * mlma.round_size: the most waiting checks one run_checks() round takes;
+ * mlma.round_max_locks: the most stream locks it holds (0: a quarter of the
+ * shared lock table) (mlma.c)
+ */
+extern int	mlma_round_size;
+extern int	mlma_round_max_locks;
+
+/*
  * Name parsing, losses and test errors with the same messages everywhere
  * (stats_sql.c): each raises a clear ereport(ERROR) on bad input.
  */

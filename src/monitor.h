@@ -49,6 +49,23 @@ extern MlmaStream *mlma_stream_auto_create(const char *name, const char *default
 extern void mlma_lock_stream(int64 stream_id);
 extern bool mlma_try_lock_stream(int64 stream_id);
 
+/* check.c: one check of a closed batch, in plain C (no error raised) */
+typedef struct MlmaEvaluation
+{
+	double		statistic;
+	double		p_value;
+	double		effect;
+	int32		n_reference;
+	int32		n_current;
+	double		reference_mean;
+	double		batch_mean;
+} MlmaEvaluation;
+
+extern int	mlma_evaluate_losses(MlmaMethod method, const double *ref,
+								 const int64 *ref_seqs, int nref,
+								 const double *cur, int ncur, int64 first_seq,
+								 int season, MlmaEvaluation *out);
+
 /* ingest.c */
 
 /*

@@ -14,10 +14,12 @@ WITH o AS (SELECT stream_id, count(*) AS n, min(seq) AS lo, max(seq) AS hi
 				  FROM (SELECT stream FROM soak_preds
 						UNION ALL SELECT stream FROM soak_direct) x
 				 GROUP BY stream),
-	 per_check AS (SELECT bt.stream_id, bt.batch_no, bt.role, count(c.check_id) AS n,
-						  bool_or(c.status = 'waiting') AS waiting
+	 per_check AS (SELECT bt.stream_id, bt.batch_no, bt.role,
+						  count(c.check_id) + count(q.batch_no) AS n,
+						  count(q.batch_no) > 0 AS waiting
 					 FROM mlma.batches bt
 					 LEFT JOIN mlma.checks c USING (stream_id, batch_no)
+					 LEFT JOIN mlma.check_queue q USING (stream_id, batch_no)
 					GROUP BY 1, 2, 3)
 SELECT 'info_observations|' || (SELECT sum(total) FROM st)
 UNION ALL
@@ -55,7 +57,7 @@ SELECT 'batches_checked_more_than_once|' || count(*) FROM per_check WHERE n > 1
 UNION ALL
 SELECT 'non_test_batches_with_a_check|' || count(*) FROM per_check WHERE role <> 'test' AND n > 0
 UNION ALL
-SELECT 'checks_still_waiting|' || count(*) FROM mlma.checks WHERE status = 'waiting'
+SELECT 'checks_still_waiting|' || count(*) FROM mlma.check_queue
 UNION ALL
 SELECT 'checks_without_batch|' || count(*)
   FROM mlma.checks c

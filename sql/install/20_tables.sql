@@ -107,11 +107,13 @@ CREATE TABLE @extschema@.reference_batches (
 	built_at		timestamptz NOT NULL DEFAULT now()
 );
 
--- One row per check of a closed batch.  status: 'waiting' (scheduled mode,
--- until run_checks() evaluates it), 'done', or 'skipped' (the model version
--- changed before the check ran).  significant: p-value (adjusted in
--- scheduled mode) at or below alpha and effect at or above min_effect; drift:
--- significant for `consecutive` batches in a row.
+-- One row per check of a closed batch, inserted once with its outcome.
+-- status: 'done', or 'skipped' (the model version changed before the check
+-- ran); 'waiting' is not used any more (scheduled checks wait in
+-- check_queue).  significant: p-value (adjusted in scheduled mode) at or
+-- below alpha and effect at or above min_effect; drift: significant for
+-- `consecutive` batches in a row.  note: why a batch could not be tested
+-- (recorded as p = 1, not significant).
 CREATE TABLE @extschema@.checks (
 	check_id		bigserial PRIMARY KEY,
 	stream_id		bigint NOT NULL,
@@ -134,13 +136,33 @@ CREATE TABLE @extschema@.checks (
 	drift			bool,
 	created_at		timestamptz NOT NULL DEFAULT now(),
 	checked_at		timestamptz,
+	note			text,
 	reference_id	bigint,		-- reference_history row live when the batch closed
 	threshold		float8,		-- level p (eager) or p_adjusted (scheduled: the round's fdr) was compared with
 	UNIQUE (stream_id, batch_no)
 );
-CREATE INDEX checks_waiting_idx ON @extschema@.checks (stream_id, batch_no)
-	WHERE status = 'waiting';
 CREATE INDEX checks_checked_at_idx ON @extschema@.checks (checked_at);
+
+-- Closed batches of scheduled streams waiting for run_checks(): a queue
+-- drained set-wise (DELETE ... RETURNING with SKIP LOCKED); the check row is
+-- inserted when the round has its outcome.
+CREATE TABLE @extschema@.check_queue (
+	stream_id		bigint NOT NULL,
+	batch_no		int NOT NULL,
+	queued_at		timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (stream_id, batch_no)
+);
+
+-- One row per run_checks() round: when it ran, the checks it recorded, the
+-- new retrain requests, and the batches it left queued (stream busy).
+CREATE TABLE @extschema@.rounds (
+	started_at		timestamptz NOT NULL,
+	finished_at		timestamptz NOT NULL,
+	checks			int NOT NULL,
+	flags			int NOT NULL,
+	deferred		int NOT NULL
+);
+CREATE INDEX rounds_finished_at_idx ON @extschema@.rounds (finished_at);
 
 -- Retrain requests and their lifecycle:
 -- proposed -> pending (approve, approve_after) | dismissed (approval gate),
@@ -231,6 +253,8 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.batches', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.reference_batches', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.checks', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.checks_check_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.check_queue', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.rounds', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.retrain_requests', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.retrain_requests_request_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.attachments', '');

@@ -351,6 +351,26 @@ BEGIN
 END;
 $$;
 
+-- The batches of a stream queued for run_checks() can no longer be tested
+-- (a new model version, or a reference that does not fit new settings):
+-- they leave the queue and are recorded as skipped checks.
+CREATE FUNCTION @extschema@._skip_queued_checks(p_stream_id bigint)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH q AS (DELETE FROM @extschema@.check_queue WHERE stream_id = p_stream_id
+			   RETURNING batch_no, queued_at)
+	INSERT INTO @extschema@.checks
+		(stream_id, model_version, batch_no, method, alpha, check_mode, status,
+		 created_at, checked_at)
+	SELECT p_stream_id, b.model_version, q.batch_no, s.method, s.alpha,
+		   'scheduled', 'skipped', q.queued_at, now()
+	  FROM q
+	  JOIN @extschema@.batches b ON b.stream_id = p_stream_id AND b.batch_no = q.batch_no
+	  JOIN @extschema@.streams s ON s.stream_id = p_stream_id
+$$;
+
 -- Starts a new model version: the open batch is closed as 'partial', the
 -- reference is dropped and the new version warms its own.  The caller holds
 -- the stream's writer lock.
@@ -370,8 +390,7 @@ BEGIN
 		   streak = 0, age_flagged = false, config_version = config_version + 1
 	 WHERE stream_id = p_stream_id;
 	DELETE FROM @extschema@.reference_batches WHERE stream_id = p_stream_id;
-	UPDATE @extschema@.checks SET status = 'skipped'
-	 WHERE stream_id = p_stream_id AND status = 'waiting';
+	PERFORM @extschema@._skip_queued_checks(p_stream_id);
 END;
 $$;
 
@@ -457,8 +476,7 @@ BEGIN
 		UPDATE @extschema@.stream_state
 		   SET version_start_seq = open_start_seq, streak = 0
 		 WHERE stream_id = v_id;
-		UPDATE @extschema@.checks SET status = 'skipped'
-		 WHERE stream_id = v_id AND status = 'waiting';
+		PERFORM @extschema@._skip_queued_checks(v_id);
 		RAISE NOTICE 'the reference of stream "%" does not fit the new settings: the stream warms again', name
 			USING DETAIL = format('method dm pairs by position and batch_size is %s; the next %s observations become the reference.',
 								  n.batch_size, n.reference_size);
@@ -486,6 +504,9 @@ AS $$
 DECLARE
 	v_id	bigint := @extschema@._lock_stream(name);
 BEGIN
+	-- the queue first: a round that took the stream's batches holds their
+	-- queue rows until it commits, and its check rows are then deleted below
+	DELETE FROM @extschema@.check_queue WHERE stream_id = v_id;
 	DELETE FROM @extschema@.observations WHERE stream_id = v_id;
 	DELETE FROM @extschema@.batches WHERE stream_id = v_id;
 	DELETE FROM @extschema@.reference_batches WHERE stream_id = v_id;

@@ -2,9 +2,10 @@
 --
 -- The C hot path (src/ingest.c) calls _close_batch when an observation fills
 -- the open batch, inside the writer's transaction and while it holds the
--- stream's writer lock.  Scheduled checking (run_checks, src/fleet.c) uses
--- the same _evaluate on the checks left 'waiting'.  Both decide with one C
--- function, mlma_decide (src/core/decide.c); here through mlma._decide.
+-- stream's writer lock.  Scheduled checks wait in check_queue for
+-- run_checks() (src/fleet.c), which evaluates them with the same C code as
+-- _evaluate.  Both decide with one C function, mlma_decide
+-- (src/core/decide.c); here through mlma._decide.
 
 -- The mean of losses without overflow (avg() raises on a sum beyond the
 -- float8 range), src/check.c.
@@ -380,7 +381,7 @@ LANGUAGE C IMMUTABLE PARALLEL SAFE CALLED ON NULL INPUT;
 -- Closes the open batch of a stream: its observations move from
 -- mlma.observations into one mlma.batches row; a warming stream whose
 -- version reached reference_size observations gets its reference; a test
--- batch gets its check (eager: now, scheduled: left 'waiting').  With
+-- batch gets its check (eager: now, scheduled: queued in check_queue).  With
 -- p_partial the batch is closed even if not full (new model version) and is
 -- never tested.  The caller holds the stream's writer lock.
 --
@@ -464,13 +465,10 @@ BEGIN
 			PERFORM @extschema@._warm_reference(p_stream_id, c.version_start_seq,
 				c.reference_size, v_next);
 		END IF;
-		-- scheduled: the check waits for run_checks()
+		-- scheduled: the check waits in the queue for run_checks()
 		IF v_role = 'test' AND NOT c.paused THEN
-			INSERT INTO @extschema@.checks
-				(stream_id, model_version, batch_no, method, alpha, check_mode, status,
-				 reference_id)
-			VALUES (p_stream_id, c.model_version, c.batch_no, c.method, c.alpha,
-					c.check_mode, 'waiting', c.ref_id);
+			INSERT INTO @extschema@.check_queue (stream_id, batch_no)
+			VALUES (p_stream_id, c.batch_no);
 		END IF;
 		RETURN;
 	END IF;

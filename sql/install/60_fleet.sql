@@ -2,15 +2,20 @@
 -- key metrics, history, replay and retention.
 
 -- One scheduled round (src/fleet.c): returns the ids of the checks finished.
+-- Its statements are one index probe per check: JIT compilation would only
+-- add to them.
 CREATE FUNCTION @extschema@._run_checks(fdr float8)
 RETURNS int8[]
 AS 'MODULE_PATHNAME', 'mlma_run_checks'
-LANGUAGE C VOLATILE CALLED ON NULL INPUT;
+LANGUAGE C VOLATILE CALLED ON NULL INPUT
+SET jit = off;
 
--- Tests every closed batch waiting for a scheduled check, across all
--- streams at once, with the false discovery rate controlled at `fdr`
+-- Tests the closed batches waiting for a scheduled check (check_queue, at
+-- most mlma.round_size of them), across all streams at once, with the false
+-- discovery rate controlled at `fdr` over the whole round
 -- (Benjamini-Hochberg; default: the mlma.fdr setting).  Returns the checks
--- it recorded.  Concurrent calls never test the same batch twice.
+-- it recorded and logs the round in mlma.rounds.  Concurrent calls never
+-- test the same batch twice.
 CREATE FUNCTION @extschema@.run_checks(fdr float8 DEFAULT NULL)
 RETURNS SETOF @extschema@.checks
 LANGUAGE plpgsql
@@ -61,7 +66,51 @@ BEGIN
 	   INTO v_job
 	  USING 'mlma_run_checks_' || current_database(), schedule,
 			'SELECT count(*) FROM @extschema@.run_checks()', current_database();
+	PERFORM @extschema@._warn_cron_setup();
 	RETURN v_job;
+END;
+$$;
+
+-- What can be verified of the pg_cron setup from SQL, as WARNINGs (a job
+-- that never runs is silent otherwise): the launcher is running, this is
+-- pg_cron's database, and either cron.use_background_workers is on or the
+-- job connects over TCP (needing a pg_hba entry and a password-less login
+-- for the job's user).  Returns the number of warnings.
+CREATE FUNCTION @extschema@._warn_cron_setup()
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_cron_db	text := current_setting('cron.database_name', true);
+	v_bgw		text := current_setting('cron.use_background_workers', true);
+	v_host		text := current_setting('cron.host', true);
+	v_warnings	int := 0;
+BEGIN
+	IF v_cron_db IS NULL THEN
+		RAISE WARNING 'the pg_cron library is not loaded: the job will not run'
+			USING HINT = 'Add pg_cron to shared_preload_libraries and restart the server.';
+		RETURN 1;
+	END IF;
+	IF v_cron_db <> current_database() THEN
+		v_warnings := v_warnings + 1;
+		RAISE WARNING 'pg_cron runs in database %, not in %', v_cron_db, current_database()
+			USING DETAIL = 'The job was registered with cron.schedule_in_database() for this database.',
+			HINT = 'Check that cron.job of database ' || v_cron_db || ' lists the job.';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'pg_cron launcher') THEN
+		v_warnings := v_warnings + 1;
+		RAISE WARNING 'the pg_cron launcher is not running: the job will not run'
+			USING HINT = 'Check the server log for pg_cron errors; max_worker_processes must leave room for it.';
+	END IF;
+	IF coalesce(v_bgw, 'off') <> 'on' THEN
+		v_warnings := v_warnings + 1;
+		RAISE WARNING 'cron.use_background_workers is off: pg_cron runs the job over a TCP connection to % as user %',
+			coalesce(v_host, 'localhost'), current_user
+			USING DETAIL = 'Without a pg_hba.conf entry for that connection and a password-less login (trust, or a password in the .pgpass file of the server''s operating-system user), every run fails and is only logged in cron.job_run_details.',
+			HINT = 'Set cron.use_background_workers = on (and restart), or add e.g. "host ' || current_database() || ' ' || current_user || ' 127.0.0.1/32 scram-sha-256" to pg_hba.conf with a matching .pgpass entry.  fleet_status.last_round_at shows whether rounds run.';
+	END IF;
+	RETURN v_warnings;
 END;
 $$;
 
@@ -104,8 +153,11 @@ WITH st AS (
 	  FROM @extschema@.checks
 	 WHERE checked_at > now() - interval '24 hours'
 ), wt AS (
-	SELECT count(*) AS waiting_checks
-	  FROM @extschema@.checks WHERE status = 'waiting'
+	SELECT count(*) AS waiting_checks,
+		   now() - min(queued_at) AS oldest_waiting_check_age
+	  FROM @extschema@.check_queue
+), rd AS (
+	SELECT max(finished_at) AS last_round_at FROM @extschema@.rounds
 ), rq AS (
 	SELECT count(*) FILTER (WHERE requested_at > now() - interval '24 hours') AS flags_24h,
 		   count(*) FILTER (WHERE status = 'pending') AS pending_requests,
@@ -132,8 +184,9 @@ SELECT st.streams, st.warming, st.monitoring, st.drift, st.retraining, st.paused
 			THEN rq.dismissed_30d::float8
 				 / (rq.completed_30d + rq.failed_30d + rq.dismissed_30d) END
 		   AS dismissal_rate_30d,
-	   rq.proposed_requests
-  FROM st, ck, wt, rq;
+	   rq.proposed_requests,
+	   wt.oldest_waiting_check_age, rd.last_round_at
+  FROM st, ck, wt, rq, rd;
 
 -- The stream's id, or a clear error.
 CREATE FUNCTION @extschema@._stream_id(p_name text)
@@ -205,9 +258,9 @@ $$;
 -- they were checked).  A finished request goes when it finished before the
 -- cut.  Always kept, whatever their age: the open batches, the live
 -- references (kept apart in reference_batches), the batches of a stream
--- still warming its reference, checks waiting for run_checks() and their
--- batches, open requests, and the check and batch an open request was
+-- still warming its reference, batches queued for run_checks() (check_queue), open requests, and the check and batch an open request was
 -- raised for (dismiss(..., accept_as_reference => true) needs them).
+-- The log of rounds (mlma.rounds) older than the cut goes too.
 CREATE FUNCTION @extschema@.purge(older_than interval)
 RETURNS TABLE (batches bigint, checks bigint, requests bigint)
 LANGUAGE plpgsql
@@ -229,11 +282,10 @@ BEGIN
 		 USING @extschema@.stream_state st
 		 WHERE st.stream_id = b.stream_id
 		   AND b.last_at < v_cut
-		   -- waiting checks
-		   AND NOT EXISTS (SELECT 1 FROM @extschema@.checks c
-							WHERE c.stream_id = b.stream_id
-							  AND c.batch_no = b.batch_no
-							  AND c.status = 'waiting')
+		   -- batches queued for run_checks()
+		   AND NOT EXISTS (SELECT 1 FROM @extschema@.check_queue cq
+							WHERE cq.stream_id = b.stream_id
+							  AND cq.batch_no = b.batch_no)
 		   -- the flagged batch of an open request
 		   AND NOT EXISTS (SELECT 1 FROM @extschema@.retrain_requests q
 							 JOIN @extschema@.checks c ON c.check_id = q.check_id
@@ -264,6 +316,7 @@ BEGIN
 	 WHERE status IN ('completed', 'failed', 'dismissed')
 	   AND finished_at < v_cut;
 	GET DIAGNOSTICS v_r = ROW_COUNT;
+	DELETE FROM @extschema@.rounds WHERE finished_at < v_cut;
 	RETURN QUERY SELECT v_b, v_c, v_r;
 END;
 $$;

@@ -16,9 +16,9 @@ SELECT count(mlma.observe_loss(s, l))
          ORDER BY i, s) x;
 
 -- The first batch of each stream warmed its reference; the three others wait.
-SELECT s.name, c.batch_no, c.status
-  FROM mlma.checks c JOIN mlma.streams s USING (stream_id)
- ORDER BY s.name, c.batch_no;
+SELECT s.name, q.batch_no, 'waiting' AS status
+  FROM mlma.check_queue q JOIN mlma.streams s USING (stream_id)
+ ORDER BY s.name, q.batch_no;
 
 -- One round tests all six batches together; p_adjusted is the
 -- Benjamini-Hochberg adjusted p-value across the round.

@@ -31,7 +31,7 @@ $node->safe_psql('postgres', q{
 	SELECT count(mlma.observe_loss(s, 1 + (i % 7) / 7.0 + CASE WHEN s = 'cron/broken' AND i > 20 THEN 10 ELSE 0 END))
 	  FROM generate_series(1, 40) i, unnest(ARRAY['cron/steady', 'cron/broken']) s;
 });
-is($node->safe_psql('postgres', q{SELECT count(*) FROM mlma.checks WHERE status = 'waiting'}),
+is($node->safe_psql('postgres', q{SELECT count(*) FROM mlma.check_queue}),
 	'6', 'six closed batches wait for a scheduled check');
 
 my $job = $node->safe_psql('postgres', q{SELECT mlma.schedule_checks('* * * * *')});

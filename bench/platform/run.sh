@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# bench/platform/run.sh
+#	  A whole platform, measured: PLATFORM_STREAMS (100 000) forecast streams
+#	  with one day of 96 observations each (every 15 minutes) loaded by COPY
+#	  into an attached table, then one scheduled round with FDR control over
+#	  every stream, fleet_status, stream_status filtered by a label, and
+#	  purge.  Prints each step's time, mlma's storage per observation and the
+#	  peak memory (VmHWM) of the one backend that ran every step.
+#
+# Streams: batch_size 48, check_mode 'scheduled', labels {"region": "r<i % 20>"};
+# the first 48 observations of the day warm the reference, the other 48 make
+# one test batch per stream, so the round has PLATFORM_STREAMS due checks.
+# One stream in 100 gets twice as bad in the second half of the day.
+#
+# The COPY runs PLATFORM_CHUNK (1 000) streams per transaction: a writer
+# holds the writer lock of every stream it wrote to until it commits, and
+# the lock table of a default cluster (max_locks_per_transaction = 64) holds
+# about 7 800 locks.
+#
+# Usage: bench/platform/run.sh                   (after make install)
+#		 PLATFORM_STREAMS=10000 bench/platform/run.sh
+# With PLATFORM_INSIDE=1 it runs against the server of the libpq
+# environment (PGHOST, PGPORT...) instead of a throwaway cluster.
+set -uo pipefail
+
+if [ -z "${PLATFORM_INSIDE:-}" ]; then
+	export PLATFORM_INSIDE=1
+	exec pg_virtualenv -t -o shared_buffers=1GB -o max_wal_size=8GB \
+		-o synchronous_commit=off -o checkpoint_timeout=30min "$0" "$@"
+fi
+
+N=${PLATFORM_STREAMS:-100000}
+CHUNK=${PLATFORM_CHUNK:-1000}
+export PGDATABASE=${PLATFORM_DB:-mlma_platform}
+WORK=$(mktemp -d /tmp/mlma-platform.XXXXXX)
+chmod 755 "$WORK"
+trap 'rm -rf "$WORK"' EXIT
+dropdb --if-exists "$PGDATABASE" >/dev/null 2>&1
+createdb "$PGDATABASE" || exit 1
+
+# the 96 timestamps of the day (UTC), ending now
+now=$(date -u +%s)
+start=$((now - now % 900 - 96 * 900))
+stamps=""
+for t in $(seq 0 95); do
+	stamps="$stamps$(date -u -d "@$((start + t * 900))" '+%Y-%m-%d %H:%M:%S+00')|"
+done
+
+# rows of streams lo..hi, in time order: stream, observed_at, actual, predicted
+cat >"$WORK/gen.sh" <<EOF
+#!/bin/sh
+awk -v lo="\$1" -v hi="\$2" -v stamps="$stamps" 'BEGIN {
+	split(stamps, ts, "|"); srand(lo);
+	for (t = 1; t <= 96; t++)
+		for (s = lo; s <= hi; s++) {
+			z = sqrt(-2 * log(1 - rand())) * cos(6.283185307179586 * rand());
+			f = (s % 100 == 0 && t > 48) ? 2.0 : 1.0;
+			printf "p/%d\t%s\t%.4f\t100\n", s, ts[t], 100 + 10 * f * z;
+		}
+}'
+EOF
+chmod 755 "$WORK/gen.sh"
+
+# one psql session runs every step, so VmHWM is the peak of one backend
+{
+	cat <<'SQL'
+\set ON_ERROR_STOP 1
+\pset footer off
+CREATE EXTENSION IF NOT EXISTS mlma;
+CREATE TABLE forecasts (stream text NOT NULL, observed_at timestamptz NOT NULL,
+						actual float8, predicted float8 NOT NULL);
+SELECT mlma.attach('forecasts', 'stream', 'actual', 'predicted', 'observed_at');
+-- the backend's own peak resident memory, from /proc/self/status
+CREATE FUNCTION pg_temp.hwm() RETURNS text LANGUAGE sql AS
+$$ SELECT substring(pg_read_file('/proc/self/status') FROM 'VmHWM:\s*(\d+ kB)')
+		  || ' (peak, shared buffers touched included), RssAnon '
+		  || substring(pg_read_file('/proc/self/status') FROM 'RssAnon:\s*(\d+ kB)')
+		  || ' (private, now)' $$;
+SELECT clock_timestamp() AS t0 \gset
+SQL
+	for ((lo = 1; lo <= N; lo += CHUNK)); do
+		hi=$((lo + CHUNK - 1)); [ $hi -gt "$N" ] && hi=$N
+		echo "SELECT count(mlma.create_stream('p/' || i, batch_size => 48, check_mode => 'scheduled', labels => jsonb_build_object('region', 'r' || i % 20))) FROM generate_series($lo, $hi) i \\g /dev/null"
+	done
+	cat <<'SQL'
+SELECT round(extract(epoch FROM clock_timestamp() - :'t0')::numeric, 1) AS s \gset
+\echo step create_streams :s s
+SELECT pg_temp.hwm() AS hwm \gset
+\echo   after create_streams: VmHWM :hwm
+SELECT clock_timestamp() AS t0 \gset
+SQL
+	for ((lo = 1; lo <= N; lo += CHUNK)); do
+		hi=$((lo + CHUNK - 1)); [ $hi -gt "$N" ] && hi=$N
+		echo "\\copy forecasts FROM PROGRAM '$WORK/gen.sh $lo $hi'"
+	done
+	cat <<'SQL'
+SELECT round(extract(epoch FROM clock_timestamp() - :'t0')::numeric, 1) AS s,
+	   (SELECT count(*) FROM forecasts) AS rows \gset
+\echo step copy :rows rows :s s
+SELECT round(:rows / :s) AS rate \gset
+\echo   :rate rows/s
+SELECT pg_temp.hwm() AS hwm \gset
+\echo   after copy: VmHWM :hwm
+
+SELECT count(*) AS waiting FROM mlma.check_queue \gset
+\echo   :waiting checks wait
+SELECT clock_timestamp() AS t0 \gset
+SELECT count(*) AS checks, count(*) FILTER (WHERE drift) AS flags FROM mlma.run_checks(fdr => 0.05) \gset
+SELECT round(extract(epoch FROM clock_timestamp() - :'t0')::numeric, 2) AS s \gset
+\echo step run_checks :checks checks :flags flags :s s
+SELECT checks, flags, deferred, finished_at - started_at AS took FROM mlma.rounds;
+SELECT pg_temp.hwm() AS hwm \gset
+\echo   after run_checks: VmHWM :hwm
+
+SELECT clock_timestamp() AS t0 \gset
+SELECT streams, monitoring, drift, waiting_checks, checks_24h, open_requests,
+	   oldest_waiting_check_age, last_round_at IS NOT NULL AS has_last_round
+  FROM mlma.fleet_status;
+SELECT round(extract(epoch FROM clock_timestamp() - :'t0')::numeric, 2) AS s \gset
+\echo step fleet_status :s s
+
+SELECT clock_timestamp() AS t0 \gset
+SELECT count(*) AS streams, count(*) FILTER (WHERE state = 'drift') AS drift
+  FROM mlma.stream_status WHERE labels @> '{"region": "r7"}';
+SELECT round(extract(epoch FROM clock_timestamp() - :'t0')::numeric, 2) AS s \gset
+\echo step stream_status_by_label :s s
+SELECT pg_temp.hwm() AS hwm \gset
+\echo   after status: VmHWM :hwm
+
+-- storage: every mlma table and index, per observation recorded (after
+-- VACUUM: the observations of closed batches are deleted rows until then)
+VACUUM ANALYZE mlma.observations, mlma.batches, mlma.checks, mlma.check_queue,
+	mlma.stream_state, mlma.reference_batches;
+SELECT (SELECT count(*) FROM forecasts) AS obs,
+	   sum(pg_total_relation_size(c.oid)) AS mlma_bytes
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'mlma' AND c.relkind = 'r' \gset
+SELECT round(:mlma_bytes::numeric / :obs, 1) AS per_obs,
+	   pg_size_pretty(:mlma_bytes::bigint) AS total,
+	   round(pg_total_relation_size('forecasts')::numeric / :obs, 1) AS src_per_obs \gset
+\echo storage mlma :total for :obs observations: :per_obs bytes per observation (the attached table itself: :src_per_obs)
+SELECT relname, pg_size_pretty(pg_total_relation_size(c.oid)) AS size
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'mlma' AND c.relkind = 'r'
+ ORDER BY pg_total_relation_size(c.oid) DESC LIMIT 5;
+
+SELECT clock_timestamp() AS t0 \gset
+SELECT * FROM mlma.purge(interval '0');
+SELECT round(extract(epoch FROM clock_timestamp() - :'t0')::numeric, 2) AS s \gset
+\echo step purge :s s
+SELECT pg_temp.hwm() AS hwm \gset
+\echo   peak backend memory: VmHWM :hwm
+SQL
+} >"$WORK/platform.sql"
+
+echo "platform: $N streams x 96 observations, COPY $CHUNK streams per transaction"
+t=$(date +%s)
+psql -X -q -f "$WORK/platform.sql" || exit 1
+echo "total $(( $(date +%s) - t )) s"
