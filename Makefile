@@ -21,10 +21,13 @@ OBJS        = src/mlma.o \
 # The install script is assembled from the pieces in sql/install (in name
 # order), so every concern keeps its own SQL file.  The upgrade script to the
 # current version is assembled the same way from sql/upgrade/<from>--<to>/.
-# The catalog comments (95_comments.sql) end both scripts.  Released install
-# scripts (sql/mlma--0.1.0.sql) are kept as they shipped.
+# Its last pieces, 89_functions.sql and 90_views.sql, are generated from
+# sql/install by sql/upgrade/regenerate.py; privileges (90_roles.sql) and
+# comments (95_comments.sql) end both scripts.  Released install scripts
+# (sql/mlma--0.1.0.sql) are kept as they shipped.
 INSTALL_PIECES = $(sort $(wildcard sql/install/*.sql))
-UPGRADE_PIECES = $(sort $(wildcard sql/upgrade/0.1.0--0.2.0/*.sql)) sql/install/95_comments.sql
+UPGRADE_PIECES = $(sort $(wildcard sql/upgrade/0.1.0--0.2.0/*.sql)) \
+                 sql/install/90_roles.sql sql/install/95_comments.sql
 DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql sql/$(EXTENSION)--0.1.0--0.2.0.sql
 DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 
