@@ -4,6 +4,7 @@
 # measurement have their own commands (bench/soak/run.sh, bench/memory/run.sh).
 #   INSERT_SECONDS=N   length of each pgbench run (default 20)
 #   FLEET_STREAMS=N    streams of the run_checks benchmark (default 10000)
+#   REPORT_STREAMS=N   streams of the report benchmark (default 1000)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,5 +41,8 @@ section insert ./bench/insert/run.sh "${INSERT_SECONDS:-20}"
 
 # -- run_checks() at 10 000 streams vs a Python/SciPy job
 section fleet ./bench/fleet/run.sh
+
+# -- report() and the dashboard views at 1 000 streams x 30 days
+section report ./bench/report/run.sh
 
 exit $status

@@ -95,19 +95,19 @@ AS $$
 $$;
 
 -- A number for people: up to `digits` significant digits, scientific below
--- 0.001, an en dash for NULL.
+-- 0.001, an en dash for NULL.  No SET clause, so that the planner inlines it
+-- (called for every point of every chart); it names pg_catalog itself.
 CREATE FUNCTION @extschema@._report_num(x float8, digits int DEFAULT 3)
 RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
 	SELECT CASE WHEN x IS NULL OR x = 'NaN'::float8 THEN '&#8211;'
 				WHEN x = 0 THEN '0'
-				WHEN abs(x) < 0.001 THEN
-					replace(to_char(x, '9.9EEEE'), ' ', '')
-				ELSE rtrim(rtrim(round(x::numeric,
-					greatest(0, digits - 1 - floor(log(abs(x)::numeric))::int))::text,
-					'0'), '.') END
+				WHEN pg_catalog.abs(x) < 0.001 THEN
+					pg_catalog.replace(pg_catalog.to_char(x, '9.9EEEE'), ' ', '')
+				ELSE pg_catalog.trim_scale(pg_catalog.round(x::numeric,
+					greatest(0, digits - 1
+						- pg_catalog.floor(pg_catalog.log(pg_catalog.abs(x)::numeric))::int)))::text END
 $$;
 
 -- A duration for people: 3 d 4 h, 2 h 5 min, 40 min, 12 s.
@@ -315,6 +315,7 @@ CREATE FUNCTION @extschema@.report(labels jsonb DEFAULT '{}',
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
 DECLARE
 	c_top	CONSTANT int := 50;		-- streams with a section of their own
@@ -323,6 +324,10 @@ DECLARE
 	v_top	bigint[];
 	v_t1	timestamptz;
 	v_t0	timestamptz;
+	a_sid	bigint[];		-- the checks of the period: stream, day, drift, p
+	a_day	date[];
+	a_drift	bool[];
+	a_p		float8[];
 	k		record;
 	html	text;
 	part	text;
@@ -350,6 +355,17 @@ BEGIN
 	SELECT greatest(v_t1 - since, min(b.first_at)) INTO v_t0
 	  FROM @extschema@.batches b WHERE b.stream_id = ANY (v_ids);
 	v_t0 := coalesce(v_t0, v_t1 - since);
+
+	-- the checks of the period, read once
+	SELECT coalesce(array_agg(c.stream_id), '{}'),
+		   coalesce(array_agg((b.last_at AT TIME ZONE 'UTC')::date), '{}'),
+		   coalesce(array_agg(coalesce(c.drift, false)), '{}'),
+		   coalesce(array_agg(coalesce(c.p_adjusted, c.p_value)), '{}')
+	  INTO a_sid, a_day, a_drift, a_p
+	  FROM @extschema@.checks c
+	  JOIN @extschema@.batches b USING (stream_id, batch_no)
+	 WHERE c.stream_id = ANY (v_ids) AND c.status = 'done'
+	   AND b.last_at > v_t0 AND b.last_at <= v_t1;
 
 	-- page head
 	html := '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -430,11 +446,8 @@ BEGIN
 						   array_position(ARRAY['drift', 'retraining', 'warming', 'monitoring', 'paused'], ss.state) AS ord
 					  FROM @extschema@.stream_status ss WHERE ss.stream_id = ANY (v_ids)
 					 GROUP BY ss.state) x) st,
-		   (SELECT count(*) FILTER (WHERE c.status = 'done') AS checks,
-				   count(*) FILTER (WHERE c.drift) AS flags
-			  FROM @extschema@.checks c
-			  JOIN @extschema@.batches b USING (stream_id, batch_no)
-			 WHERE c.stream_id = ANY (v_ids) AND b.last_at > v_t0 AND b.last_at <= v_t1) ck,
+		   (SELECT count(*) AS checks, count(*) FILTER (WHERE f) AS flags
+			  FROM unnest(a_drift) f) ck,
 		   (SELECT count(*) FILTER (WHERE q.status = 'completed') AS completed,
 				   count(*) FILTER (WHERE q.status = 'failed') AS failed,
 				   count(*) FILTER (WHERE q.status = 'dismissed') AS dismissed,
@@ -462,13 +475,9 @@ BEGIN
 		  FROM generate_series((v_t0 AT TIME ZONE 'UTC')::date,
 							   (v_t1 AT TIME ZONE 'UTC')::date, interval '1 day') d
 	), ck AS (
-		SELECT (b.last_at AT TIME ZONE 'UTC')::date AS day,
-			   count(*) FILTER (WHERE c.status = 'done') AS checks,
-			   count(*) FILTER (WHERE c.drift) AS flags
-		  FROM @extschema@.checks c
-		  JOIN @extschema@.batches b USING (stream_id, batch_no)
-		 WHERE c.stream_id = ANY (v_ids) AND b.last_at > v_t0 AND b.last_at <= v_t1
-		 GROUP BY 1
+		SELECT u.day, count(*) AS checks, count(*) FILTER (WHERE u.f) AS flags
+		  FROM unnest(a_day, a_drift) u(day, f)
+		 GROUP BY u.day
 	), rq AS (
 		SELECT (coalesce(b.last_at, q.requested_at) AT TIME ZONE 'UTC')::date AS day,
 			   count(*) FILTER (WHERE q.status = 'completed') AS retrains,
@@ -528,12 +537,8 @@ BEGIN
 
 	-- p-value histogram of the period: flat when healthy, a spike near 0 is drift
 	WITH p AS (
-		SELECT least(floor(coalesce(c.p_adjusted, c.p_value) * 20), 19)::int AS bin
-		  FROM @extschema@.checks c
-		  JOIN @extschema@.batches b USING (stream_id, batch_no)
-		 WHERE c.stream_id = ANY (v_ids) AND c.status = 'done'
-		   AND b.last_at > v_t0 AND b.last_at <= v_t1
-		   AND coalesce(c.p_adjusted, c.p_value) IS NOT NULL
+		SELECT least(floor(u.p * 20), 19)::int AS bin
+		  FROM unnest(a_p) u(p) WHERE u.p IS NOT NULL
 	), h AS (
 		SELECT g AS bin, count(p.bin) AS n
 		  FROM generate_series(0, 19) g LEFT JOIN p ON p.bin = g GROUP BY g
@@ -569,13 +574,10 @@ BEGIN
 				 ORDER BY q.request_id DESC LIMIT 1) AS open_at,
 			   ev.flags, ev.min_p, rq.failed, rq.dismissed
 		  FROM @extschema@.streams s
-		  LEFT JOIN (SELECT c.stream_id, count(*) FILTER (WHERE c.drift) AS flags,
-							min(coalesce(c.p_adjusted, c.p_value)) AS min_p
-					   FROM @extschema@.checks c
-					   JOIN @extschema@.batches b USING (stream_id, batch_no)
-					  WHERE c.stream_id = ANY (v_ids) AND c.status = 'done'
-						AND b.last_at > v_t0 AND b.last_at <= v_t1
-					  GROUP BY c.stream_id) ev USING (stream_id)
+		  LEFT JOIN (SELECT u.stream_id, count(*) FILTER (WHERE u.f) AS flags,
+							min(u.p) AS min_p
+					   FROM unnest(a_sid, a_drift, a_p) u(stream_id, f, p)
+					  GROUP BY u.stream_id) ev USING (stream_id)
 		  LEFT JOIN (SELECT q.stream_id, count(*) FILTER (WHERE q.status = 'failed') AS failed,
 							count(*) FILTER (WHERE q.status = 'dismissed') AS dismissed
 					   FROM @extschema@.retrain_requests q
@@ -636,11 +638,10 @@ BEGIN
 						HAVING count(*) > 0)) AS tags
 			  FROM unnest(v_top) WITH ORDINALITY t(id, o)
 			  JOIN @extschema@.streams s ON s.stream_id = t.id
-			  LEFT JOIN LATERAL (SELECT count(*) FILTER (WHERE c.drift) AS flags
-								   FROM @extschema@.checks c
-								   JOIN @extschema@.batches b USING (stream_id, batch_no)
-								  WHERE c.stream_id = s.stream_id AND c.status = 'done'
-									AND b.last_at > v_t0 AND b.last_at <= v_t1) ev ON true) x;
+			  LEFT JOIN (SELECT u.stream_id, count(*) AS flags
+						   FROM unnest(a_sid, a_drift) u(stream_id, f)
+						  WHERE u.f AND u.stream_id = ANY (v_top)
+						  GROUP BY u.stream_id) ev USING (stream_id)) x;
 	html := html || part;
 
 	-- 3. small multiples of the first streams, then a section per stream

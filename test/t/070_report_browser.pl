@@ -13,6 +13,7 @@ use strict;
 use warnings;
 
 use File::Temp qw(tempdir);
+use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -187,6 +188,25 @@ is($node->safe_psql('postgres', q{SELECT count(*) = (SELECT count(*) FROM mlma.b
 my ($vret) = $node->psql('postgres', 'SELECT count(*) FROM mlma.fleet_daily, mlma.batch_series',
 	extra_params => [ '-U', 'viewer' ]);
 is($vret, 0, 'mlma_reader reads the views');
+
+# the Grafana dashboard: every query reads only the two views and runs as
+# mlma_reader (Grafana's macros expanded)
+my $json = do { local $/; open(my $g, '<', 'examples/grafana/mlma-fleet.json') or die $!; <$g> };
+my $dash = JSON::PP::decode_json($json);
+my @sql = (map({ map { $_->{rawSql} } @{ $_->{targets} } } @{ $dash->{panels} }),
+	map { $_->{query} } @{ $dash->{templating}{list} });
+cmp_ok(scalar @sql, '>=', 5, scalar(@sql) . ' dashboard queries');
+for my $q (@sql)
+{
+	my @rels = $q =~ /\bmlma\.(\w+)/g;
+	is(join(',', grep { $_ ne 'fleet_daily' && $_ ne 'batch_series' } @rels), '',
+		'dashboard query reads only the views: ' . (split /\n/, $q)[0]);
+	(my $run = $q) =~ s/\$__timeFilter\((\w+)\)/$1 BETWEEN now() - interval '30 days' AND now()/g;
+	$run =~ s/\$stream/shop\/drifting/g;
+	my ($r, $out, $e) = $node->psql('postgres', "SELECT count(*) FROM ($run) q",
+		extra_params => [ '-U', 'viewer', '-A', '-t' ]);
+	ok($r == 0 && $out > 0, "and answers as mlma_reader ($out rows)") or diag("$run\n$e");
+}
 
 $node->stop;
 done_testing();
