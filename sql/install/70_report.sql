@@ -6,7 +6,10 @@
 -- writes observations as they happen, so this is the wall clock; a replayed
 -- or back-filled fleet is shown on its own calendar.  Durations of the
 -- engineer's loop (time to retrain, oldest waiting check) are wall-clock.
--- docs/report.md describes the page.
+-- docs/report.md describes the page.  Privileges: 90_roles.sql (fresh
+-- install); this file is also the upgrade piece from 0.1.0
+-- (sql/upgrade/0.1.0--0.2.0/40_report.sql links to it, 40_report_grants.sql
+-- holds the same privileges).
 
 -- Every batch dated by its day (UTC) and by its last observation: the keys of
 -- fleet_daily and batch_series queries over a day or a time range.
@@ -702,32 +705,6 @@ BEGIN
 	RETURN html;
 END;
 $$;
-
-GRANT SELECT ON @extschema@.fleet_daily, @extschema@.batch_series TO mlma_reader;
-REVOKE ALL ON FUNCTION @extschema@._html(text),
-	@extschema@._report_labels(jsonb),
-	@extschema@._report_num(float8, int),
-	@extschema@._report_duration(interval),
-	@extschema@._report_explain(bigint),
-	@extschema@._report_chart(bigint, timestamptz, timestamptz, bool),
-	@extschema@.report(jsonb, interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@._html(text),
-	@extschema@._report_labels(jsonb),
-	@extschema@._report_num(float8, int),
-	@extschema@._report_duration(interval),
-	@extschema@._report_explain(bigint),
-	@extschema@._report_chart(bigint, timestamptz, timestamptz, bool),
-	@extschema@.report(jsonb, interval) TO mlma_reader;
--- what 90_roles.sql gives mlma_admin, here too: this piece is also the
--- upgrade piece (sql/upgrade/0.1.0--0.2.0/40_report.sql links to it)
-GRANT ALL ON @extschema@.fleet_daily, @extschema@.batch_series TO mlma_admin;
-GRANT EXECUTE ON FUNCTION @extschema@._html(text),
-	@extschema@._report_labels(jsonb),
-	@extschema@._report_num(float8, int),
-	@extschema@._report_duration(interval),
-	@extschema@._report_explain(bigint),
-	@extschema@._report_chart(bigint, timestamptz, timestamptz, bool),
-	@extschema@.report(jsonb, interval) TO mlma_admin;
 
 COMMENT ON VIEW @extschema@.fleet_daily IS
 	'One row per day of data (UTC): streams checked, checks, flags, retrains, dismissals, failed retrains, median time to retrain.';

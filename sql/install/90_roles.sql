@@ -58,6 +58,17 @@ GRANT EXECUTE ON FUNCTION
 	@extschema@.replay(text, text, float8, int, int, int, text, float8, int)
 	TO mlma_reader;
 
+-- reader: the fleet report (70_report.sql)
+GRANT EXECUTE ON FUNCTION
+	@extschema@._html(text),
+	@extschema@._report_labels(jsonb),
+	@extschema@._report_num(float8, int),
+	@extschema@._report_duration(interval),
+	@extschema@._report_explain(bigint),
+	@extschema@._report_chart(bigint, timestamptz, timestamptz, bool),
+	@extschema@.report(jsonb, interval)
+	TO mlma_reader;
+
 -- writer: observations
 GRANT EXECUTE ON FUNCTION
 	@extschema@.observe(text, float8, float8, timestamptz),
