@@ -110,5 +110,6 @@ SELECT DISTINCT ON (r.stream_id) r.stream_id, r.version_no, r.model_version, 'wa
 	   r.first_seq + 96, r.mean, now()
   FROM fleet_ref r ORDER BY r.stream_id, r.version_no DESC;
 
-ANALYZE mlma.streams, mlma.stream_state, mlma.batches, mlma.checks,
+-- as autovacuum would have on a live fleet (statistics, visibility map)
+VACUUM ANALYZE mlma.streams, mlma.stream_state, mlma.batches, mlma.checks,
 	mlma.retrain_requests, mlma.reference_batches;

@@ -12,10 +12,14 @@
 -- holds the same privileges).
 
 -- Every batch dated by its day (UTC) and by its last observation: the keys of
--- fleet_daily and batch_series queries over a day or a time range.
+-- fleet_daily and batch_series queries over a day or a time range, and of
+-- report()'s period.  They cover the batch's key, so that finding the checks
+-- of a period reads the index only, not the wide rows of losses.
 CREATE INDEX batches_day_idx
-	ON @extschema@.batches (((last_at AT TIME ZONE 'UTC')::date));
-CREATE INDEX batches_last_at_idx ON @extschema@.batches (last_at);
+	ON @extschema@.batches (((last_at AT TIME ZONE 'UTC')::date))
+	INCLUDE (stream_id, batch_no, last_at);
+CREATE INDEX batches_last_at_idx
+	ON @extschema@.batches (last_at) INCLUDE (stream_id, batch_no);
 
 -- One row per day of data (UTC): streams checked, checks, flags (checks that
 -- decided drift), retrain requests completed, dismissed and failed, and the
@@ -205,14 +209,17 @@ BEGIN
 			   coalesce(c.batch_mean, (SELECT avg(x) FROM unnest(b.losses) x)) AS bm,
 			   CASE WHEN b.role = 'reference'
 					THEN (SELECT avg(x) FROM unnest(b.losses) x)
-					ELSE c.reference_mean END AS rm, c.p_value, c.p_adjusted, c.effect, c.check_id,
+					ELSE c.reference_mean END AS rm,
+			   coalesce(c.p_adjusted, c.p_value) AS pv, c.effect, c.check_id,
 			   CASE WHEN c.drift THEN 'drift' WHEN c.significant THEN 'significant'
 					WHEN c.status = 'done' THEN 'pass' WHEN c.status IS NOT NULL THEN c.status
 					ELSE b.role END AS decision,
 			   l + pw * extract(epoch FROM b.last_at - t0) / span AS x
 		  FROM @extschema@.batches b
 		  LEFT JOIN @extschema@.checks c USING (stream_id, batch_no)
-		 WHERE b.stream_id = p_stream_id AND b.last_at >= t0 AND b.last_at <= t1
+		 WHERE b.stream_id = p_stream_id
+		   -- the stream's few batches, not the window's many (batches_last_at_idx)
+		   AND (b.last_at BETWEEN t0 AND t1) IS TRUE
 	), sc AS (
 		SELECT greatest(max(greatest(bm, coalesce(rm, 0))) * 1.12, 1e-9) AS ymax FROM pts
 	), p AS (
@@ -273,7 +280,7 @@ BEGIN
 						 batch_no, @extschema@._html(model_version),
 						 to_char(last_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
 						 @extschema@._report_num(bm), v_ref_label, @extschema@._report_num(rm),
-						 @extschema@._report_num(coalesce(p_adjusted, p_value)),
+						 @extschema@._report_num(pv),
 						 @extschema@._report_num(effect), decision)
 			   || CASE WHEN decision IN ('reference', 'partial') THEN '</rect>' ELSE '</circle>' END,
 			   '' ORDER BY batch_no)
@@ -348,16 +355,21 @@ BEGIN
 	SELECT coalesce(array_agg(s.stream_id ORDER BY s.stream_id), '{}')
 	  INTO v_ids FROM @extschema@.streams s WHERE s.labels @> report.labels;
 	-- the window ends at the newest observation of the selection
-	SELECT greatest((SELECT max(b.last_at) FROM @extschema@.batches b
-					  WHERE b.stream_id = ANY (v_ids)),
-					(SELECT max(o.observed_at) FROM @extschema@.observations o
-					  WHERE o.stream_id = ANY (v_ids)))
-	  INTO v_t1;
+	SELECT greatest(max(l.last_at), max(o.observed_at)), min(f.first_at)
+	  INTO v_t1, v_t0
+	  FROM unnest(v_ids) i(id)
+	  LEFT JOIN LATERAL (SELECT b.last_at FROM @extschema@.batches b
+						  WHERE b.stream_id = i.id
+						  ORDER BY b.batch_no DESC LIMIT 1) l ON true
+	  LEFT JOIN LATERAL (SELECT b.first_at FROM @extschema@.batches b
+						  WHERE b.stream_id = i.id
+						  ORDER BY b.batch_no LIMIT 1) f ON true
+	  LEFT JOIN LATERAL (SELECT ob.observed_at FROM @extschema@.observations ob
+						  WHERE ob.stream_id = i.id
+						  ORDER BY ob.seq DESC LIMIT 1) o ON true;
 	v_t1 := coalesce(v_t1, now());
 	-- and starts at the oldest batch when the history is shorter
-	SELECT greatest(v_t1 - since, min(b.first_at)) INTO v_t0
-	  FROM @extschema@.batches b WHERE b.stream_id = ANY (v_ids);
-	v_t0 := coalesce(v_t0, v_t1 - since);
+	v_t0 := coalesce(greatest(v_t1 - since, v_t0), v_t1 - since);
 
 	-- the checks of the period, read once
 	SELECT coalesce(array_agg(c.stream_id), '{}'),
@@ -568,15 +580,13 @@ BEGIN
 
 	-- 2. the streams that need attention first, and the most relevant ones
 	WITH a AS (
-		SELECT s.stream_id, s.name, s.labels, s.model_version, s.paused,
-			   (SELECT q.status FROM @extschema@.retrain_requests q
-				 WHERE q.stream_id = s.stream_id AND q.status IN ('proposed', 'pending', 'claimed')
-				 ORDER BY q.request_id DESC LIMIT 1) AS open_status,
-			   (SELECT q.requested_at FROM @extschema@.retrain_requests q
-				 WHERE q.stream_id = s.stream_id AND q.status IN ('proposed', 'pending', 'claimed')
-				 ORDER BY q.request_id DESC LIMIT 1) AS open_at,
-			   ev.flags, ev.min_p, rq.failed, rq.dismissed
+		SELECT s.stream_id, s.name, op.open_status, ev.flags, ev.min_p, rq.failed, rq.dismissed
 		  FROM @extschema@.streams s
+		  LEFT JOIN (SELECT DISTINCT ON (q.stream_id) q.stream_id, q.status AS open_status
+					   FROM @extschema@.retrain_requests q
+					  WHERE q.stream_id = ANY (v_ids)
+						AND q.status IN ('proposed', 'pending', 'claimed')
+					  ORDER BY q.stream_id, q.request_id DESC) op USING (stream_id)
 		  LEFT JOIN (SELECT u.stream_id, count(*) FILTER (WHERE u.f) AS flags,
 							min(u.p) AS min_p
 					   FROM unnest(a_sid, a_drift, a_p) u(stream_id, f, p)
