@@ -6,6 +6,7 @@
 #   FLEET_STREAMS=N    streams of the run_checks benchmark (default 10000)
 #   PLATFORM_STREAMS=N streams of the platform benchmark (default 100000;
 #                      0 skips it)
+#   REPORT_STREAMS=N   streams of the report benchmark (default 1000)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,5 +50,7 @@ section replay ./bench/replay/run.sh
 # -- a whole platform: PLATFORM_STREAMS streams x one day through an attached
 #    table, a scheduled round, fleet_status, stream_status, purge
 [ "${PLATFORM_STREAMS:-100000}" -gt 0 ] && section platform ./bench/platform/run.sh
+# -- report() and the dashboard views at 1 000 streams x 30 days
+section report ./bench/report/run.sh
 
 exit $status

@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS="build-essential postgresql-15 postgresql-contrib postgresql-server-dev-15 libpq-dev
 postgresql-15-pgtap postgresql-15-cron libtap-parser-sourcehandler-pgtap-perl
 libipc-run-perl python3-scipy python3-statsmodels python3-psycopg2 python3-numpy
-clang libclang-rt-14-dev"
+clang libclang-rt-14-dev chromium python3-pil"
 
 missing=""
 for p in $PKGS; do

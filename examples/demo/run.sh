@@ -21,12 +21,21 @@ $SUDO make -s install >/dev/null
 # demo's cluster is thrown away; mlma's own work is the same either way.
 # pg_virtualenv picks a free port before starting the server; when another
 # cluster grabs it in between, start again (nothing has run yet).
+#
+# The demo ends with the picture: the fleet report of the replay, written
+# (before the cluster goes away) to examples/demo/out/fleet.html or to
+# $MLMA_DEMO_REPORT; open it in a browser.
+report=${MLMA_DEMO_REPORT:-$(pwd)/examples/demo/out/fleet.html}
+mkdir -p "$(dirname "$report")"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+export MLMA_DEMO_REPORT="$report"
 for attempt in 1 2 3; do
 	status=0
 	pg_virtualenv -t -o shared_buffers=256MB -o synchronous_commit=off \
-		/usr/bin/python3 examples/demo/simulate.py "$@" 2>&1 | tee "$log" || status=$?
+		bash -c '/usr/bin/python3 examples/demo/simulate.py "$@" &&
+			psql -XAt -d mlma_demo -c "SELECT mlma.report()" > "$MLMA_DEMO_REPORT" &&
+			echo && echo "fleet report: $MLMA_DEMO_REPORT"' demo "$@" 2>&1 | tee "$log" || status=$?
 	if [ $status -ne 0 ] && [ $attempt -lt 3 ] &&
 		grep -q -e 'Port conflict' -e 'could not create any TCP/IP sockets' "$log"; then
 		echo "mlma demo: the cluster's port was taken, starting again"

@@ -70,6 +70,17 @@ GRANT EXECUTE ON FUNCTION
 								 float8, bool, bool, int, int)
 	TO mlma_reader;
 
+-- reader: the fleet report (70_report.sql)
+GRANT EXECUTE ON FUNCTION
+	@extschema@._html(text),
+	@extschema@._report_labels(jsonb),
+	@extschema@._report_num(float8, int),
+	@extschema@._report_duration(interval),
+	@extschema@._report_explain(bigint),
+	@extschema@._report_chart(bigint, timestamptz, timestamptz, bool),
+	@extschema@.report(jsonb, interval)
+	TO mlma_reader;
+
 -- writer: observations
 GRANT EXECUTE ON FUNCTION
 	@extschema@.observe(text, float8, float8, timestamptz),
