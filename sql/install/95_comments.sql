@@ -43,7 +43,11 @@ BEGIN
 			('check_history', 'The checks of one stream since a time, newest first.'),
 			('request_history', 'The retrain requests of one stream since a time, newest first.'),
 			('purge', 'Deletes history (closed batches, finished checks and requests) older than an interval; keeps everything live references, open batches, waiting checks and open requests need.'),
-			('replay', 'What-if: replays a stream''s logged losses under other settings and returns the checks and flags they would have produced; touches no live state.')
+			('replay', 'What-if: replays a stream''s logged losses under other settings and returns the checks and flags they would have produced; touches no live state.',
+			('approve', 'Approves a proposed retrain request (approval gate, streams with approval => ''manual''): it becomes pending and agents may claim it.'),
+			('explain', 'Why a batch was or was not flagged: one (item, value, note) row per step of its check — time range, reference, test, p, adjusted p and threshold, effect, streak, decision, request.'),
+			('replay_fleet', 'What-if for many streams at once: replays their history round by round, with Benjamini-Hochberg across the fleet for scheduled settings; a row per stream and a summary row.'),
+			('report', 'The fleet as one self-contained HTML document (inline SVG and CSS): save it with psql -XAtc "SELECT mlma.report()" > fleet.html.')
 		  ) AS c(name, comment) ON c.name = p.proname
 		 WHERE p.pronamespace = '@extschema@'::regnamespace
 	LOOP
@@ -73,6 +77,11 @@ COMMENT ON TABLE @extschema@.checks IS 'One row per check of a closed batch: the
 COMMENT ON TABLE @extschema@.retrain_requests IS 'Retrain requests and their lifecycle (pending, claimed, completed, failed, dismissed).';
 COMMENT ON TABLE @extschema@.attachments IS 'Tables watched by attach() and the mapping of their columns.';
 COMMENT ON VIEW @extschema@.stream_status IS 'One row per stream: its state (warming, monitoring, drift, retraining, paused), reference and open batch, last check, open request and recent retrains.';
+COMMENT ON TABLE @extschema@.check_queue IS 'Closed batches of scheduled streams waiting for run_checks(), drained set-wise.';
+COMMENT ON TABLE @extschema@.rounds IS 'One row per run_checks() round: when it ran, the checks it recorded, the requests it raised, the batches it left queued.';
+COMMENT ON TABLE @extschema@.reference_history IS 'Every reference that was ever live (warm-up, roll, pin, accepted batch); checks.reference_id points here.';
+COMMENT ON VIEW @extschema@.fleet_daily IS 'For dashboards: one row per day — streams, checks, flags, retrains, dismissals, failures, median time to retrain.';
+COMMENT ON VIEW @extschema@.batch_series IS 'For dashboards: one row per checked batch — stream, labels, model version, time range, batch mean, reference mean, p, adjusted p, effect, decision.';
 COMMENT ON VIEW @extschema@.fleet_status IS 'One row of key metrics for the whole fleet: streams by state, checks and flags in 24 hours, requests, median time to retrain, dismissal rate.';
 
 COMMENT ON COLUMN @extschema@.checks.p_value IS 'p-value of the test (alternative greater: the model got worse).';

@@ -24,7 +24,8 @@ my $catalog = q{
 		SELECT 'function ' || p.oid::regprocedure::text || ' ' || md5(p.prosrc)
 			   || ' ' || p.provolatile::text || p.prosecdef::text || ' '
 			   || coalesce(array_to_string(p.proconfig, ','), '')
-			   || ' ' || coalesce(p.proacl::text, '') AS line
+			   || ' ' || coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text)
+									 FROM unnest(p.proacl) a), '') AS line
 		  FROM pg_proc p WHERE p.pronamespace = 'mlma'::regnamespace
 		UNION ALL
 		SELECT 'column ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
@@ -43,7 +44,8 @@ my $catalog = q{
 		SELECT 'view ' || c.relname || ' ' || md5(pg_get_viewdef(c.oid))
 		  FROM pg_class c WHERE c.relnamespace = 'mlma'::regnamespace AND c.relkind = 'v'
 		UNION ALL
-		SELECT 'acl ' || c.relname || ' ' || coalesce(c.relacl::text, '')
+		SELECT 'acl ' || c.relname || ' ' || coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text)
+														  FROM unnest(c.relacl) a), '')
 		  FROM pg_class c WHERE c.relnamespace = 'mlma'::regnamespace
 		UNION ALL
 		SELECT 'config ' || x::regclass::text

@@ -2,6 +2,8 @@
 -- view dropped and created again as a fresh install defines it (their
 -- columns changed in ways CREATE OR REPLACE VIEW cannot follow); the
 -- privileges follow from 90_roles.sql.
+DROP VIEW IF EXISTS @extschema@.batch_series CASCADE;
+DROP VIEW IF EXISTS @extschema@.fleet_daily CASCADE;
 DROP VIEW IF EXISTS @extschema@.fleet_status CASCADE;
 DROP VIEW IF EXISTS @extschema@.stream_status CASCADE;
 
@@ -118,3 +120,51 @@ SELECT st.streams, st.warming, st.monitoring, st.drift, st.retraining, st.paused
 	   rq.proposed_requests,
 	   wt.oldest_waiting_check_age, rd.last_round_at
   FROM st, ck, wt, rq, rd;
+
+CREATE VIEW @extschema@.fleet_daily AS
+SELECT e.day,
+	   count(DISTINCT e.stream_id) FILTER (WHERE e.kind = 'check') AS streams,
+	   count(*) FILTER (WHERE e.kind = 'check') AS checks,
+	   count(*) FILTER (WHERE e.kind = 'check' AND e.flag) AS flags,
+	   count(*) FILTER (WHERE e.kind = 'completed') AS retrains,
+	   count(*) FILTER (WHERE e.kind = 'dismissed') AS dismissals,
+	   count(*) FILTER (WHERE e.kind = 'failed') AS failures,
+	   percentile_cont(0.5) WITHIN GROUP (ORDER BY e.wait)
+		   FILTER (WHERE e.kind = 'completed') AS median_time_to_retrain
+  FROM (SELECT (b.last_at AT TIME ZONE 'UTC')::date AS day, c.stream_id,
+			   'check'::text AS kind, c.drift AS flag, NULL::interval AS wait
+		  FROM @extschema@.checks c
+		  JOIN @extschema@.batches b USING (stream_id, batch_no)
+		 WHERE c.status = 'done'
+		UNION ALL
+		SELECT (coalesce(b.last_at, r.requested_at) AT TIME ZONE 'UTC')::date,
+			   r.stream_id, r.status, NULL, r.finished_at - r.requested_at
+		  FROM @extschema@.retrain_requests r
+		  LEFT JOIN @extschema@.checks c ON c.check_id = r.check_id
+		  LEFT JOIN @extschema@.batches b
+				 ON b.stream_id = c.stream_id AND b.batch_no = c.batch_no
+		 WHERE r.status IN ('completed', 'dismissed', 'failed')) e
+ GROUP BY e.day;
+
+CREATE VIEW @extschema@.batch_series AS
+SELECT b.stream_id,
+	   s.name AS stream,
+	   s.labels,
+	   b.model_version,
+	   b.batch_no,
+	   b.first_at,
+	   b.last_at,
+	   coalesce(c.batch_mean,
+				(SELECT avg(x) FROM unnest(b.losses) x)) AS batch_mean,
+	   c.reference_mean,
+	   c.p_value,
+	   c.p_adjusted,
+	   c.effect,
+	   CASE WHEN c.status IN ('waiting', 'skipped') THEN c.status
+			WHEN c.drift THEN 'drift'
+			WHEN c.significant THEN 'significant'
+			WHEN c.check_id IS NOT NULL THEN 'pass'
+			ELSE b.role END AS decision
+  FROM @extschema@.batches b
+  JOIN @extschema@.streams s USING (stream_id)
+  LEFT JOIN @extschema@.checks c USING (stream_id, batch_no);
