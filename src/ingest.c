@@ -5,8 +5,8 @@
  *	  installed by attach() on a user's table.
  *
  * This is the hottest path of mlma.  The first observation of a stream in
- * a transaction takes the stream's writer lock (a heavyweight lock held to
- * the end of the transaction, see mlma_lock_stream), then reads where the
+ * a transaction takes the stream's writer lock (a row lock on its state row
+ * held to the end of the transaction, see mlma_lock_stream), then reads where the
  * open batch stands and inserts the observation in one saved statement; the
  * transaction then owns the stream, keeps the counters in backend memory,
  * and every further observation is one INSERT.  The state row is written
@@ -206,7 +206,8 @@ TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
 	Datum		d;
 
 	/* wait for the stream's other writers, then look at it */
-	mlma_lock_stream(stream->stream_id);
+	if (!mlma_lock_stream(stream->stream_id))
+		return -1;
 
 	args[0] = Int64GetDatum(stream->stream_id);
 	args[1] = Int32GetDatum(stream->config_version);

@@ -46,7 +46,7 @@ typedef struct MlmaStream
 extern uint64 mlma_xact_generation;
 extern MlmaStream *mlma_stream_get(const char *name, bool reload);
 extern MlmaStream *mlma_stream_auto_create(const char *name, const char *defaults);
-extern void mlma_lock_stream(int64 stream_id);
+extern bool mlma_lock_stream(int64 stream_id);
 extern bool mlma_try_lock_stream(int64 stream_id);
 
 /* ingest.c */

@@ -16,10 +16,11 @@
  * mlma.streams itself is invalidated (e.g. DROP EXTENSION), and when this
  * backend changes a stream through SQL (mlma._invalidate_cache()).
  *
- * The writer lock of a stream (mlma_lock_stream) is a heavyweight lock on
- * the object (mlma.streams, stream_id): it lives in the lock manager, so it
- * is released at transaction or subtransaction abort, shows in pg_locks and
- * takes part in deadlock detection.
+ * The writer lock of a stream (mlma_lock_stream) is a row lock on its
+ * mlma.stream_state row: it lives in the tuple, not in the shared lock
+ * table, so one transaction can hold it on any number of streams; it is
+ * released at transaction or subtransaction abort and a waiter takes part in
+ * deadlock detection.
  *
  *-------------------------------------------------------------------------
  */
@@ -33,8 +34,6 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "storage/lmgr.h"
-#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -61,6 +60,8 @@ static bool callbacks_registered = false;
 static Oid	streams_relid = InvalidOid;
 static SPIPlanPtr load_plan = NULL;
 static SPIPlanPtr create_plan = NULL;
+static SPIPlanPtr lock_plan = NULL;
+static SPIPlanPtr try_lock_plan = NULL;
 
 /*
  * StreamCacheXactCallback / StreamCacheSubXactCallback
@@ -342,53 +343,77 @@ mlma_invalidate_cache(PG_FUNCTION_ARGS)
 }
 
 /*
- * StreamLockTag
- *		The lock tag of a stream's writer lock: the object (mlma.streams,
- *		stream_id) in this database.
+ * LockStreamRow
+ *		Lock the stream's state row (FOR NO KEY UPDATE) until the end of the
+ *		transaction; with skip_locked, give up at once when another
+ *		transaction holds it.  True when the row was locked, false when it
+ *		does not exist (dropped stream) or, with skip_locked, is busy.
  */
-static void
-StreamLockTag(LOCKTAG *tag, int64 stream_id)
+static bool
+LockStreamRow(int64 stream_id, bool skip_locked)
 {
-	Oid			relid = StreamsRelid();
+	SPIPlanPtr *plan = skip_locked ? &try_lock_plan : &lock_plan;
+	Datum		args[1];
+	int			ret;
+	bool		locked;
 
-	if (!OidIsValid(relid))
-		elog(ERROR, "mlma.streams not found");
-	SET_LOCKTAG_OBJECT(*tag, MyDatabaseId, relid,
-					   (uint32) (stream_id & 0xFFFFFFFF),
-					   (uint16) ((uint64) stream_id >> 32));
+	if (*plan == NULL)
+	{
+		Oid			argtypes[1] = {INT8OID};
+
+		*plan = SPI_prepare(skip_locked
+							? "SELECT 1 FROM mlma.stream_state WHERE stream_id = $1 "
+							"FOR NO KEY UPDATE SKIP LOCKED"
+							: "SELECT 1 FROM mlma.stream_state WHERE stream_id = $1 "
+							"FOR NO KEY UPDATE",
+							1, argtypes);
+		if (*plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(*plan);
+	}
+	args[0] = Int64GetDatum(stream_id);
+	ret = SPI_execute_plan(*plan, args, NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "locking a stream failed: %s", SPI_result_code_string(ret));
+	locked = SPI_processed == 1;
+	SPI_freetuptable(SPI_tuptable);
+	return locked;
 }
 
 /*
  * mlma_lock_stream
  *		Take the stream's writer lock until the end of the transaction: a
- *		heavyweight lock on the object (mlma.streams, stream_id), so it shows
- *		in pg_locks as an object lock of class mlma.streams and takes part in
- *		deadlock detection.  Every writer of a stream's open batch or state
- *		takes it first: the hot path, _close_batch's callers, configure,
- *		pause, resume, drop_stream, the request lifecycle.
+ *		row lock (FOR NO KEY UPDATE) on its mlma.stream_state row.  A row
+ *		lock lives in the tuple, not in the shared lock table, so a
+ *		transaction may hold it on any number of streams; a waiter takes
+ *		part in deadlock detection, and the lock goes away with the
+ *		(sub)transaction that took it.  Every writer of a stream's open
+ *		batch or state takes it first: the hot path, _close_batch's callers,
+ *		configure, pause, resume, drop_stream, the request lifecycle.
+ *
+ *		Under READ COMMITTED the caller's next statement takes a new snapshot
+ *		that sees every earlier holder's commit.  Returns false when the
+ *		stream has no state row (it was dropped).  The caller is connected
+ *		to SPI.
  */
-void
+bool
 mlma_lock_stream(int64 stream_id)
 {
-	LOCKTAG		tag;
-
-	StreamLockTag(&tag, stream_id);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	return LockStreamRow(stream_id, false);
 }
 
 /*
  * mlma_try_lock_stream
  *		The stream's writer lock if it can be had at once; false (and no
- *		lock) when another transaction holds it.  claim_retrain uses it so a
- *		worker never waits for a writer while holding a request row.
+ *		lock) when another transaction holds it or the stream is gone.
+ *		claim_retrain and run_checks use it so they never wait for a
+ *		writer.  The caller is connected to SPI.
  */
 bool
 mlma_try_lock_stream(int64 stream_id)
 {
-	LOCKTAG		tag;
-
-	StreamLockTag(&tag, stream_id);
-	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+	return LockStreamRow(stream_id, true);
 }
 
 /*
@@ -397,7 +422,12 @@ mlma_try_lock_stream(int64 stream_id)
 Datum
 mlma_try_lock_stream_sql(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(mlma_try_lock_stream(PG_GETARG_INT64(0)));
+	bool		locked;
+
+	SPI_connect();
+	locked = mlma_try_lock_stream(PG_GETARG_INT64(0));
+	SPI_finish();
+	PG_RETURN_BOOL(locked);
 }
 
 /*
@@ -406,6 +436,8 @@ mlma_try_lock_stream_sql(PG_FUNCTION_ARGS)
 Datum
 mlma_lock_stream_sql(PG_FUNCTION_ARGS)
 {
-	mlma_lock_stream(PG_GETARG_INT64(0));
+	SPI_connect();
+	(void) mlma_lock_stream(PG_GETARG_INT64(0));
+	SPI_finish();
 	PG_RETURN_VOID();
 }
