@@ -12,7 +12,7 @@ MODULE_big  = mlma
 OBJS        = src/mlma.o \
               src/core/stats_dist.o src/core/stats_param.o src/core/stats_rank.o src/core/loss.o \
               src/stats_sql.o \
-              src/stream.o src/ingest.o src/check.o \
+              src/stream.o src/ingest.o src/ingest_bulk.o src/check.o \
               src/fleet.o
 
 # The install script is assembled from the pieces in sql/install (in name

@@ -410,8 +410,9 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 					old_streaks[k] = GetInt32(SPI_tuptable->vals[i],
 											  SPI_tuptable->tupdesc, 2);
 			}
-			Decide(due, ndue, stream_ids, old_streaks, streaks, fdr);
 		}
+		/* anew, also when only busy streams were left out */
+		Decide(due, ndue, stream_ids, old_streaks, streaks, fdr);
 	}
 
 	/* 4. write back */

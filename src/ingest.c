@@ -34,6 +34,7 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
@@ -53,6 +54,7 @@ static SPIPlanPtr max_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr close_plan = NULL;
 static SPIPlanPtr age_plan = NULL;
+static SPIPlanPtr bulk_plan = NULL;
 
 /* attempts when the stream's configuration changes under our feet */
 #define MLMA_RECORD_ATTEMPTS 5
@@ -70,6 +72,75 @@ typedef struct OwnedStream
 } OwnedStream;
 
 static HTAB *owned_streams = NULL;
+
+static void AfterInsert(MlmaStream *stream, OwnedStream *owned);
+
+/* owned-stream tables up to this size are kept across transactions */
+#define MLMA_OWNED_KEEP 256
+
+/*
+ * OwnedStreamsXactCallback
+ *		At the end of a transaction that wrote many streams, free their
+ *		state (it is valid for that transaction only); a small table is
+ *		kept for the next one.
+ */
+static void
+OwnedStreamsXactCallback(XactEvent event, void *arg)
+{
+	if ((event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		 event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		 event == XACT_EVENT_PREPARE) &&
+		owned_streams != NULL &&
+		hash_get_num_entries(owned_streams) > MLMA_OWNED_KEEP)
+	{
+		hash_destroy(owned_streams);
+		owned_streams = NULL;
+	}
+}
+
+/*
+ * OwnedStreamsCreate
+ *		(Re)create the empty table of the streams this transaction owns.
+ */
+static void
+OwnedStreamsCreate(void)
+{
+	static bool callback_registered = false;
+	HASHCTL		ctl;
+
+	if (!callback_registered)
+	{
+		RegisterXactCallback(OwnedStreamsXactCallback, NULL);
+		callback_registered = true;
+	}
+	if (owned_streams != NULL)
+		hash_destroy(owned_streams);
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(OwnedStream);
+	ctl.hcxt = TopMemoryContext;
+	owned_streams = hash_create("mlma owned streams", 256, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/*
+ * OwnedStreamEnter
+ *		The entry of a stream this transaction is taking.  The table holds
+ *		at most mlma.stream_cache_size streams: when full it is emptied.
+ *		That is safe: a stream whose entry is gone is taken again by its
+ *		next observation, which finds the lock already held and reads the
+ *		open batch with a snapshot that sees this transaction's own work.
+ */
+static OwnedStream *
+OwnedStreamEnter(int64 stream_id)
+{
+	bool		found;
+
+	if (hash_search(owned_streams, &stream_id, HASH_FIND, NULL) == NULL &&
+		hash_get_num_entries(owned_streams) >= mlma_stream_cache_size)
+		OwnedStreamsCreate();
+	return (OwnedStream *) hash_search(owned_streams, &stream_id,
+									   HASH_ENTER, &found);
+}
 
 /*
  * PreparePlan
@@ -169,15 +240,7 @@ PreparePlans(void)
 	if (age_plan == NULL)
 		age_plan = PreparePlan("SELECT mlma._raise_age($1)", 1, id_type);
 	if (owned_streams == NULL)
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(int64);
-		ctl.entrysize = sizeof(OwnedStream);
-		ctl.hcxt = TopMemoryContext;
-		owned_streams = hash_create("mlma owned streams", 256, &ctl,
-									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
+		OwnedStreamsCreate();
 }
 
 /*
@@ -191,10 +254,9 @@ PreparePlans(void)
  */
 static int
 TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
-			OwnedStream **owned)
+			bool insert, OwnedStream **owned)
 {
 	OwnedStream *o;
-	bool		found;
 	Datum		args[4];
 	bool		isnull;
 	int			ret;
@@ -210,7 +272,8 @@ TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
 		return -1;
 
 	args[0] = Int64GetDatum(stream->stream_id);
-	args[1] = Int32GetDatum(stream->config_version);
+	/* config_version -1 matches nothing: only take the stream */
+	args[1] = Int32GetDatum(insert ? stream->config_version : -1);
 	args[2] = TimestampTzGetDatum(observed_at);
 	args[3] = Float8GetDatum(loss);
 	ret = SPI_execute_plan(IsolationUsesXactSnapshot() ? touch_plan : read_plan,
@@ -222,8 +285,7 @@ TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
 
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
-	o = (OwnedStream *) hash_search(owned_streams, &stream->stream_id,
-									HASH_ENTER, &found);
+	o = OwnedStreamEnter(stream->stream_id);
 	config_version = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
 	o->open_start_seq = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 	o->age_flagged = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
@@ -233,6 +295,7 @@ TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
 
 	if (!fresh)
 	{
+		SPI_freetuptable(SPI_tuptable);
 		/* a writer committed while we waited: a new snapshot sees it */
 		ret = SPI_execute_plan(max_plan, args, NULL, false, 1);
 		if (ret != SPI_OK_SELECT)
@@ -242,6 +305,7 @@ TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
 		o->next_seq = isnull ? o->open_start_seq
 			: Max(o->open_start_seq, DatumGetInt64(d) + 1);
 	}
+	SPI_freetuptable(SPI_tuptable);
 	o->generation = mlma_xact_generation;
 	*owned = o;
 
@@ -306,10 +370,10 @@ CheckLoss(const char *name, double loss)
  *		stream is an error), the attachment's defaults for the trigger
  *		(unknown stream is created).  The caller is connected to SPI.
  */
-void
-mlma_record(const char *name, bool by_loss, double actual, double predicted,
-			double loss, TimestampTz observed_at, const char *defaults)
+const char *
+mlma_record(const MlmaObservation *obs)
 {
+	const char *name = obs->name;
 	MlmaStream *stream;
 	OwnedStream *owned = NULL;
 	int			attempt;
@@ -317,13 +381,14 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 	int			ret;
 	bool		found;
 	bool		done = false;
+	double		loss = obs->loss;
 
-	if (TIMESTAMP_NOT_FINITE(observed_at))
+	if (TIMESTAMP_NOT_FINITE(obs->observed_at))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("observed_at must be finite"),
 				 errdetail("Stream \"%s\".", name)));
-	if (by_loss)
+	if (obs->by_loss)
 		CheckLoss(name, loss);
 
 	PreparePlans();
@@ -333,12 +398,12 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 	{
 		if (stream == NULL)
 		{
-			if (defaults == NULL)
+			if (obs->defaults == NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_UNDEFINED_OBJECT),
 						 errmsg("stream \"%s\" does not exist", name),
 						 errhint("Create it with mlma.create_stream().")));
-			stream = mlma_stream_auto_create(name, defaults);
+			stream = mlma_stream_auto_create(name, obs->defaults);
 		}
 		if (attempt >= MLMA_RECORD_ATTEMPTS)
 			ereport(ERROR,
@@ -346,8 +411,8 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 					 errmsg("could not record an observation of stream \"%s\"", name),
 					 errdetail("The stream's configuration changed during every attempt.")));
 
-		if (!by_loss)
-			loss = ComputeLoss(stream, actual, predicted);
+		if (!obs->by_loss)
+			loss = ComputeLoss(stream, obs->actual, obs->predicted);
 
 		owned = (OwnedStream *) hash_search(owned_streams, &stream->stream_id,
 											HASH_FIND, &found);
@@ -356,7 +421,7 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 			/* this transaction owns the stream: one INSERT */
 			args[0] = Int64GetDatum(stream->stream_id);
 			args[1] = Int64GetDatum(owned->next_seq);
-			args[2] = TimestampTzGetDatum(observed_at);
+			args[2] = TimestampTzGetDatum(obs->observed_at);
 			args[3] = Float8GetDatum(loss);
 			ret = SPI_execute_plan(insert_plan, args, NULL, false, 0);
 			if (ret != SPI_OK_INSERT)
@@ -367,7 +432,7 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 			continue;
 		}
 
-		switch (TouchStream(stream, observed_at, loss, &owned))
+		switch (TouchStream(stream, obs->observed_at, loss, true, &owned))
 		{
 			case 1:
 				done = true;
@@ -384,6 +449,21 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 		}
 	}
 
+	AfterInsert(stream, owned);
+	return NULL;
+}
+
+/*
+ * AfterInsert
+ *		Close the open batch when it is full, and raise the age request
+ *		the first time the model version is found too old.
+ */
+static void
+AfterInsert(MlmaStream *stream, OwnedStream *owned)
+{
+	Datum		args[1];
+	int			ret;
+
 	args[0] = Int64GetDatum(stream->stream_id);
 	if (owned->next_seq - owned->open_start_seq >= stream->batch_size)
 	{
@@ -392,6 +472,7 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 		ret = SPI_execute_plan(close_plan, args, NULL, false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "closing a batch failed: %s", SPI_result_code_string(ret));
+		SPI_freetuptable(SPI_tuptable);
 		owned->open_start_seq = next_seq;
 	}
 
@@ -402,8 +483,123 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "raising an age request failed: %s",
 				 SPI_result_code_string(ret));
+		SPI_freetuptable(SPI_tuptable);
 		owned->age_flagged = true;
 	}
+}
+
+/*
+ * mlma_record_stream
+ *		Record n observations of one stream (obs[i].name all the same, loss
+ *		computed from actual and predicted), in order: the stream is taken
+ *		once, the observations go in with one INSERT per stretch up to the
+ *		next batch boundary, and each full batch is closed as by mlma_record.
+ *		Each observation is checked as mlma_record checks it.  The caller is
+ *		connected to SPI.
+ */
+int
+mlma_record_stream(const MlmaObservation *obs, int n)
+{
+	const char *name = obs[0].name;
+	MlmaStream *stream;
+	OwnedStream *owned = NULL;
+	int			attempt;
+	int			i;
+	double	   *losses;
+	Datum	   *ds;
+	Datum	   *ts;
+
+	if (n <= 0)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (TIMESTAMP_NOT_FINITE(obs[i].observed_at))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("observed_at must be finite"),
+					 errdetail("Stream \"%s\".", name)));
+
+	PreparePlans();
+	if (bulk_plan == NULL)
+	{
+		Oid			types[4] = {INT8OID, INT8OID, TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID};
+
+		bulk_plan = PreparePlan("INSERT INTO mlma.observations "
+								"(stream_id, seq, observed_at, loss) "
+								"SELECT $1, $2 + u.o - 1, u.t, u.l "
+								"  FROM unnest($3, $4) WITH ORDINALITY AS u(t, l, o)",
+								4, types);
+	}
+	losses = palloc(sizeof(double) * n);
+	stream = mlma_stream_get(name, false);
+
+	/* take the stream: its lock and where its open batch stands */
+	for (attempt = 0;; attempt++)
+	{
+		bool		found;
+
+		if (stream == NULL)
+		{
+			if (obs[0].defaults == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_OBJECT),
+						 errmsg("stream \"%s\" does not exist", name),
+						 errhint("Create it with mlma.create_stream().")));
+			stream = mlma_stream_auto_create(name, obs[0].defaults);
+		}
+		if (attempt >= MLMA_RECORD_ATTEMPTS)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not record an observation of stream \"%s\"", name),
+					 errdetail("The stream's configuration changed during every attempt.")));
+
+		owned = (OwnedStream *) hash_search(owned_streams, &stream->stream_id,
+											HASH_FIND, &found);
+		if (owned != NULL && owned->generation == mlma_xact_generation)
+			break;
+		if (TouchStream(stream, 0, 0.0, false, &owned) == 0 &&
+			stream->config_version >= 0)
+			break;
+		stream = mlma_stream_get(name, true);
+	}
+
+	for (i = 0; i < n; i++)
+		losses[i] = ComputeLoss(stream, obs[i].actual, obs[i].predicted);
+
+	ds = palloc(sizeof(Datum) * n);
+	ts = palloc(sizeof(Datum) * n);
+	for (i = 0; i < n;)
+	{
+		int64		room = stream->batch_size - (owned->next_seq - owned->open_start_seq);
+		int			k = (int) Max(1, Min(room, n - i));
+		int			j;
+		Datum		args[4];
+		int			ret;
+
+		for (j = 0; j < k; j++)
+		{
+			ds[j] = Float8GetDatum(losses[i + j]);
+			ts[j] = TimestampTzGetDatum(obs[i + j].observed_at);
+		}
+		args[0] = Int64GetDatum(stream->stream_id);
+		args[1] = Int64GetDatum(owned->next_seq);
+		args[2] = PointerGetDatum(construct_array(ts, k, TIMESTAMPTZOID, 8,
+												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[3] = PointerGetDatum(construct_array(ds, k, FLOAT8OID, 8,
+												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		ret = SPI_execute_plan(bulk_plan, args, NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "recording observations failed: %s",
+				 SPI_result_code_string(ret));
+		pfree(DatumGetPointer(args[2]));
+		pfree(DatumGetPointer(args[3]));
+		owned->next_seq += k;
+		i += k;
+		AfterInsert(stream, owned);
+	}
+	pfree(ds);
+	pfree(ts);
+	pfree(losses);
+	return n;
 }
 
 /*
@@ -427,6 +623,7 @@ Datum
 mlma_observe(PG_FUNCTION_ARGS)
 {
 	char	   *name;
+	MlmaObservation obs;
 
 	RequireArg(fcinfo, 0, "stream");
 	RequireArg(fcinfo, 1, "actual");
@@ -434,9 +631,13 @@ mlma_observe(PG_FUNCTION_ARGS)
 	RequireArg(fcinfo, 3, "observed_at");
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
+	memset(&obs, 0, sizeof(obs));
+	obs.name = name;
+	obs.actual = PG_GETARG_FLOAT8(1);
+	obs.predicted = PG_GETARG_FLOAT8(2);
+	obs.observed_at = PG_GETARG_TIMESTAMPTZ(3);
 	SPI_connect();
-	mlma_record(name, false, PG_GETARG_FLOAT8(1), PG_GETARG_FLOAT8(2), 0.0,
-				PG_GETARG_TIMESTAMPTZ(3), NULL);
+	(void) mlma_record(&obs);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -449,15 +650,20 @@ Datum
 mlma_observe_loss(PG_FUNCTION_ARGS)
 {
 	char	   *name;
+	MlmaObservation obs;
 
 	RequireArg(fcinfo, 0, "stream");
 	RequireArg(fcinfo, 1, "loss");
 	RequireArg(fcinfo, 2, "observed_at");
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
+	memset(&obs, 0, sizeof(obs));
+	obs.name = name;
+	obs.by_loss = true;
+	obs.loss = PG_GETARG_FLOAT8(1);
+	obs.observed_at = PG_GETARG_TIMESTAMPTZ(2);
 	SPI_connect();
-	mlma_record(name, true, 0.0, 0.0, PG_GETARG_FLOAT8(1),
-				PG_GETARG_TIMESTAMPTZ(2), NULL);
+	(void) mlma_record(&obs);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -570,28 +776,87 @@ NumericValue(Datum d, Oid type, const char *column)
 }
 
 /*
+ * mlma_decode_attached_row
+ *		One row of an attached table as an observation (see monitor.h).
+ *		Shared by the row trigger and the statement trigger (ingest_bulk.c),
+ *		so both apply the same column checks.
+ */
+bool
+mlma_decode_attached_row(Trigger *trigger, Relation rel, HeapTuple old_tuple,
+						 HeapTuple new_tuple, MlmaObservation *obs)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	AttachedColumns *cols = GetAttachedColumns(trigger, desc, rel);
+	Datum		d;
+	bool		isnull;
+
+	memset(obs, 0, sizeof(*obs));
+	if (old_tuple != NULL)
+	{
+		/* only an UPDATE that fills in actual is an observation */
+		(void) heap_getattr(old_tuple, cols->actual, desc, &isnull);
+		if (!isnull)
+			return false;
+	}
+
+	d = heap_getattr(new_tuple, cols->actual, desc, &isnull);
+	if (isnull)
+		return false;
+	obs->actual = NumericValue(d, TupleDescAttr(desc, cols->actual - 1)->atttypid,
+							   trigger->tgargs[1]);
+
+	d = heap_getattr(new_tuple, cols->predicted, desc, &isnull);
+	if (isnull)
+		return false;
+	obs->predicted = NumericValue(d, TupleDescAttr(desc, cols->predicted - 1)->atttypid,
+								  trigger->tgargs[2]);
+
+	d = heap_getattr(new_tuple, cols->stream, desc, &isnull);
+	if (isnull)
+		return false;
+	obs->name = TextDatumGetCString(d);
+
+	obs->observed_at = GetCurrentTransactionStartTimestamp();
+	if (cols->time > 0)
+	{
+		d = heap_getattr(new_tuple, cols->time, desc, &isnull);
+		if (!isnull)
+		{
+			Oid			ttype = TupleDescAttr(desc, cols->time - 1)->atttypid;
+
+			if (ttype == TIMESTAMPTZOID)
+				obs->observed_at = DatumGetTimestampTz(d);
+			else if (ttype == TIMESTAMPOID)
+				obs->observed_at = DatumGetTimestampTz(DirectFunctionCall1(timestamp_timestamptz, d));
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("time column \"%s\" must be of type timestamptz or timestamp, not %s",
+								trigger->tgargs[3], format_type_be(ttype))));
+		}
+	}
+	obs->defaults = trigger->tgargs[4];
+	return true;
+}
+
+/*
  * mlma_observe_trigger
  *		AFTER INSERT OR UPDATE row trigger of an attached table.  Arguments:
  *		stream, actual, predicted and time column names ('' = none), and the
  *		defaults of automatically created streams (JSON).  A row becomes an
  *		observation when it is inserted with actual and predicted, or when
  *		an UPDATE fills in actual (NULL before) with predicted present.
- *		Rows with a NULL stream name are ignored.
+ *		Rows with a NULL stream name are ignored.  attach() installs the
+ *		statement triggers of ingest_bulk.c instead; this one serves tables
+ *		attached before them.
  */
 Datum
 mlma_observe_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	Trigger    *trigger;
-	TupleDesc	desc;
-	HeapTuple	tuple;
-	AttachedColumns *cols;
-	Datum		d;
-	bool		isnull;
-	char	   *name;
-	double		actual;
-	double		predicted;
-	TimestampTz at;
+	MlmaObservation obs;
+	bool		is_obs;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -611,61 +876,20 @@ mlma_observe_trigger(PG_FUNCTION_ARGS)
 						trigger->tgnargs),
 				 errhint("Install it with mlma.attach().")));
 
-	desc = RelationGetDescr(trigdata->tg_relation);
-	cols = GetAttachedColumns(trigger, desc, trigdata->tg_relation);
-
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-	{
-		tuple = trigdata->tg_newtuple;
-		/* only an UPDATE that fills in actual is an observation */
-		(void) heap_getattr(trigdata->tg_trigtuple, cols->actual, desc, &isnull);
-		if (!isnull)
-			return PointerGetDatum(NULL);
-	}
+		is_obs = mlma_decode_attached_row(trigger, trigdata->tg_relation,
+										  trigdata->tg_trigtuple,
+										  trigdata->tg_newtuple, &obs);
 	else if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		tuple = trigdata->tg_trigtuple;
+		is_obs = mlma_decode_attached_row(trigger, trigdata->tg_relation, NULL,
+										  trigdata->tg_trigtuple, &obs);
 	else
+		is_obs = false;
+	if (!is_obs)
 		return PointerGetDatum(NULL);
-
-	d = heap_getattr(tuple, cols->actual, desc, &isnull);
-	if (isnull)
-		return PointerGetDatum(NULL);
-	actual = NumericValue(d, TupleDescAttr(desc, cols->actual - 1)->atttypid,
-						  trigger->tgargs[1]);
-
-	d = heap_getattr(tuple, cols->predicted, desc, &isnull);
-	if (isnull)
-		return PointerGetDatum(NULL);
-	predicted = NumericValue(d, TupleDescAttr(desc, cols->predicted - 1)->atttypid,
-							 trigger->tgargs[2]);
-
-	d = heap_getattr(tuple, cols->stream, desc, &isnull);
-	if (isnull)
-		return PointerGetDatum(NULL);
-	name = TextDatumGetCString(d);
-
-	at = GetCurrentTransactionStartTimestamp();
-	if (cols->time > 0)
-	{
-		d = heap_getattr(tuple, cols->time, desc, &isnull);
-		if (!isnull)
-		{
-			Oid			ttype = TupleDescAttr(desc, cols->time - 1)->atttypid;
-
-			if (ttype == TIMESTAMPTZOID)
-				at = DatumGetTimestampTz(d);
-			else if (ttype == TIMESTAMPOID)
-				at = DatumGetTimestampTz(DirectFunctionCall1(timestamp_timestamptz, d));
-			else
-				ereport(ERROR,
-						(errcode(ERRCODE_DATATYPE_MISMATCH),
-						 errmsg("time column \"%s\" must be of type timestamptz or timestamp, not %s",
-								trigger->tgargs[3], format_type_be(ttype))));
-		}
-	}
 
 	SPI_connect();
-	mlma_record(name, false, actual, predicted, 0.0, at, trigger->tgargs[4]);
+	(void) mlma_record(&obs);
 	SPI_finish();
 
 	return PointerGetDatum(NULL);

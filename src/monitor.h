@@ -16,6 +16,9 @@
 
 #include "postgres.h"
 
+#include "access/htup.h"
+#include "commands/trigger.h"
+#include "utils/relcache.h"
 #include "utils/timestamp.h"
 
 #include "core/stats.h"
@@ -31,7 +34,7 @@
  */
 typedef struct MlmaStream
 {
-	char		name[MLMA_NAME_MAXBYTES];	/* hash key */
+	char	   *name;			/* hash key (the cache's own copy) */
 	int64		stream_id;
 	int32		config_version;
 	MlmaLossKind loss_kind;
@@ -42,6 +45,9 @@ typedef struct MlmaStream
 	TimestampTz deadline;		/* version_started_at + max_model_age */
 } MlmaStream;
 
+/* mlma.stream_cache_size: most streams cached per backend (mlma.c) */
+extern int	mlma_stream_cache_size;
+
 /* stream.c */
 extern uint64 mlma_xact_generation;
 extern MlmaStream *mlma_stream_get(const char *name, bool reload);
@@ -50,8 +56,40 @@ extern bool mlma_lock_stream(int64 stream_id);
 extern bool mlma_try_lock_stream(int64 stream_id);
 
 /* ingest.c */
-extern void mlma_record(const char *name, bool by_loss, double actual,
-						double predicted, double loss, TimestampTz observed_at,
-						const char *defaults);
+typedef struct MlmaObservation
+{
+	const char *name;			/* stream name */
+	bool		by_loss;		/* loss given (observe_loss) or computed */
+	double		actual;
+	double		predicted;
+	double		loss;			/* when by_loss */
+	bool		has_benchmark;	/* a benchmark value came with it */
+	double		benchmark;		/* benchmark prediction, or its loss when by_loss */
+	TimestampTz observed_at;
+	const char *defaults;		/* attachment defaults (JSON); NULL: unknown stream is an error */
+	bool		skip_invalid;	/* attachment on_invalid = 'skip' */
+} MlmaObservation;
+
+/* Records one observation.  Returns NULL when recorded; with skip_invalid,
+ * returns a short reason (static string) when the row was skipped instead of
+ * raising an error. */
+extern const char *mlma_record(const MlmaObservation *obs);
+
+/*
+ * Records observations of ONE stream (every obs[i].name the same), in
+ * order, taking the stream once: the set-based path of the statement
+ * trigger (ingest_bulk.c).  Returns the number recorded.
+ */
+extern int	mlma_record_stream(const MlmaObservation *obs, int n);
+
+/*
+ * Decodes one row of an attached table (the trigger's arguments name the
+ * columns): false when the row is no observation (NULL stream, actual or
+ * predicted; an UPDATE that does not fill in actual).  old_tuple: the row
+ * before an UPDATE, NULL for an INSERT.  The name is palloc'd.
+ */
+extern bool mlma_decode_attached_row(Trigger *trigger, Relation rel,
+									 HeapTuple old_tuple, HeapTuple new_tuple,
+									 MlmaObservation *obs);
 
 #endif							/* MLMA_MONITOR_H */

@@ -31,6 +31,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -55,6 +56,7 @@ PG_FUNCTION_INFO_V1(mlma_try_lock_stream_sql);
 uint64		mlma_xact_generation = 1;
 
 static HTAB *stream_cache = NULL;
+static MemoryContext stream_cache_cxt = NULL;
 static bool cache_stale = false;
 static bool callbacks_registered = false;
 static Oid	streams_relid = InvalidOid;
@@ -131,6 +133,45 @@ StreamsRelid(void)
 }
 
 /*
+ * The cache is keyed by a pointer to the name: an entry holds its own copy
+ * of the name (allocated in the cache's memory context when it is entered),
+ * so it costs the name's length and not MLMA_NAME_MAXBYTES.
+ */
+static uint32
+StreamNameHash(const void *key, Size keysize)
+{
+	const char *name = *(char *const *) key;
+
+	return string_hash(name, MLMA_NAME_MAXBYTES);
+}
+
+static int
+StreamNameMatch(const void *key1, const void *key2, Size keysize)
+{
+	return strcmp(*(char *const *) key1, *(char *const *) key2);
+}
+
+static void *
+StreamNameCopy(void *dest, const void *src, Size keysize)
+{
+	*(char **) dest = MemoryContextStrdup(stream_cache_cxt, *(char *const *) src);
+	return dest;
+}
+
+/*
+ * StreamCacheDrop
+ *		Forget every cached stream and free the cache's memory.
+ */
+static void
+StreamCacheDrop(void)
+{
+	if (stream_cache_cxt != NULL)
+		MemoryContextDelete(stream_cache_cxt);
+	stream_cache_cxt = NULL;
+	stream_cache = NULL;
+}
+
+/*
  * StreamCacheInit
  *		Create (or re-create after invalidation) the cache and its plans.
  *		The caller is connected to SPI.
@@ -141,21 +182,25 @@ StreamCacheInit(void)
 	StreamsRelid();
 
 	if (cache_stale && stream_cache != NULL)
-	{
-		hash_destroy(stream_cache);
-		stream_cache = NULL;
-	}
+		StreamCacheDrop();
 	cache_stale = false;
 
 	if (stream_cache == NULL)
 	{
 		HASHCTL		ctl;
 
-		ctl.keysize = MLMA_NAME_MAXBYTES;
+		stream_cache_cxt = AllocSetContextCreate(TopMemoryContext,
+												 "mlma stream cache",
+												 ALLOCSET_DEFAULT_SIZES);
+		ctl.keysize = sizeof(char *);
 		ctl.entrysize = sizeof(MlmaStream);
-		ctl.hcxt = TopMemoryContext;
-		stream_cache = hash_create("mlma stream cache", 1024, &ctl,
-								   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		ctl.hash = StreamNameHash;
+		ctl.match = StreamNameMatch;
+		ctl.keycopy = StreamNameCopy;
+		ctl.hcxt = stream_cache_cxt;
+		stream_cache = hash_create("mlma streams by name", 256, &ctl,
+								   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE |
+								   HASH_KEYCOPY | HASH_CONTEXT);
 	}
 
 	StreamsRelid();
@@ -204,7 +249,7 @@ mlma_stream_get(const char *name, bool reload)
 
 	if (!reload)
 	{
-		entry = (MlmaStream *) hash_search(stream_cache, name, HASH_FIND, NULL);
+		entry = (MlmaStream *) hash_search(stream_cache, &name, HASH_FIND, NULL);
 		if (entry != NULL)
 			return entry;
 	}
@@ -216,13 +261,27 @@ mlma_stream_get(const char *name, bool reload)
 
 	if (SPI_processed == 0)
 	{
-		hash_search(stream_cache, name, HASH_REMOVE, NULL);
+		hash_search(stream_cache, &name, HASH_REMOVE, NULL);
+		SPI_freetuptable(SPI_tuptable);
 		return NULL;
+	}
+
+	/*
+	 * A full cache is emptied before a new name enters it: the entries are
+	 * cheap to load again, and the backend's memory stays bounded however
+	 * many streams it sees.  Entries held by a caller stay valid only until
+	 * its next call of mlma_stream_get.
+	 */
+	if (hash_search(stream_cache, &name, HASH_FIND, NULL) == NULL &&
+		hash_get_num_entries(stream_cache) >= mlma_stream_cache_size)
+	{
+		StreamCacheDrop();
+		StreamCacheInit();
 	}
 
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
-	entry = (MlmaStream *) hash_search(stream_cache, name, HASH_ENTER, &found);
+	entry = (MlmaStream *) hash_search(stream_cache, &name, HASH_ENTER, &found);
 
 	entry->stream_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 	entry->config_version = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
@@ -235,6 +294,7 @@ mlma_stream_get(const char *name, bool reload)
 	d = SPI_getbinval(tup, desc, 7, &isnull);
 	entry->has_deadline = !isnull;
 	entry->deadline = isnull ? 0 : DatumGetTimestampTz(d);
+	SPI_freetuptable(SPI_tuptable);
 
 	return entry;
 }
@@ -271,6 +331,7 @@ mlma_stream_auto_create(const char *name, const char *defaults)
 	ret = SPI_execute_plan(create_plan, args, NULL, false, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "stream creation failed: %s", SPI_result_code_string(ret));
+	SPI_freetuptable(SPI_tuptable);
 
 	entry = mlma_stream_get(name, true);
 	if (entry == NULL)

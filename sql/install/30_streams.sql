@@ -471,7 +471,14 @@ RETURNS trigger
 AS 'MODULE_PATHNAME', 'mlma_observe_trigger'
 LANGUAGE C;
 
--- attach: watch a user table.  The row trigger receives the column names and
+-- The statement triggers attach() installs (src/ingest_bulk.c): every row
+-- of an INSERT, UPDATE or COPY, recorded set-based, stream by stream.
+CREATE FUNCTION @extschema@._observe_statement_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'mlma_observe_statement_trigger'
+LANGUAGE C;
+
+-- attach: watch a user table.  The triggers receive the column names and
 -- the defaults as arguments; mlma.attachments lists the mappings.
 CREATE FUNCTION @extschema@.attach(source regclass, stream_column name,
 	actual_column name, predicted_column name, time_column name DEFAULT NULL,
@@ -539,8 +546,12 @@ BEGIN
 		(source, stream_column, actual_column, predicted_column, time_column, defaults)
 	VALUES (source, stream_column, actual_column, predicted_column, time_column,
 			coalesce(defaults, '{}'));
-	EXECUTE format('CREATE TRIGGER mlma_observe AFTER INSERT OR UPDATE ON %s '
-				   'FOR EACH ROW EXECUTE FUNCTION @extschema@._observe_trigger(%L, %L, %L, %L, %L)',
+	EXECUTE format('CREATE TRIGGER mlma_observe AFTER INSERT ON %1$s '
+				   'REFERENCING NEW TABLE AS mlma_new FOR EACH STATEMENT '
+				   'EXECUTE FUNCTION @extschema@._observe_statement_trigger(%2$L, %3$L, %4$L, %5$L, %6$L); '
+				   'CREATE TRIGGER mlma_observe_update AFTER UPDATE ON %1$s '
+				   'REFERENCING OLD TABLE AS mlma_old NEW TABLE AS mlma_new FOR EACH STATEMENT '
+				   'EXECUTE FUNCTION @extschema@._observe_statement_trigger(%2$L, %3$L, %4$L, %5$L, %6$L)',
 				   source, stream_column, actual_column, predicted_column,
 				   coalesce(time_column, ''), coalesce(defaults, '{}')::text);
 END;
@@ -559,7 +570,8 @@ BEGIN
 	END IF;
 	-- the mapping of a table dropped without detach is removed by its oid
 	IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = source) THEN
-		EXECUTE format('DROP TRIGGER IF EXISTS mlma_observe ON %s', source);
+		EXECUTE format('DROP TRIGGER IF EXISTS mlma_observe ON %1$s; '
+					   'DROP TRIGGER IF EXISTS mlma_observe_update ON %1$s', source);
 	END IF;
 END;
 $$;
