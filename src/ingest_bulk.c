@@ -294,6 +294,10 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 			if (free_old)
 				heap_freetuple(oldtup);
 		}
+		/* a tuple read from a spilled store belongs to the slot, in rowcxt */
+		ExecClearTuple(newslot);
+		if (oldslot != NULL)
+			ExecClearTuple(oldslot);
 		MemoryContextSwitchTo(cxt);
 		RecordChunk(rows, n);
 		MemoryContextReset(rowcxt);
