@@ -4,6 +4,7 @@
 # measurement have their own commands (bench/soak/run.sh, bench/memory/run.sh).
 #   INSERT_SECONDS=N   length of each pgbench run (default 20)
 #   FLEET_STREAMS=N    streams of the run_checks benchmark (default 10000)
+#   BULK_ROUNDS=N      timings per form of the bulk benchmark (default 3)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +38,10 @@ section kernels kernels
 # -- monitored INSERT into an attached table vs plain INSERT (pgbench), bulk
 #    load, and bytes per retained observation
 section insert ./bench/insert/run.sh "${INSERT_SECONDS:-20}"
+
+# -- multi-row statements into an attached table vs a plain one: INSERT ...
+#    SELECT, UPDATE filling in actual, COPY (300 000 rows, 1 000 streams)
+section bulk ./bench/bulk/run.sh "${BULK_ROUNDS:-3}"
 
 # -- run_checks() at 10 000 streams vs a Python/SciPy job
 section fleet ./bench/fleet/run.sh

@@ -204,19 +204,28 @@ PreparePlans(void)
 		Oid			types[4] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID};
 
 		/*
-		 * The same under READ COMMITTED, where the statement's snapshot is
-		 * taken after the stream lock was granted and so sees every writer
-		 * that held it: no need to write the state row.
+		 * The same under READ COMMITTED, where the statement also takes the
+		 * stream's writer lock (the row lock on its state row) and needs no
+		 * write of the state row.  After waiting for the lock (or when a
+		 * writer committed between the statement's snapshot and the lock),
+		 * the snapshot may miss that writer's observations; the state row
+		 * is the latest version (a closed batch moved open_start_seq past
+		 * them), and since a stream's seqs are contiguous, a missed
+		 * observation always holds the seq computed here: the insert then
+		 * conflicts, inserts nothing, and the caller reads the open batch
+		 * again with a new snapshot, under the lock now held.
 		 */
 		read_plan = PreparePlan(
 								"WITH cur AS (SELECT st.config_version, st.open_start_seq, st.age_flagged, "
 								"                    greatest(st.open_start_seq, "
 								"                             (SELECT max(seq) + 1 FROM mlma.observations "
 								"                               WHERE stream_id = $1)) AS next_seq "
-								"               FROM mlma.stream_state st WHERE st.stream_id = $1), "
+								"               FROM mlma.stream_state st WHERE st.stream_id = $1 "
+								"                FOR NO KEY UPDATE OF st), "
 								"ins AS (INSERT INTO mlma.observations (stream_id, seq, observed_at, loss) "
 								"        SELECT $1, next_seq, $3, $4 FROM cur "
-								"         WHERE config_version = $2 RETURNING seq) "
+								"         WHERE config_version = $2 "
+								"        ON CONFLICT DO NOTHING RETURNING seq) "
 								"SELECT c.config_version, c.open_start_seq, c.age_flagged, true, "
 								"       c.next_seq, (SELECT count(*) FROM ins) AS inserted "
 								"  FROM cur c",
@@ -257,6 +266,7 @@ TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
 			bool insert, OwnedStream **owned)
 {
 	OwnedStream *o;
+	bool		combined;
 	Datum		args[4];
 	bool		isnull;
 	int			ret;
@@ -267,8 +277,13 @@ TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
 	bool		inserted;
 	Datum		d;
 
-	/* wait for the stream's other writers, then look at it */
-	if (!mlma_lock_stream(stream->stream_id))
+	/*
+	 * Wait for the stream's other writers, then look at it.  Under READ
+	 * COMMITTED with an observation to insert, read_plan takes the lock
+	 * itself (one statement instead of two).
+	 */
+	combined = insert && !IsolationUsesXactSnapshot();
+	if (!combined && !mlma_lock_stream(stream->stream_id))
 		return -1;
 
 	args[0] = Int64GetDatum(stream->stream_id);
@@ -292,6 +307,8 @@ TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
 	fresh = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
 	o->next_seq = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
 	inserted = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull)) > 0;
+	if (combined && !inserted)
+		fresh = false;			/* maybe read before the lock: read again */
 
 	if (!fresh)
 	{

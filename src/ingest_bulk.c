@@ -103,6 +103,12 @@ RecordChunk(MlmaObservation *rows, int n)
 
 	if (n == 0)
 		return;
+	if (n == 1)
+	{
+		/* a single-row statement: the row path's one saved statement */
+		(void) mlma_record(&rows[0]);
+		return;
+	}
 
 	ctl.keysize = sizeof(char *);
 	ctl.entrysize = sizeof(BulkGroup);
