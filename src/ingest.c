@@ -189,7 +189,7 @@ PreparePlans(void)
 								 "               u.touch_count = o.touch_count + 1 AS fresh, "
 								 "               greatest(u.open_start_seq, "
 								 "                        (SELECT max(seq) + 1 FROM mlma.observations "
-								 "                          WHERE stream_id = $1)) AS next_seq "
+								 "                          WHERE stream_id = $1 AND seq >= u.open_start_seq)) AS next_seq "
 								 "          FROM upd u, old o), "
 								 "ins AS (INSERT INTO mlma.observations (stream_id, seq, observed_at, loss) "
 								 "        SELECT $1, next_seq, $3, $4 FROM cur "
@@ -219,7 +219,8 @@ PreparePlans(void)
 								"WITH cur AS (SELECT st.config_version, st.open_start_seq, st.age_flagged, "
 								"                    greatest(st.open_start_seq, "
 								"                             (SELECT max(seq) + 1 FROM mlma.observations "
-								"                               WHERE stream_id = $1)) AS next_seq "
+								"                               WHERE stream_id = $1 "
+								"                                 AND seq >= st.open_start_seq)) AS next_seq "
 								"               FROM mlma.stream_state st WHERE st.stream_id = $1 "
 								"                FOR NO KEY UPDATE OF st), "
 								"ins AS (INSERT INTO mlma.observations (stream_id, seq, observed_at, loss) "
@@ -232,9 +233,17 @@ PreparePlans(void)
 								4, types);
 	}
 	if (max_plan == NULL)
+	{
+		Oid			types[2] = {INT8OID, INT8OID};
+
+		/*
+		 * Observations below open_start_seq are gone (closed batches); the
+		 * bound keeps the index scan off their dead index entries.
+		 */
 		max_plan = PreparePlan("SELECT max(seq) FROM mlma.observations "
-							   "WHERE stream_id = $1",
-							   1, id_type);
+							   "WHERE stream_id = $1 AND seq >= $2",
+							   2, types);
+	}
 	if (insert_plan == NULL)
 	{
 		Oid			types[4] = {INT8OID, INT8OID, TIMESTAMPTZOID, FLOAT8OID};
@@ -312,9 +321,13 @@ TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
 
 	if (!fresh)
 	{
-		SPI_freetuptable(SPI_tuptable);
 		/* a writer committed while we waited: a new snapshot sees it */
-		ret = SPI_execute_plan(max_plan, args, NULL, false, 1);
+		Datum		margs[2];
+
+		SPI_freetuptable(SPI_tuptable);
+		margs[0] = Int64GetDatum(stream->stream_id);
+		margs[1] = Int64GetDatum(o->open_start_seq);
+		ret = SPI_execute_plan(max_plan, margs, NULL, false, 1);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "reading the open batch failed: %s",
 				 SPI_result_code_string(ret));
