@@ -10,7 +10,9 @@
 #   UPDATE fills actual one statement: 300 000 rows inserted with actual NULL
 #                       (not timed), then one UPDATE sets actual
 #   COPY                one COPY FROM of the same 300 000 rows (CSV)
-# ratio = time plain / time monitored (1.0: monitoring costs nothing).
+# ratio = time plain / time monitored (1.0: monitoring costs nothing).  The
+# same statements through the row trigger of 0.1.0 (one observation at a
+# time) are timed alongside, on the same streams, for comparison.
 #
 # Uses the server in PGHOST/PGPORT, or starts a throwaway one (pg_virtualenv).
 set -euo pipefail
@@ -59,13 +61,15 @@ echo "300 000 rows, 1 000 streams, batch 96, eager welch; median of $ROUNDS"
 for form in insert update copy; do
 	p=$(bench "$form" bulk_plain)
 	m=$(bench "$form" bulk_monitored)
+	r=$(bench "$form" bulk_rowtrigger)
 	case $form in
 	insert) label="INSERT ... SELECT" ;;
 	update) label="UPDATE fills actual" ;;
 	copy)   label="COPY FROM" ;;
 	esac
-	printf '%-20s plain %8.1f ms  monitored %8.1f ms  ratio %.2f\n' \
-		"$label" "$p" "$m" "$(awk -v a="$p" -v b="$m" 'BEGIN { print a / b }')"
+	printf '%-20s plain %8.1f ms  monitored %8.1f ms  ratio %.2f   (row trigger %8.1f ms, ratio %.2f)\n' \
+		"$label" "$p" "$m" "$(awk -v a="$p" -v b="$m" 'BEGIN { print a / b }')" \
+		"$r" "$(awk -v a="$p" -v b="$r" 'BEGIN { print a / b }')"
 done
 psql -qX -d "$DB" -c "SELECT (SELECT count(*) FROM mlma.batches) AS batches,
 	(SELECT count(*) FROM mlma.checks) AS checks" | cat

@@ -1,6 +1,6 @@
 -- mlma bulk benchmark: 1 000 streams, batch 96, eager Welch, references
 -- warmed.  bulk_plain and bulk_monitored are identical; only bulk_monitored
--- is attached.
+-- is attached (bulk_rowtrigger: see below).
 CREATE TABLE bulk_plain (
 	zone		text NOT NULL,
 	target_at	timestamptz NOT NULL,
@@ -8,6 +8,11 @@ CREATE TABLE bulk_plain (
 	actual		float8
 );
 CREATE TABLE bulk_monitored (LIKE bulk_plain);
+-- the same mapping through the row trigger of 0.1.0, for comparison
+CREATE TABLE bulk_rowtrigger (LIKE bulk_plain);
+CREATE TRIGGER mlma_observe AFTER INSERT OR UPDATE ON bulk_rowtrigger
+	FOR EACH ROW EXECUTE FUNCTION mlma._observe_trigger('zone', 'actual',
+		'predicted', 'target_at', '{"batch_size": 96, "method": "welch"}');
 SELECT count(mlma.create_stream('bulk/zone-' || z, batch_size => 96, method => 'welch'))
   FROM generate_series(1, 1000) z;
 SELECT mlma.attach('bulk_monitored', 'zone', 'actual', 'predicted', 'target_at',
