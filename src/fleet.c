@@ -761,8 +761,9 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 											  SPI_tuptable->tupdesc, 2);
 			}
 			SPI_freetuptable(SPI_tuptable);
-			Decide(due, ndue, stream_ids, old_streaks, streaks, fdr);
 		}
+		/* anew, also when only busy streams were left out */
+		Decide(due, ndue, stream_ids, old_streaks, streaks, fdr);
 	}
 
 	INSTR_TIME_SET_CURRENT(t);

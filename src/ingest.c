@@ -5,8 +5,8 @@
  *	  installed by attach() on a user's table.
  *
  * This is the hottest path of mlma.  The first observation of a stream in
- * a transaction takes the stream's writer lock (a heavyweight lock held to
- * the end of the transaction, see mlma_lock_stream), then reads where the
+ * a transaction takes the stream's writer lock (a row lock on its state row
+ * held to the end of the transaction, see mlma_lock_stream), then reads where the
  * open batch stands and inserts the observation in one saved statement; the
  * transaction then owns the stream, keeps the counters in backend memory,
  * and every further observation is one INSERT.  The state row is written
@@ -35,6 +35,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
@@ -55,6 +56,7 @@ static SPIPlanPtr max_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr close_plan = NULL;
 static SPIPlanPtr age_plan = NULL;
+static SPIPlanPtr bulk_plan = NULL;
 
 /* attempts when the stream's configuration changes under our feet */
 #define MLMA_RECORD_ATTEMPTS 5
@@ -72,6 +74,75 @@ typedef struct OwnedStream
 } OwnedStream;
 
 static HTAB *owned_streams = NULL;
+
+static void AfterInsert(MlmaStream *stream, OwnedStream *owned);
+
+/* owned-stream tables up to this size are kept across transactions */
+#define MLMA_OWNED_KEEP 256
+
+/*
+ * OwnedStreamsXactCallback
+ *		At the end of a transaction that wrote many streams, free their
+ *		state (it is valid for that transaction only); a small table is
+ *		kept for the next one.
+ */
+static void
+OwnedStreamsXactCallback(XactEvent event, void *arg)
+{
+	if ((event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		 event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		 event == XACT_EVENT_PREPARE) &&
+		owned_streams != NULL &&
+		hash_get_num_entries(owned_streams) > MLMA_OWNED_KEEP)
+	{
+		hash_destroy(owned_streams);
+		owned_streams = NULL;
+	}
+}
+
+/*
+ * OwnedStreamsCreate
+ *		(Re)create the empty table of the streams this transaction owns.
+ */
+static void
+OwnedStreamsCreate(void)
+{
+	static bool callback_registered = false;
+	HASHCTL		ctl;
+
+	if (!callback_registered)
+	{
+		RegisterXactCallback(OwnedStreamsXactCallback, NULL);
+		callback_registered = true;
+	}
+	if (owned_streams != NULL)
+		hash_destroy(owned_streams);
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(OwnedStream);
+	ctl.hcxt = TopMemoryContext;
+	owned_streams = hash_create("mlma owned streams", 256, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/*
+ * OwnedStreamEnter
+ *		The entry of a stream this transaction is taking.  The table holds
+ *		at most mlma.stream_cache_size streams: when full it is emptied.
+ *		That is safe: a stream whose entry is gone is taken again by its
+ *		next observation, which finds the lock already held and reads the
+ *		open batch with a snapshot that sees this transaction's own work.
+ */
+static OwnedStream *
+OwnedStreamEnter(int64 stream_id)
+{
+	bool		found;
+
+	if (hash_search(owned_streams, &stream_id, HASH_FIND, NULL) == NULL &&
+		hash_get_num_entries(owned_streams) >= mlma_stream_cache_size)
+		OwnedStreamsCreate();
+	return (OwnedStream *) hash_search(owned_streams, &stream_id,
+									   HASH_ENTER, &found);
+}
 
 /*
  * PreparePlan
@@ -120,7 +191,7 @@ PreparePlans(void)
 								 "               u.touch_count = o.touch_count + 1 AS fresh, "
 								 "               greatest(u.open_start_seq, "
 								 "                        (SELECT max(seq) + 1 FROM mlma.observations "
-								 "                          WHERE stream_id = $1)) AS next_seq "
+								 "                          WHERE stream_id = $1 AND seq >= u.open_start_seq)) AS next_seq "
 								 "          FROM upd u, old o), "
 								 "ins AS (INSERT INTO mlma.observations (stream_id, seq, observed_at, loss) "
 								 "        SELECT $1, next_seq, $3, $4 FROM cur "
@@ -135,28 +206,46 @@ PreparePlans(void)
 		Oid			types[4] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID};
 
 		/*
-		 * The same under READ COMMITTED, where the statement's snapshot is
-		 * taken after the stream lock was granted and so sees every writer
-		 * that held it: no need to write the state row.
+		 * The same under READ COMMITTED, where the statement also takes the
+		 * stream's writer lock (the row lock on its state row) and needs no
+		 * write of the state row.  After waiting for the lock (or when a
+		 * writer committed between the statement's snapshot and the lock),
+		 * the snapshot may miss that writer's observations; the state row
+		 * is the latest version (a closed batch moved open_start_seq past
+		 * them), and since a stream's seqs are contiguous, a missed
+		 * observation always holds the seq computed here: the insert then
+		 * conflicts, inserts nothing, and the caller reads the open batch
+		 * again with a new snapshot, under the lock now held.
 		 */
 		read_plan = PreparePlan(
 								"WITH cur AS (SELECT st.config_version, st.open_start_seq, st.age_flagged, "
 								"                    greatest(st.open_start_seq, "
 								"                             (SELECT max(seq) + 1 FROM mlma.observations "
-								"                               WHERE stream_id = $1)) AS next_seq "
-								"               FROM mlma.stream_state st WHERE st.stream_id = $1), "
+								"                               WHERE stream_id = $1 "
+								"                                 AND seq >= st.open_start_seq)) AS next_seq "
+								"               FROM mlma.stream_state st WHERE st.stream_id = $1 "
+								"                FOR NO KEY UPDATE OF st), "
 								"ins AS (INSERT INTO mlma.observations (stream_id, seq, observed_at, loss) "
 								"        SELECT $1, next_seq, $3, $4 FROM cur "
-								"         WHERE config_version = $2 RETURNING seq) "
+								"         WHERE config_version = $2 "
+								"        ON CONFLICT DO NOTHING RETURNING seq) "
 								"SELECT c.config_version, c.open_start_seq, c.age_flagged, true, "
 								"       c.next_seq, (SELECT count(*) FROM ins) AS inserted "
 								"  FROM cur c",
 								4, types);
 	}
 	if (max_plan == NULL)
+	{
+		Oid			types[2] = {INT8OID, INT8OID};
+
+		/*
+		 * Observations below open_start_seq are gone (closed batches); the
+		 * bound keeps the index scan off their dead index entries.
+		 */
 		max_plan = PreparePlan("SELECT max(seq) FROM mlma.observations "
-							   "WHERE stream_id = $1",
-							   1, id_type);
+							   "WHERE stream_id = $1 AND seq >= $2",
+							   2, types);
+	}
 	if (insert_plan == NULL)
 	{
 		Oid			types[4] = {INT8OID, INT8OID, TIMESTAMPTZOID, FLOAT8OID};
@@ -171,15 +260,7 @@ PreparePlans(void)
 	if (age_plan == NULL)
 		age_plan = PreparePlan("SELECT mlma._raise_age($1)", 1, id_type);
 	if (owned_streams == NULL)
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(int64);
-		ctl.entrysize = sizeof(OwnedStream);
-		ctl.hcxt = TopMemoryContext;
-		owned_streams = hash_create("mlma owned streams", 256, &ctl,
-									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
+		OwnedStreamsCreate();
 }
 
 /*
@@ -193,10 +274,10 @@ PreparePlans(void)
  */
 static int
 TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
-			OwnedStream **owned)
+			bool insert, OwnedStream **owned)
 {
 	OwnedStream *o;
-	bool		found;
+	bool		combined;
 	Datum		args[4];
 	bool		isnull;
 	int			ret;
@@ -207,11 +288,18 @@ TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
 	bool		inserted;
 	Datum		d;
 
-	/* wait for the stream's other writers, then look at it */
-	mlma_lock_stream(stream->stream_id);
+	/*
+	 * Wait for the stream's other writers, then look at it.  Under READ
+	 * COMMITTED with an observation to insert, read_plan takes the lock
+	 * itself (one statement instead of two).
+	 */
+	combined = insert && !IsolationUsesXactSnapshot();
+	if (!combined && !mlma_lock_stream(stream->stream_id))
+		return -1;
 
 	args[0] = Int64GetDatum(stream->stream_id);
-	args[1] = Int32GetDatum(stream->config_version);
+	/* config_version -1 matches nothing: only take the stream */
+	args[1] = Int32GetDatum(insert ? stream->config_version : -1);
 	args[2] = TimestampTzGetDatum(observed_at);
 	args[3] = Float8GetDatum(loss);
 	ret = SPI_execute_plan(IsolationUsesXactSnapshot() ? touch_plan : read_plan,
@@ -223,19 +311,25 @@ TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
 
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
-	o = (OwnedStream *) hash_search(owned_streams, &stream->stream_id,
-									HASH_ENTER, &found);
+	o = OwnedStreamEnter(stream->stream_id);
 	config_version = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
 	o->open_start_seq = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 	o->age_flagged = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
 	fresh = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
 	o->next_seq = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
 	inserted = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull)) > 0;
+	if (combined && !inserted)
+		fresh = false;			/* maybe read before the lock: read again */
 
 	if (!fresh)
 	{
 		/* a writer committed while we waited: a new snapshot sees it */
-		ret = SPI_execute_plan(max_plan, args, NULL, false, 1);
+		Datum		margs[2];
+
+		SPI_freetuptable(SPI_tuptable);
+		margs[0] = Int64GetDatum(stream->stream_id);
+		margs[1] = Int64GetDatum(o->open_start_seq);
+		ret = SPI_execute_plan(max_plan, margs, NULL, false, 1);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "reading the open batch failed: %s",
 				 SPI_result_code_string(ret));
@@ -243,6 +337,7 @@ TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
 		o->next_seq = isnull ? o->open_start_seq
 			: Max(o->open_start_seq, DatumGetInt64(d) + 1);
 	}
+	SPI_freetuptable(SPI_tuptable);
 	o->generation = mlma_xact_generation;
 	*owned = o;
 
@@ -441,7 +536,7 @@ mlma_record(const MlmaObservation *obs)
 			continue;
 		}
 
-		switch (TouchStream(stream, obs->observed_at, loss, &owned))
+		switch (TouchStream(stream, obs->observed_at, loss, true, &owned))
 		{
 			case 1:
 				done = true;
@@ -458,6 +553,21 @@ mlma_record(const MlmaObservation *obs)
 		}
 	}
 
+	AfterInsert(stream, owned);
+	return NULL;
+}
+
+/*
+ * AfterInsert
+ *		Close the open batch when it is full, and raise the age request
+ *		the first time the model version is found too old.
+ */
+static void
+AfterInsert(MlmaStream *stream, OwnedStream *owned)
+{
+	Datum		args[1];
+	int			ret;
+
 	args[0] = Int64GetDatum(stream->stream_id);
 	if (owned->next_seq - owned->open_start_seq >= stream->batch_size)
 	{
@@ -466,6 +576,7 @@ mlma_record(const MlmaObservation *obs)
 		ret = SPI_execute_plan(close_plan, args, NULL, false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "closing a batch failed: %s", SPI_result_code_string(ret));
+		SPI_freetuptable(SPI_tuptable);
 		owned->open_start_seq = next_seq;
 	}
 
@@ -476,9 +587,144 @@ mlma_record(const MlmaObservation *obs)
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "raising an age request failed: %s",
 				 SPI_result_code_string(ret));
+		SPI_freetuptable(SPI_tuptable);
 		owned->age_flagged = true;
 	}
-	return NULL;
+}
+
+/*
+ * mlma_record_stream
+ *		Record n observations of one stream (obs[i].name all the same, loss
+ *		computed from actual and predicted), in order: the stream is taken
+ *		once, the observations go in with one INSERT per stretch up to the
+ *		next batch boundary, and each full batch is closed as by mlma_record.
+ *		Each observation is checked as mlma_record checks it: an invalid one
+ *		raises its error, or with skip_invalid is left out and its reason set
+ *		in reasons[i] (NULL for the recorded ones).  Returns the number
+ *		recorded.  The caller is connected to SPI.
+ */
+int
+mlma_record_stream(const MlmaObservation *obs, int n, const char **reasons)
+{
+	const char *name = obs[0].name;
+	MlmaStream *stream;
+	OwnedStream *owned = NULL;
+	int			attempt;
+	int			i;
+	int			nkeep = 0;
+	int		   *keep;
+	double	   *losses;
+	Datum	   *ds;
+	Datum	   *ts;
+
+	if (n <= 0)
+		return 0;
+
+	PreparePlans();
+	if (bulk_plan == NULL)
+	{
+		Oid			types[4] = {INT8OID, INT8OID, TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID};
+
+		bulk_plan = PreparePlan("INSERT INTO mlma.observations "
+								"(stream_id, seq, observed_at, loss) "
+								"SELECT $1, $2 + u.o - 1, u.t, u.l "
+								"  FROM unnest($3, $4) WITH ORDINALITY AS u(t, l, o)",
+								4, types);
+	}
+	losses = palloc(sizeof(double) * n);
+	keep = palloc(sizeof(int) * n);
+	stream = mlma_stream_get(name, false);
+
+	/* take the stream: its lock and where its open batch stands */
+	for (attempt = 0;; attempt++)
+	{
+		bool		found;
+
+		if (stream == NULL)
+		{
+			const char *problem = obs[0].defaults == NULL ? REASON_UNKNOWN
+				: mlma_stream_name_problem(name);
+
+			if (problem != NULL)
+			{
+				for (i = 0; i < n; i++)
+				{
+					if (!obs[i].skip_invalid)
+						Invalid(&obs[i], NULL, problem);
+					reasons[i] = problem;
+				}
+				return 0;
+			}
+			stream = mlma_stream_auto_create(name, obs[0].defaults);
+		}
+		if (attempt >= MLMA_RECORD_ATTEMPTS)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not record an observation of stream \"%s\"", name),
+					 errdetail("The stream's configuration changed during every attempt.")));
+
+		owned = (OwnedStream *) hash_search(owned_streams, &stream->stream_id,
+											HASH_FIND, &found);
+		if (owned != NULL && owned->generation == mlma_xact_generation)
+			break;
+		if (TouchStream(stream, 0, 0.0, false, &owned) == 0 &&
+			stream->config_version >= 0)
+			break;
+		stream = mlma_stream_get(name, true);
+	}
+
+	for (i = 0; i < n; i++)
+	{
+		const char *problem = NULL;
+
+		if (TIMESTAMP_NOT_FINITE(obs[i].observed_at))
+			problem = REASON_TIME;
+		else
+			problem = ComputeLoss(stream, obs[i].actual, obs[i].predicted,
+								  &losses[i]);
+		reasons[i] = problem;
+		if (problem == NULL)
+			keep[nkeep++] = i;
+		else if (!obs[i].skip_invalid)
+			Invalid(&obs[i], stream, problem);
+	}
+
+	ds = palloc(sizeof(Datum) * Max(nkeep, 1));
+	ts = palloc(sizeof(Datum) * Max(nkeep, 1));
+	for (i = 0; i < nkeep;)
+	{
+		int64		room = stream->batch_size - (owned->next_seq - owned->open_start_seq);
+		int			k = (int) Max(1, Min(room, nkeep - i));
+		int			j;
+		Datum		args[4];
+		int			ret;
+
+		for (j = 0; j < k; j++)
+		{
+			ds[j] = Float8GetDatum(losses[keep[i + j]]);
+			ts[j] = TimestampTzGetDatum(obs[keep[i + j]].observed_at);
+		}
+		args[0] = Int64GetDatum(stream->stream_id);
+		args[1] = Int64GetDatum(owned->next_seq);
+		args[2] = PointerGetDatum(construct_array(ts, k, TIMESTAMPTZOID, 8,
+												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[3] = PointerGetDatum(construct_array(ds, k, FLOAT8OID, 8,
+												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		ret = SPI_execute_plan(bulk_plan, args, NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "recording observations failed: %s",
+				 SPI_result_code_string(ret));
+		pfree(DatumGetPointer(args[2]));
+		pfree(DatumGetPointer(args[3]));
+		owned->next_seq += k;
+		i += k;
+		AfterInsert(stream, owned);
+	}
+	pfree(ds);
+	pfree(ts);
+	pfree(keep);
+	pfree(losses);
+	return nkeep;
 }
 
 /*
@@ -522,7 +768,7 @@ mlma_count_skip(const char *name, Oid source, const char *reason)
 	args[1] = CStringGetTextDatum(reason);
 	if (stream != NULL)
 	{
-		mlma_lock_stream(stream->stream_id);
+		(void) mlma_lock_stream(stream->stream_id);
 		args[0] = Int64GetDatum(stream->stream_id);
 		ret = SPI_execute_plan(stream_plan, args, NULL, false, 0);
 		if (ret != SPI_OK_UPDATE)
@@ -629,18 +875,6 @@ typedef struct AttachedColumns
 static AttachedColumns attach_cache[MLMA_ATTACH_CACHE];
 static int	attach_next = 0;
 
-/* what the trigger's arguments say (0.1.0 triggers have the first five) */
-typedef struct AttachArgs
-{
-	const char *stream;
-	const char *actual;
-	const char *predicted;
-	const char *time;			/* "" = none */
-	const char *defaults;
-	const char *benchmark;		/* "" = none */
-	bool		skip;			/* on_invalid = 'skip' */
-	bool		create;			/* unknown streams are created */
-} AttachArgs;
 
 static bool
 ColumnMatches(TupleDesc desc, int attnum, const char *name)
@@ -667,7 +901,7 @@ ResolveColumn(TupleDesc desc, const char *name)
 }
 
 static AttachedColumns *
-GetAttachedColumns(Trigger *trigger, TupleDesc desc, const AttachArgs *a)
+GetAttachedColumns(Trigger *trigger, TupleDesc desc, const MlmaAttachArgs *a)
 {
 	AttachedColumns *c = NULL;
 	int			i;
@@ -788,12 +1022,122 @@ NumericValue(Datum d, Oid type)
 }
 
 /*
- * RowError
+ * mlma_attach_args
+ *		What the trigger's arguments say: stream, actual, predicted and time
+ *		column names ('' = none), the defaults of automatically created
+ *		streams (JSON), and since 0.2.0 the benchmark column ('' = none),
+ *		on_invalid ('error' or 'skip') and whether unknown streams are
+ *		created ('t' or 'f').  Triggers of 0.1.0 have the first five.
+ */
+void
+mlma_attach_args(Trigger *trigger, const char *function, MlmaAttachArgs *a)
+{
+	if (trigger->tgnargs != 5 && trigger->tgnargs != 8)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s needs 8 arguments, got %d", function, trigger->tgnargs),
+				 errhint("Install it with mlma.attach().")));
+	a->stream = trigger->tgargs[0];
+	a->actual = trigger->tgargs[1];
+	a->predicted = trigger->tgargs[2];
+	a->time = trigger->tgargs[3];
+	a->defaults = trigger->tgargs[4];
+	a->benchmark = trigger->tgnargs == 8 ? trigger->tgargs[5] : "";
+	a->skip = trigger->tgnargs == 8 && strcmp(trigger->tgargs[6], "skip") == 0;
+	a->create = trigger->tgnargs != 8 || strcmp(trigger->tgargs[7], "f") != 0;
+}
+
+/*
+ * mlma_decode_attached_row
+ *		One row of an attached table as an observation, shared by the row
+ *		trigger and the statement triggers (ingest_bulk.c), so both apply
+ *		the same checks.  old_tuple: the row before an UPDATE, NULL for an
+ *		INSERT.  Returns MLMA_ROW_NONE when the row is no observation (NULL
+ *		stream, actual or predicted; an UPDATE that does not fill in actual),
+ *		MLMA_ROW_OBSERVATION with *obs filled in (name palloc'd; skip_invalid
+ *		and defaults as the attachment says), or MLMA_ROW_PROBLEM when a
+ *		mapped column is gone or of a type the trigger cannot read: *problem
+ *		says which and *code has the SQLSTATE.  Every column is checked by
+ *		name and type on every row, never only when the cache is filled.
+ */
+MlmaRowKind
+mlma_decode_attached_row(Trigger *trigger, const MlmaAttachArgs *a,
+						 Relation rel, HeapTuple old_tuple, HeapTuple tuple,
+						 MlmaObservation *obs, char **problem, int *code)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	AttachedColumns *cols = GetAttachedColumns(trigger, desc, a);
+	Datum		d;
+	bool		isnull;
+
+	memset(obs, 0, sizeof(*obs));
+	*problem = NULL;
+	if ((*problem = ColumnProblem(desc, cols->actual, a->actual, COL_NUMBER, rel, code)) != NULL ||
+		(*problem = ColumnProblem(desc, cols->predicted, a->predicted, COL_NUMBER, rel, code)) != NULL ||
+		(*problem = ColumnProblem(desc, cols->stream, a->stream, COL_STREAM, rel, code)) != NULL ||
+		(a->time[0] != '\0' &&
+		 (*problem = ColumnProblem(desc, cols->time, a->time, COL_TIME, rel, code)) != NULL) ||
+		(a->benchmark[0] != '\0' &&
+		 (*problem = ColumnProblem(desc, cols->benchmark, a->benchmark, COL_NUMBER, rel, code)) != NULL))
+		return MLMA_ROW_PROBLEM;
+
+	if (old_tuple != NULL)
+	{
+		/* only an UPDATE that fills in actual is an observation */
+		(void) heap_getattr(old_tuple, cols->actual, desc, &isnull);
+		if (!isnull)
+			return MLMA_ROW_NONE;
+	}
+
+	d = heap_getattr(tuple, cols->actual, desc, &isnull);
+	if (isnull)
+		return MLMA_ROW_NONE;
+	obs->actual = NumericValue(d, TupleDescAttr(desc, cols->actual - 1)->atttypid);
+
+	d = heap_getattr(tuple, cols->predicted, desc, &isnull);
+	if (isnull)
+		return MLMA_ROW_NONE;
+	obs->predicted = NumericValue(d, TupleDescAttr(desc, cols->predicted - 1)->atttypid);
+
+	d = heap_getattr(tuple, cols->stream, desc, &isnull);
+	if (isnull)
+		return MLMA_ROW_NONE;
+	obs->name = TextDatumGetCString(d);
+
+	obs->observed_at = GetCurrentTransactionStartTimestamp();
+	if (cols->time > 0)
+	{
+		d = heap_getattr(tuple, cols->time, desc, &isnull);
+		if (!isnull)
+		{
+			if (TupleDescAttr(desc, cols->time - 1)->atttypid == TIMESTAMPTZOID)
+				obs->observed_at = DatumGetTimestampTz(d);
+			else
+				obs->observed_at = DatumGetTimestampTz(DirectFunctionCall1(timestamp_timestamptz, d));
+		}
+	}
+	if (cols->benchmark > 0)
+	{
+		d = heap_getattr(tuple, cols->benchmark, desc, &isnull);
+		if (!isnull)
+		{
+			obs->has_benchmark = true;
+			obs->benchmark = NumericValue(d, TupleDescAttr(desc, cols->benchmark - 1)->atttypid);
+		}
+	}
+	obs->defaults = a->create ? a->defaults : NULL;
+	obs->skip_invalid = a->skip;
+	return MLMA_ROW_OBSERVATION;
+}
+
+/*
+ * mlma_attached_row_error
  *		The error for a row of an attached table, naming the table and the
  *		attachment.
  */
-static void
-RowError(Relation rel, const AttachArgs *a, int code, const char *msg)
+void
+mlma_attached_row_error(Relation rel, const MlmaAttachArgs *a, int code,
+						const char *msg)
 {
 	ereport(ERROR,
 			(errcode(code),
@@ -804,36 +1148,49 @@ RowError(Relation rel, const AttachArgs *a, int code, const char *msg)
 }
 
 /*
+ * mlma_rethrow_with_table
+ *		Called in a PG_CATCH block: the error of recording a row of an
+ *		attached table, its detail extended with the table and the
+ *		attachment, raised again.
+ */
+void
+mlma_rethrow_with_table(Relation rel, const MlmaAttachArgs *a)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(TopTransactionContext);
+	edata = CopyErrorData();
+	FlushErrorState();
+	edata->detail = psprintf("%s%sRow of table \"%s\", attached to mlma with stream column \"%s\" (mlma.attachments).",
+							 edata->detail ? edata->detail : "",
+							 edata->detail ? " " : "",
+							 RelationGetRelationName(rel), a->stream);
+	ReThrowError(edata);
+}
+
+/*
  * mlma_observe_trigger
- *		AFTER INSERT OR UPDATE row trigger of an attached table.  Arguments:
- *		stream, actual, predicted and time column names ('' = none), the
- *		defaults of automatically created streams (JSON), and since 0.2.0
- *		the benchmark column ('' = none), on_invalid ('error' or 'skip') and
- *		whether unknown streams are created ('t' or 'f').  A row becomes an
- *		observation when it is inserted with actual and predicted, or when
- *		an UPDATE fills in actual (NULL before) with predicted present.
- *		Rows with a NULL stream name are ignored.  A row that cannot be an
- *		observation (a mapped column gone or of another type, non-finite
- *		values, a name that cannot be a stream) fails the statement under
- *		on_invalid 'error', and is counted and left out under 'skip'.
+ *		AFTER INSERT OR UPDATE row trigger of tables attached before 0.2.0
+ *		(attach() now installs the statement triggers of ingest_bulk.c).
+ *		Arguments: see mlma_attach_args.  A row becomes an observation
+ *		when it is inserted with actual and predicted, or when an UPDATE
+ *		fills in actual (NULL before) with predicted present.  Rows with a
+ *		NULL stream name are ignored.  A row that cannot be an observation
+ *		(a mapped column gone or of another type, non-finite values, a name
+ *		that cannot be a stream) fails the statement under on_invalid
+ *		'error', and is counted and left out under 'skip'.
  */
 Datum
 mlma_observe_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Trigger    *trigger;
 	Relation	rel;
-	TupleDesc	desc;
-	HeapTuple	tuple;
-	AttachedColumns *cols;
-	AttachArgs	a;
+	MlmaAttachArgs a;
 	MlmaObservation obs;
-	Datum		d;
-	bool		isnull;
+	MlmaRowKind kind;
 	char	   *problem = NULL;
 	const char *reason;
 	int			code = ERRCODE_INVALID_PARAMETER_VALUE;
-	char	   *name = NULL;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -844,98 +1201,28 @@ mlma_observe_trigger(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("mlma._observe_trigger() must be an AFTER ... FOR EACH ROW trigger")));
-
-	trigger = trigdata->tg_trigger;
-	if (trigger->tgnargs != 5 && trigger->tgnargs != 8)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("mlma._observe_trigger() needs 8 arguments, got %d",
-						trigger->tgnargs),
-				 errhint("Install it with mlma.attach().")));
-	a.stream = trigger->tgargs[0];
-	a.actual = trigger->tgargs[1];
-	a.predicted = trigger->tgargs[2];
-	a.time = trigger->tgargs[3];
-	a.defaults = trigger->tgargs[4];
-	a.benchmark = trigger->tgnargs == 8 ? trigger->tgargs[5] : "";
-	a.skip = trigger->tgnargs == 8 && strcmp(trigger->tgargs[6], "skip") == 0;
-	a.create = trigger->tgnargs != 8 || strcmp(trigger->tgargs[7], "f") != 0;
-
+	mlma_attach_args(trigdata->tg_trigger, "mlma._observe_trigger()", &a);
 	rel = trigdata->tg_relation;
-	desc = RelationGetDescr(rel);
-	cols = GetAttachedColumns(trigger, desc, &a);
 
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-		tuple = trigdata->tg_newtuple;
+		kind = mlma_decode_attached_row(trigdata->tg_trigger, &a, rel,
+										trigdata->tg_trigtuple,
+										trigdata->tg_newtuple, &obs,
+										&problem, &code);
 	else if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		tuple = trigdata->tg_trigtuple;
+		kind = mlma_decode_attached_row(trigdata->tg_trigger, &a, rel, NULL,
+										trigdata->tg_trigtuple, &obs,
+										&problem, &code);
 	else
 		return PointerGetDatum(NULL);
-
-	memset(&obs, 0, sizeof(obs));
-
-	/* every column the trigger reads, checked by name and type */
-	if ((problem = ColumnProblem(desc, cols->actual, a.actual, COL_NUMBER, rel, &code)) == NULL &&
-		(problem = ColumnProblem(desc, cols->predicted, a.predicted, COL_NUMBER, rel, &code)) == NULL &&
-		(problem = ColumnProblem(desc, cols->stream, a.stream, COL_STREAM, rel, &code)) == NULL &&
-		(a.time[0] == '\0' ||
-		 (problem = ColumnProblem(desc, cols->time, a.time, COL_TIME, rel, &code)) == NULL) &&
-		(a.benchmark[0] == '\0' ||
-		 (problem = ColumnProblem(desc, cols->benchmark, a.benchmark, COL_NUMBER, rel, &code)) == NULL))
-	{
-		if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-		{
-			/* only an UPDATE that fills in actual is an observation */
-			(void) heap_getattr(trigdata->tg_trigtuple, cols->actual, desc, &isnull);
-			if (!isnull)
-				return PointerGetDatum(NULL);
-		}
-
-		d = heap_getattr(tuple, cols->actual, desc, &isnull);
-		if (isnull)
-			return PointerGetDatum(NULL);
-		obs.actual = NumericValue(d, TupleDescAttr(desc, cols->actual - 1)->atttypid);
-
-		d = heap_getattr(tuple, cols->predicted, desc, &isnull);
-		if (isnull)
-			return PointerGetDatum(NULL);
-		obs.predicted = NumericValue(d, TupleDescAttr(desc, cols->predicted - 1)->atttypid);
-
-		d = heap_getattr(tuple, cols->stream, desc, &isnull);
-		if (isnull)
-			return PointerGetDatum(NULL);
-		name = TextDatumGetCString(d);
-
-		obs.observed_at = GetCurrentTransactionStartTimestamp();
-		if (cols->time > 0)
-		{
-			d = heap_getattr(tuple, cols->time, desc, &isnull);
-			if (!isnull)
-			{
-				if (TupleDescAttr(desc, cols->time - 1)->atttypid == TIMESTAMPTZOID)
-					obs.observed_at = DatumGetTimestampTz(d);
-				else
-					obs.observed_at = DatumGetTimestampTz(DirectFunctionCall1(timestamp_timestamptz, d));
-			}
-		}
-		if (cols->benchmark > 0)
-		{
-			d = heap_getattr(tuple, cols->benchmark, desc, &isnull);
-			if (!isnull)
-			{
-				obs.has_benchmark = true;
-				obs.benchmark = NumericValue(d, TupleDescAttr(desc, cols->benchmark - 1)->atttypid);
-			}
-		}
-	}
-	else if (!a.skip)
-		RowError(rel, &a, code, problem);
+	if (kind == MLMA_ROW_NONE)
+		return PointerGetDatum(NULL);
+	if (kind == MLMA_ROW_PROBLEM && !a.skip)
+		mlma_attached_row_error(rel, &a, code, problem);
 
 	SPI_connect();
-	if (problem == NULL)
+	if (kind == MLMA_ROW_OBSERVATION)
 	{
-		obs.name = name;
-		obs.defaults = a.create ? a.defaults : NULL;
 		obs.skip_invalid = true;
 		reason = mlma_record(&obs);
 		if (reason != NULL && !a.skip)
@@ -948,23 +1235,14 @@ mlma_observe_trigger(PG_FUNCTION_ARGS)
 			}
 			PG_CATCH();
 			{
-				ErrorData  *edata;
-
-				MemoryContextSwitchTo(TopTransactionContext);
-				edata = CopyErrorData();
-				FlushErrorState();
-				edata->detail = psprintf("%s%sRow of table \"%s\", attached to mlma with stream column \"%s\" (mlma.attachments).",
-										 edata->detail ? edata->detail : "",
-										 edata->detail ? " " : "",
-										 RelationGetRelationName(rel), a.stream);
-				ReThrowError(edata);
+				mlma_rethrow_with_table(rel, &a);
 			}
 			PG_END_TRY();
 			/* recorded the second time: cannot happen, the data is the same */
-			RowError(rel, &a, code, reason);
+			mlma_attached_row_error(rel, &a, code, reason);
 		}
 		if (reason != NULL)
-			mlma_count_skip(name, RelationGetRelid(rel), reason);
+			mlma_count_skip(obs.name, RelationGetRelid(rel), reason);
 	}
 	else
 		mlma_count_skip(NULL, RelationGetRelid(rel), problem);

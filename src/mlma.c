@@ -13,12 +13,14 @@
 #include "utils/guc.h"
 
 #include "mlma.h"
+#include "monitor.h"
 
 PG_MODULE_MAGIC;
 
 double		mlma_fdr = 0.05;
 int			mlma_round_size = 100000;
 int			mlma_round_max_locks = 0;
+int			mlma_stream_cache_size = 10000;
 
 void		_PG_init(void);
 
@@ -53,6 +55,16 @@ _PG_init(void)
 							"Streams beyond it keep their batches queued for the next round.",
 							&mlma_round_max_locks,
 							0, 0, INT_MAX,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("mlma.stream_cache_size",
+							"Most streams whose configuration one backend keeps cached.",
+							"Also bounds the per-transaction state kept for the streams a "
+							"transaction writes; beyond it the state is read again from the "
+							"tables, so any number of streams can be written.",
+							&mlma_stream_cache_size,
+							10000, 16, 10000000,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 

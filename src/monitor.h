@@ -16,6 +16,9 @@
 
 #include "postgres.h"
 
+#include "access/htup.h"
+#include "commands/trigger.h"
+#include "utils/relcache.h"
 #include "utils/timestamp.h"
 
 #include "core/stats.h"
@@ -31,7 +34,7 @@
  */
 typedef struct MlmaStream
 {
-	char		name[MLMA_NAME_MAXBYTES];	/* hash key */
+	char	   *name;			/* hash key (the cache's own copy) */
 	int64		stream_id;
 	int32		config_version;
 	MlmaLossKind loss_kind;
@@ -42,11 +45,14 @@ typedef struct MlmaStream
 	TimestampTz deadline;		/* version_started_at + max_model_age */
 } MlmaStream;
 
+/* mlma.stream_cache_size: most streams cached per backend (mlma.c) */
+extern int	mlma_stream_cache_size;
+
 /* stream.c */
 extern uint64 mlma_xact_generation;
 extern MlmaStream *mlma_stream_get(const char *name, bool reload);
 extern MlmaStream *mlma_stream_auto_create(const char *name, const char *defaults);
-extern void mlma_lock_stream(int64 stream_id);
+extern bool mlma_lock_stream(int64 stream_id);
 extern bool mlma_try_lock_stream(int64 stream_id);
 
 /* check.c: one check of a closed batch, in plain C (no error raised) */
@@ -100,5 +106,46 @@ extern void mlma_count_skip(const char *name, Oid source, const char *reason);
 
 /* NULL when name can be a new stream's name, else why not (static string) */
 extern const char *mlma_stream_name_problem(const char *name);
+
+/*
+ * Records observations of ONE stream (every obs[i].name the same), in
+ * order, taking the stream once: the set-based path of the statement
+ * trigger (ingest_bulk.c).  reasons[i] gets the reason of each skipped
+ * observation (skip_invalid), NULL for the recorded ones.  Returns the
+ * number recorded.
+ */
+extern int	mlma_record_stream(const MlmaObservation *obs, int n,
+							   const char **reasons);
+
+/* what the arguments of an attached table's trigger say */
+typedef struct MlmaAttachArgs
+{
+	const char *stream;
+	const char *actual;
+	const char *predicted;
+	const char *time;			/* "" = none */
+	const char *defaults;
+	const char *benchmark;		/* "" = none */
+	bool		skip;			/* on_invalid = 'skip' */
+	bool		create;			/* unknown streams are created */
+} MlmaAttachArgs;
+
+typedef enum MlmaRowKind
+{
+	MLMA_ROW_NONE,				/* not an observation */
+	MLMA_ROW_OBSERVATION,
+	MLMA_ROW_PROBLEM			/* a mapped column is gone or of another type */
+} MlmaRowKind;
+
+extern void mlma_attach_args(Trigger *trigger, const char *function,
+							 MlmaAttachArgs *a);
+extern MlmaRowKind mlma_decode_attached_row(Trigger *trigger,
+											const MlmaAttachArgs *a,
+											Relation rel, HeapTuple old_tuple,
+											HeapTuple tuple, MlmaObservation *obs,
+											char **problem, int *code);
+extern void mlma_attached_row_error(Relation rel, const MlmaAttachArgs *a,
+									int code, const char *msg) pg_attribute_noreturn();
+extern void mlma_rethrow_with_table(Relation rel, const MlmaAttachArgs *a) pg_attribute_noreturn();
 
 #endif							/* MLMA_MONITOR_H */

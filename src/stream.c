@@ -16,10 +16,11 @@
  * mlma.streams itself is invalidated (e.g. DROP EXTENSION), and when this
  * backend changes a stream through SQL (mlma._invalidate_cache()).
  *
- * The writer lock of a stream (mlma_lock_stream) is a heavyweight lock on
- * the object (mlma.streams, stream_id): it lives in the lock manager, so it
- * is released at transaction or subtransaction abort, shows in pg_locks and
- * takes part in deadlock detection.
+ * The writer lock of a stream (mlma_lock_stream) is a row lock on its
+ * mlma.stream_state row: it lives in the tuple, not in the shared lock
+ * table, so one transaction can hold it on any number of streams; it is
+ * released at transaction or subtransaction abort and a waiter takes part in
+ * deadlock detection.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,11 +31,10 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "storage/lmgr.h"
-#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -57,11 +57,14 @@ PG_FUNCTION_INFO_V1(mlma_try_lock_stream_sql);
 uint64		mlma_xact_generation = 1;
 
 static HTAB *stream_cache = NULL;
+static MemoryContext stream_cache_cxt = NULL;
 static bool cache_stale = false;
 static bool callbacks_registered = false;
 static Oid	streams_relid = InvalidOid;
 static SPIPlanPtr load_plan = NULL;
 static SPIPlanPtr create_plan = NULL;
+static SPIPlanPtr lock_plan = NULL;
+static SPIPlanPtr try_lock_plan = NULL;
 
 /*
  * StreamCacheXactCallback / StreamCacheSubXactCallback
@@ -131,6 +134,45 @@ StreamsRelid(void)
 }
 
 /*
+ * The cache is keyed by a pointer to the name: an entry holds its own copy
+ * of the name (allocated in the cache's memory context when it is entered),
+ * so it costs the name's length and not MLMA_NAME_MAXBYTES.
+ */
+static uint32
+StreamNameHash(const void *key, Size keysize)
+{
+	const char *name = *(char *const *) key;
+
+	return string_hash(name, MLMA_NAME_MAXBYTES);
+}
+
+static int
+StreamNameMatch(const void *key1, const void *key2, Size keysize)
+{
+	return strcmp(*(char *const *) key1, *(char *const *) key2);
+}
+
+static void *
+StreamNameCopy(void *dest, const void *src, Size keysize)
+{
+	*(char **) dest = MemoryContextStrdup(stream_cache_cxt, *(char *const *) src);
+	return dest;
+}
+
+/*
+ * StreamCacheDrop
+ *		Forget every cached stream and free the cache's memory.
+ */
+static void
+StreamCacheDrop(void)
+{
+	if (stream_cache_cxt != NULL)
+		MemoryContextDelete(stream_cache_cxt);
+	stream_cache_cxt = NULL;
+	stream_cache = NULL;
+}
+
+/*
  * StreamCacheInit
  *		Create (or re-create after invalidation) the cache and its plans.
  *		The caller is connected to SPI.
@@ -141,21 +183,25 @@ StreamCacheInit(void)
 	StreamsRelid();
 
 	if (cache_stale && stream_cache != NULL)
-	{
-		hash_destroy(stream_cache);
-		stream_cache = NULL;
-	}
+		StreamCacheDrop();
 	cache_stale = false;
 
 	if (stream_cache == NULL)
 	{
 		HASHCTL		ctl;
 
-		ctl.keysize = MLMA_NAME_MAXBYTES;
+		stream_cache_cxt = AllocSetContextCreate(TopMemoryContext,
+												 "mlma stream cache",
+												 ALLOCSET_DEFAULT_SIZES);
+		ctl.keysize = sizeof(char *);
 		ctl.entrysize = sizeof(MlmaStream);
-		ctl.hcxt = TopMemoryContext;
-		stream_cache = hash_create("mlma stream cache", 1024, &ctl,
-								   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		ctl.hash = StreamNameHash;
+		ctl.match = StreamNameMatch;
+		ctl.keycopy = StreamNameCopy;
+		ctl.hcxt = stream_cache_cxt;
+		stream_cache = hash_create("mlma streams by name", 256, &ctl,
+								   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE |
+								   HASH_KEYCOPY | HASH_CONTEXT);
 	}
 
 	StreamsRelid();
@@ -204,7 +250,7 @@ mlma_stream_get(const char *name, bool reload)
 
 	if (!reload)
 	{
-		entry = (MlmaStream *) hash_search(stream_cache, name, HASH_FIND, NULL);
+		entry = (MlmaStream *) hash_search(stream_cache, &name, HASH_FIND, NULL);
 		if (entry != NULL)
 			return entry;
 	}
@@ -216,13 +262,27 @@ mlma_stream_get(const char *name, bool reload)
 
 	if (SPI_processed == 0)
 	{
-		hash_search(stream_cache, name, HASH_REMOVE, NULL);
+		hash_search(stream_cache, &name, HASH_REMOVE, NULL);
+		SPI_freetuptable(SPI_tuptable);
 		return NULL;
+	}
+
+	/*
+	 * A full cache is emptied before a new name enters it: the entries are
+	 * cheap to load again, and the backend's memory stays bounded however
+	 * many streams it sees.  Entries held by a caller stay valid only until
+	 * its next call of mlma_stream_get.
+	 */
+	if (hash_search(stream_cache, &name, HASH_FIND, NULL) == NULL &&
+		hash_get_num_entries(stream_cache) >= mlma_stream_cache_size)
+	{
+		StreamCacheDrop();
+		StreamCacheInit();
 	}
 
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
-	entry = (MlmaStream *) hash_search(stream_cache, name, HASH_ENTER, &found);
+	entry = (MlmaStream *) hash_search(stream_cache, &name, HASH_ENTER, &found);
 
 	entry->stream_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 	entry->config_version = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
@@ -235,6 +295,7 @@ mlma_stream_get(const char *name, bool reload)
 	d = SPI_getbinval(tup, desc, 7, &isnull);
 	entry->has_deadline = !isnull;
 	entry->deadline = isnull ? 0 : DatumGetTimestampTz(d);
+	SPI_freetuptable(SPI_tuptable);
 
 	return entry;
 }
@@ -271,6 +332,7 @@ mlma_stream_auto_create(const char *name, const char *defaults)
 	ret = SPI_execute_plan(create_plan, args, NULL, false, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "stream creation failed: %s", SPI_result_code_string(ret));
+	SPI_freetuptable(SPI_tuptable);
 
 	entry = mlma_stream_get(name, true);
 	if (entry == NULL)
@@ -315,53 +377,77 @@ mlma_invalidate_cache(PG_FUNCTION_ARGS)
 }
 
 /*
- * StreamLockTag
- *		The lock tag of a stream's writer lock: the object (mlma.streams,
- *		stream_id) in this database.
+ * LockStreamRow
+ *		Lock the stream's state row (FOR NO KEY UPDATE) until the end of the
+ *		transaction; with skip_locked, give up at once when another
+ *		transaction holds it.  True when the row was locked, false when it
+ *		does not exist (dropped stream) or, with skip_locked, is busy.
  */
-static void
-StreamLockTag(LOCKTAG *tag, int64 stream_id)
+static bool
+LockStreamRow(int64 stream_id, bool skip_locked)
 {
-	Oid			relid = StreamsRelid();
+	SPIPlanPtr *plan = skip_locked ? &try_lock_plan : &lock_plan;
+	Datum		args[1];
+	int			ret;
+	bool		locked;
 
-	if (!OidIsValid(relid))
-		elog(ERROR, "mlma.streams not found");
-	SET_LOCKTAG_OBJECT(*tag, MyDatabaseId, relid,
-					   (uint32) (stream_id & 0xFFFFFFFF),
-					   (uint16) ((uint64) stream_id >> 32));
+	if (*plan == NULL)
+	{
+		Oid			argtypes[1] = {INT8OID};
+
+		*plan = SPI_prepare(skip_locked
+							? "SELECT 1 FROM mlma.stream_state WHERE stream_id = $1 "
+							"FOR NO KEY UPDATE SKIP LOCKED"
+							: "SELECT 1 FROM mlma.stream_state WHERE stream_id = $1 "
+							"FOR NO KEY UPDATE",
+							1, argtypes);
+		if (*plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(*plan);
+	}
+	args[0] = Int64GetDatum(stream_id);
+	ret = SPI_execute_plan(*plan, args, NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "locking a stream failed: %s", SPI_result_code_string(ret));
+	locked = SPI_processed == 1;
+	SPI_freetuptable(SPI_tuptable);
+	return locked;
 }
 
 /*
  * mlma_lock_stream
  *		Take the stream's writer lock until the end of the transaction: a
- *		heavyweight lock on the object (mlma.streams, stream_id), so it shows
- *		in pg_locks as an object lock of class mlma.streams and takes part in
- *		deadlock detection.  Every writer of a stream's open batch or state
- *		takes it first: the hot path, _close_batch's callers, configure,
- *		pause, resume, drop_stream, the request lifecycle.
+ *		row lock (FOR NO KEY UPDATE) on its mlma.stream_state row.  A row
+ *		lock lives in the tuple, not in the shared lock table, so a
+ *		transaction may hold it on any number of streams; a waiter takes
+ *		part in deadlock detection, and the lock goes away with the
+ *		(sub)transaction that took it.  Every writer of a stream's open
+ *		batch or state takes it first: the hot path, _close_batch's callers,
+ *		configure, pause, resume, drop_stream, the request lifecycle.
+ *
+ *		Under READ COMMITTED the caller's next statement takes a new snapshot
+ *		that sees every earlier holder's commit.  Returns false when the
+ *		stream has no state row (it was dropped).  The caller is connected
+ *		to SPI.
  */
-void
+bool
 mlma_lock_stream(int64 stream_id)
 {
-	LOCKTAG		tag;
-
-	StreamLockTag(&tag, stream_id);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	return LockStreamRow(stream_id, false);
 }
 
 /*
  * mlma_try_lock_stream
  *		The stream's writer lock if it can be had at once; false (and no
- *		lock) when another transaction holds it.  claim_retrain uses it so a
- *		worker never waits for a writer while holding a request row.
+ *		lock) when another transaction holds it or the stream is gone.
+ *		claim_retrain and run_checks use it so they never wait for a
+ *		writer.  The caller is connected to SPI.
  */
 bool
 mlma_try_lock_stream(int64 stream_id)
 {
-	LOCKTAG		tag;
-
-	StreamLockTag(&tag, stream_id);
-	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+	return LockStreamRow(stream_id, true);
 }
 
 /*
@@ -370,7 +456,12 @@ mlma_try_lock_stream(int64 stream_id)
 Datum
 mlma_try_lock_stream_sql(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(mlma_try_lock_stream(PG_GETARG_INT64(0)));
+	bool		locked;
+
+	SPI_connect();
+	locked = mlma_try_lock_stream(PG_GETARG_INT64(0));
+	SPI_finish();
+	PG_RETURN_BOOL(locked);
 }
 
 /*
@@ -379,6 +470,8 @@ mlma_try_lock_stream_sql(PG_FUNCTION_ARGS)
 Datum
 mlma_lock_stream_sql(PG_FUNCTION_ARGS)
 {
-	mlma_lock_stream(PG_GETARG_INT64(0));
+	SPI_connect();
+	(void) mlma_lock_stream(PG_GETARG_INT64(0));
+	SPI_finish();
 	PG_RETURN_VOID();
 }

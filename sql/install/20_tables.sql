@@ -42,7 +42,7 @@ CREATE INDEX streams_labels_idx ON @extschema@.streams USING gin (labels);
 -- configuration changes (no indexed column changes and the fillfactor leaves
 -- room on the page, so the updates are HOT).  Adding observations does not
 -- write it: writers of a stream serialize on the stream's writer lock, a
--- heavyweight lock on (mlma.streams, stream_id) held to the end of the
+-- row lock (FOR NO KEY UPDATE) on this row held to the end of the
 -- transaction (src/stream.c), and keep their counters in memory.  Under
 -- REPEATABLE READ the first observation also bumps touch_count so that
 -- concurrent writers get a serialization failure.

@@ -566,12 +566,20 @@ RETURNS trigger
 AS 'MODULE_PATHNAME', 'mlma_observe_trigger'
 LANGUAGE C;
 
--- attach: watch a user table.  The row trigger receives the column names,
--- the defaults, the benchmark column, on_invalid and whether unknown streams
--- are created (defaults key create_streams, default true) as arguments;
--- mlma.attachments lists the mappings.  on_invalid 'skip' (the default)
--- keeps the user's writes going: a row that cannot be an observation is
--- stored in the table, left out of the monitoring and counted.
+-- The statement triggers attach() installs (src/ingest_bulk.c): every row
+-- of an INSERT, UPDATE or COPY, recorded set-based, stream by stream.
+CREATE FUNCTION @extschema@._observe_statement_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'mlma_observe_statement_trigger'
+LANGUAGE C;
+
+-- attach: watch a user table.  Two statement triggers (INSERT and COPY;
+-- UPDATE) receive the column names, the defaults, the benchmark column,
+-- on_invalid and whether unknown streams are created (defaults key
+-- create_streams, default true) as arguments; mlma.attachments lists the
+-- mappings.  on_invalid 'skip' (the default) keeps the user's writes going:
+-- a row that cannot be an observation is stored in the table, left out of
+-- the monitoring and counted.
 CREATE FUNCTION @extschema@.attach(source regclass, stream_column name,
 	actual_column name, predicted_column name, time_column name DEFAULT NULL,
 	defaults jsonb DEFAULT '{}', benchmark_column name DEFAULT NULL,
@@ -657,8 +665,12 @@ BEGIN
 		 defaults, benchmark_column, on_invalid, create_streams)
 	VALUES (source, stream_column, actual_column, predicted_column, time_column,
 			coalesce(defaults, '{}'), benchmark_column, on_invalid, v_create);
-	EXECUTE format('CREATE TRIGGER mlma_observe AFTER INSERT OR UPDATE ON %s '
-				   'FOR EACH ROW EXECUTE FUNCTION @extschema@._observe_trigger(%L, %L, %L, %L, %L, %L, %L, %L)',
+	EXECUTE format('CREATE TRIGGER mlma_observe AFTER INSERT ON %1$s '
+				   'REFERENCING NEW TABLE AS mlma_new FOR EACH STATEMENT '
+				   'EXECUTE FUNCTION @extschema@._observe_statement_trigger(%2$L, %3$L, %4$L, %5$L, %6$L, %7$L, %8$L, %9$L); '
+				   'CREATE TRIGGER mlma_observe_update AFTER UPDATE ON %1$s '
+				   'REFERENCING OLD TABLE AS mlma_old NEW TABLE AS mlma_new FOR EACH STATEMENT '
+				   'EXECUTE FUNCTION @extschema@._observe_statement_trigger(%2$L, %3$L, %4$L, %5$L, %6$L, %7$L, %8$L, %9$L)',
 				   source, stream_column, actual_column, predicted_column,
 				   coalesce(time_column, ''),
 				   (coalesce(defaults, '{}') - 'create_streams')::text,
@@ -680,7 +692,8 @@ BEGIN
 	DELETE FROM @extschema@.attachments a
 	 WHERE NOT EXISTS (SELECT 1 FROM pg_trigger t
 						WHERE t.tgrelid = a.source AND t.tgname = 'mlma_observe'
-						  AND t.tgfoid = '@extschema@._observe_trigger()'::regprocedure);
+						  AND t.tgfoid IN ('@extschema@._observe_trigger()'::regprocedure,
+										   '@extschema@._observe_statement_trigger()'::regprocedure));
 	GET DIAGNOSTICS v_n = ROW_COUNT;
 	RETURN v_n;
 END;
@@ -725,7 +738,8 @@ BEGIN
 	PERFORM @extschema@._forget_dropped_attachments();
 	-- the mapping of a table dropped without detach is removed by its oid
 	IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = source) THEN
-		EXECUTE format('DROP TRIGGER IF EXISTS mlma_observe ON %s', source);
+		EXECUTE format('DROP TRIGGER IF EXISTS mlma_observe ON %1$s; '
+					   'DROP TRIGGER IF EXISTS mlma_observe_update ON %1$s', source);
 	END IF;
 END;
 $$;

@@ -36,6 +36,8 @@ ALTER FUNCTION @extschema@.observe_loss(text, float8, timestamptz)
 	SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION @extschema@._observe_trigger()
 	SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION @extschema@._observe_statement_trigger()
+	SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION @extschema@.claim_retrain(text, interval) SECURITY DEFINER;
 ALTER FUNCTION @extschema@.complete_retrain(bigint, text) SECURITY DEFINER;
 ALTER FUNCTION @extschema@.fail_retrain(bigint, text) SECURITY DEFINER;

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# mlma bulk benchmark: multi-row statements into an attached table against
+# the same statements into a plain table (no trigger), same server, same run.
+#
+#   bench/bulk/run.sh [rounds]
+#
+# 300 000 rows over 1 000 streams (batch 96, eager Welch, references warmed),
+# each form timed `rounds` times (default 3, the median is printed):
+#   INSERT ... SELECT   one statement of 300 000 rows
+#   UPDATE fills actual one statement: 300 000 rows inserted with actual NULL
+#                       (not timed), then one UPDATE sets actual
+#   COPY                one COPY FROM of the same 300 000 rows (CSV)
+# ratio = time plain / time monitored (1.0: monitoring costs nothing).  The
+# same statements through the row trigger of 0.1.0 (one observation at a
+# time) are timed alongside, on the same streams, for comparison.
+#
+# Uses the server in PGHOST/PGPORT, or starts a throwaway one (pg_virtualenv).
+set -euo pipefail
+cd "$(dirname "$0")"
+ROUNDS=${1:-3}
+
+if [ -z "${PGPORT:-}" ]; then
+	if [ "$(id -u)" -eq 0 ]; then
+		exec runuser -u postgres -- pg_virtualenv "$PWD/run.sh" "$ROUNDS"
+	fi
+	exec pg_virtualenv "$PWD/run.sh" "$ROUNDS"
+fi
+
+DB=mlma_bench_bulk
+dropdb --if-exists "$DB" >/dev/null 2>&1 || true
+createdb "$DB"
+psql -qX -v ON_ERROR_STOP=1 -d "$DB" -c "CREATE EXTENSION mlma"
+psql -qX -v ON_ERROR_STOP=1 -d "$DB" -f setup.sql >/dev/null
+
+# ms of the last statement of a psql script (\timing output)
+timed() {
+	psql -qX -v ON_ERROR_STOP=1 -d "$DB" -c '\timing on' "$@" |
+		awk '/^Time:/ { t = $2 } END { print t }'
+}
+
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+bench() {	# $1 label, $2 table -> ms (median)
+	local label=$1 t=$2 i
+	for i in $(seq "$ROUNDS"); do
+		psql -qX -d "$DB" -c "TRUNCATE $t" -c "VACUUM $t" -c "CHECKPOINT" >/dev/null
+		case $label in
+		insert)
+			timed -c "INSERT INTO $t SELECT * FROM bulk_rows" ;;
+		update)
+			psql -qX -d "$DB" -c "INSERT INTO $t SELECT zone, target_at, predicted, NULL FROM bulk_rows" \
+				-c "VACUUM ANALYZE $t" >/dev/null
+			timed -c "UPDATE $t SET actual = 100 + random()" ;;
+		copy)
+			timed -c "COPY $t FROM '/tmp/mlma_bulk_rows.csv' WITH (FORMAT csv)" ;;
+		esac
+	done | median
+}
+
+echo "300 000 rows, 1 000 streams, batch 96, eager welch; median of $ROUNDS"
+for form in insert update copy; do
+	p=$(bench "$form" bulk_plain)
+	m=$(bench "$form" bulk_monitored)
+	r=$(bench "$form" bulk_rowtrigger)
+	case $form in
+	insert) label="INSERT ... SELECT" ;;
+	update) label="UPDATE fills actual" ;;
+	copy)   label="COPY FROM" ;;
+	esac
+	printf '%-20s plain %8.1f ms  monitored %8.1f ms  ratio %.2f   (row trigger %8.1f ms, ratio %.2f)\n' \
+		"$label" "$p" "$m" "$(awk -v a="$p" -v b="$m" 'BEGIN { print a / b }')" \
+		"$r" "$(awk -v a="$p" -v b="$r" 'BEGIN { print a / b }')"
+done
+psql -qX -d "$DB" -c "SELECT (SELECT count(*) FROM mlma.batches) AS batches,
+	(SELECT count(*) FROM mlma.checks) AS checks" | cat
+dropdb "$DB"
+rm -f /tmp/mlma_bulk_rows.csv

@@ -1,0 +1,368 @@
+/*-------------------------------------------------------------------------
+ *
+ * ingest_bulk.c
+ *	  The statement triggers that attach() installs on a user's table:
+ *	  set-based recording of every observation a statement (INSERT, UPDATE,
+ *	  COPY) brings.
+ *
+ * The trigger reads the statement's transition tables (NEW TABLE, and OLD
+ * TABLE for an UPDATE, whose rows come in the same order), decodes each row
+ * with the row trigger's mlma_decode_attached_row (same column and value
+ * checks, same on_invalid policy: a row that cannot be an observation fails
+ * the statement, or is stored, left out and counted),
+ * groups the rows by stream and records each stream's observations with
+ * mlma_record_stream: the stream is taken once, in stream_id order, and its
+ * observations go in with one INSERT per stretch up to a batch boundary
+ * instead of one statement per row.  Batches close exactly as on the row
+ * path (mlma._close_batch, inside the writer's transaction, under the
+ * stream's writer lock), so checks, requests and NOTIFY are unchanged.
+ *
+ * Streams first seen by the statement are created in name order before any
+ * is taken.  A very large statement is processed in chunks of
+ * MLMA_BULK_CHUNK rows (each sorted by stream_id) so that its working
+ * memory stays bounded.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/tuplestore.h"
+
+#include "monitor.h"
+
+PG_FUNCTION_INFO_V1(mlma_observe_statement_trigger);
+
+/* rows decoded, grouped and recorded at a time */
+#define MLMA_BULK_CHUNK 100000
+
+/* the rows of one stream in a chunk */
+typedef struct BulkGroup
+{
+	const char *name;			/* hash key */
+	int64		stream_id;
+	int			count;
+	int			start;			/* first index in the sorted order */
+	int			fill;
+} BulkGroup;
+
+static uint32
+BulkNameHash(const void *key, Size keysize)
+{
+	return string_hash(*(char *const *) key, MLMA_NAME_MAXBYTES);
+}
+
+static int
+BulkNameMatch(const void *key1, const void *key2, Size keysize)
+{
+	return strcmp(*(char *const *) key1, *(char *const *) key2);
+}
+
+static int
+GroupByStreamId(const void *a, const void *b)
+{
+	const BulkGroup *ga = *(BulkGroup *const *) a;
+	const BulkGroup *gb = *(BulkGroup *const *) b;
+
+	return ga->stream_id < gb->stream_id ? -1 : ga->stream_id > gb->stream_id ? 1 : 0;
+}
+
+static int
+GroupByName(const void *a, const void *b)
+{
+	return strcmp((*(BulkGroup *const *) a)->name, (*(BulkGroup *const *) b)->name);
+}
+
+/*
+ * RecordChunk
+ *		Record the n decoded observations rows[] (statement order): group
+ *		them by stream, create the new streams in name order, then record
+ *		each stream's rows, in stream_id order.  The caller is connected to
+ *		SPI.
+ */
+static void
+RecordChunk(MlmaObservation *rows, int n, Oid source)
+{
+	HASHCTL		ctl;
+	HTAB	   *groups;
+	BulkGroup **list;
+	BulkGroup **missing;
+	int			ngroups = 0;
+	int			nmissing = 0;
+	int		   *order;
+	MlmaObservation *run;
+	const char **reasons;
+	int			maxcount = 0;
+	int			i;
+	int			pos;
+
+	if (n == 0)
+		return;
+	if (n == 1)
+	{
+		/* a single-row statement: the row path's one saved statement */
+		const char *reason = mlma_record(&rows[0]);
+
+		if (reason != NULL)
+			mlma_count_skip(rows[0].name, source, reason);
+		return;
+	}
+
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = sizeof(BulkGroup);
+	ctl.hash = BulkNameHash;
+	ctl.match = BulkNameMatch;
+	ctl.hcxt = CurrentMemoryContext;
+	groups = hash_create("mlma statement streams", 1024, &ctl,
+						 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	list = palloc(sizeof(BulkGroup *) * n);
+
+	for (i = 0; i < n; i++)
+	{
+		bool		found;
+		BulkGroup  *g = hash_search(groups, &rows[i].name, HASH_ENTER, &found);
+
+		if (!found)
+		{
+			g->count = 0;
+			g->fill = 0;
+			g->stream_id = -1;
+			list[ngroups++] = g;
+		}
+		g->count++;
+	}
+
+	/* stream ids; new streams are created in name order */
+	missing = palloc(sizeof(BulkGroup *) * ngroups);
+	for (i = 0; i < ngroups; i++)
+	{
+		MlmaStream *s = mlma_stream_get(list[i]->name, false);
+
+		if (s != NULL)
+			list[i]->stream_id = s->stream_id;
+		else
+			missing[nmissing++] = list[i];
+	}
+	if (nmissing > 0)
+	{
+		qsort(missing, nmissing, sizeof(BulkGroup *), GroupByName);
+		for (i = 0; i < nmissing; i++)
+		{
+			/* unknown streams the attachment may not create: see below */
+			if (rows[0].defaults == NULL ||
+				mlma_stream_name_problem(missing[i]->name) != NULL)
+				continue;
+			missing[i]->stream_id =
+				mlma_stream_auto_create(missing[i]->name, rows[0].defaults)->stream_id;
+		}
+	}
+
+	/* the rows of each stream together, in statement order, streams by id */
+	qsort(list, ngroups, sizeof(BulkGroup *), GroupByStreamId);
+	pos = 0;
+	for (i = 0; i < ngroups; i++)
+	{
+		list[i]->start = pos;
+		pos += list[i]->count;
+		maxcount = Max(maxcount, list[i]->count);
+	}
+	order = palloc(sizeof(int) * n);
+	for (i = 0; i < n; i++)
+	{
+		BulkGroup  *g = hash_search(groups, &rows[i].name, HASH_FIND, NULL);
+
+		order[g->start + g->fill++] = i;
+	}
+
+	/*
+	 * Each stream's rows; the rows of unknown streams that could not be
+	 * created (stream_id -1, first) are each refused or skipped by
+	 * mlma_record_stream with the reason, as on the row path.
+	 */
+	run = palloc(sizeof(MlmaObservation) * maxcount);
+	reasons = palloc(sizeof(const char *) * maxcount);
+	for (i = 0; i < ngroups; i++)
+	{
+		BulkGroup  *g = list[i];
+		int			j;
+
+		for (j = 0; j < g->count; j++)
+			run[j] = rows[order[g->start + j]];
+		if (mlma_record_stream(run, g->count, reasons) < g->count)
+			for (j = 0; j < g->count; j++)
+				if (reasons[j] != NULL)
+					mlma_count_skip(run[j].name, source, reasons[j]);
+	}
+
+	pfree(reasons);
+	pfree(run);
+	pfree(order);
+	pfree(missing);
+	pfree(list);
+	hash_destroy(groups);
+}
+
+/*
+ * RecordChunkOf
+ *		RecordChunk for the rows of table rel; an error (on_invalid 'error')
+ *		names the table and the attachment.
+ */
+static void
+RecordChunkOf(MlmaObservation *rows, int n, Relation rel, const MlmaAttachArgs *a)
+{
+	PG_TRY();
+	{
+		RecordChunk(rows, n, RelationGetRelid(rel));
+	}
+	PG_CATCH();
+	{
+		mlma_rethrow_with_table(rel, a);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * mlma_observe_statement_trigger
+ *		AFTER INSERT ... REFERENCING NEW TABLE and AFTER UPDATE ...
+ *		REFERENCING OLD TABLE NEW TABLE, FOR EACH STATEMENT trigger of an
+ *		attached table; the same arguments as mlma._observe_trigger().  A
+ *		row becomes an observation under the same rules as on the row
+ *		trigger.
+ */
+Datum
+mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Trigger    *trigger;
+	Relation	rel;
+	TupleDesc	desc;
+	Tuplestorestate *newtable;
+	Tuplestorestate *oldtable = NULL;
+	TupleTableSlot *newslot;
+	TupleTableSlot *oldslot = NULL;
+	MemoryContext cxt;
+	MemoryContext rowcxt;
+	MemoryContext oldcxt;
+	MlmaObservation *rows;
+	MlmaAttachArgs a;
+	int			n = 0;
+	bool		more = true;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("mlma._observe_statement_trigger() must be called as a trigger")));
+	trigger = trigdata->tg_trigger;
+	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
+		trigdata->tg_newtable == NULL ||
+		(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) && trigdata->tg_oldtable == NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("mlma._observe_statement_trigger() must be an AFTER ... FOR EACH STATEMENT trigger with transition tables"),
+				 errhint("Install it with mlma.attach().")));
+	mlma_attach_args(trigger, "mlma._observe_statement_trigger()", &a);
+	if (!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) &&
+		!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		return PointerGetDatum(NULL);
+
+	rel = trigdata->tg_relation;
+	desc = RelationGetDescr(rel);
+	newtable = trigdata->tg_newtable;
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		oldtable = trigdata->tg_oldtable;
+
+	SPI_connect();
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "mlma statement ingest",
+								ALLOCSET_DEFAULT_SIZES);
+	rowcxt = AllocSetContextCreate(cxt, "mlma statement rows",
+								   ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
+
+	/* read with our own pointers, from the start, leaving others' alone */
+	newslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	tuplestore_select_read_pointer(newtable,
+								   tuplestore_alloc_read_pointer(newtable, 0));
+	tuplestore_rescan(newtable);
+	if (oldtable != NULL)
+	{
+		oldslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+		tuplestore_select_read_pointer(oldtable,
+									   tuplestore_alloc_read_pointer(oldtable, 0));
+		tuplestore_rescan(oldtable);
+	}
+
+	rows = palloc(sizeof(MlmaObservation) * MLMA_BULK_CHUNK);
+	while (more)
+	{
+		MemoryContextSwitchTo(rowcxt);
+		n = 0;
+		while (n < MLMA_BULK_CHUNK)
+		{
+			HeapTuple	newtup;
+			HeapTuple	oldtup = NULL;
+			char	   *problem;
+			int			code;
+			bool		free_new;
+			bool		free_old = false;
+
+			if (!tuplestore_gettupleslot(newtable, true, false, newslot))
+			{
+				more = false;
+				break;
+			}
+			newtup = ExecFetchSlotHeapTuple(newslot, false, &free_new);
+			if (oldtable != NULL)
+			{
+				if (!tuplestore_gettupleslot(oldtable, true, false, oldslot))
+					elog(ERROR, "transition tables of an UPDATE differ in length");
+				oldtup = ExecFetchSlotHeapTuple(oldslot, false, &free_old);
+			}
+			switch (mlma_decode_attached_row(trigger, &a, rel, oldtup, newtup,
+											 &rows[n], &problem, &code))
+			{
+				case MLMA_ROW_OBSERVATION:
+					n++;
+					break;
+				case MLMA_ROW_PROBLEM:
+					if (!a.skip)
+						mlma_attached_row_error(rel, &a, code, problem);
+					mlma_count_skip(NULL, RelationGetRelid(rel), problem);
+					break;
+				case MLMA_ROW_NONE:
+					break;
+			}
+			if (free_new)
+				heap_freetuple(newtup);
+			if (free_old)
+				heap_freetuple(oldtup);
+		}
+		/* a tuple read from a spilled store belongs to the slot, in rowcxt */
+		ExecClearTuple(newslot);
+		if (oldslot != NULL)
+			ExecClearTuple(oldslot);
+		MemoryContextSwitchTo(cxt);
+		RecordChunkOf(rows, n, rel, &a);
+		MemoryContextReset(rowcxt);
+	}
+
+	ExecDropSingleTupleTableSlot(newslot);
+	if (oldslot != NULL)
+		ExecDropSingleTupleTableSlot(oldslot);
+	tuplestore_select_read_pointer(newtable, 0);
+	if (oldtable != NULL)
+		tuplestore_select_read_pointer(oldtable, 0);
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(cxt);
+	SPI_finish();
+
+	return PointerGetDatum(NULL);
+}
