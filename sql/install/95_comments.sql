@@ -43,7 +43,7 @@ BEGIN
 			('check_history', 'The checks of one stream since a time, newest first.'),
 			('request_history', 'The retrain requests of one stream since a time, newest first.'),
 			('purge', 'Deletes history (closed batches, finished checks and requests) older than an interval; keeps everything live references, open batches, waiting checks and open requests need.'),
-			('replay', 'What-if: replays a stream''s logged losses under other settings and returns the checks and flags they would have produced; touches no live state.',
+			('replay', 'What-if: replays a stream''s logged losses under other settings and returns the checks and flags they would have produced; touches no live state.'),
 			('approve', 'Approves a proposed retrain request (approval gate, streams with approval => ''manual''): it becomes pending and agents may claim it.'),
 			('explain', 'Why a batch was or was not flagged: one (item, value, note) row per step of its check — time range, reference, test, p, adjusted p and threshold, effect, streak, decision, request.'),
 			('replay_fleet', 'What-if for many streams at once: replays their history round by round, with Benjamini-Hochberg across the fleet for scheduled settings; a row per stream and a summary row.'),

@@ -582,6 +582,11 @@ RETURNS trigger
 AS 'MODULE_PATHNAME', 'mlma_observe_trigger'
 LANGUAGE C;
 
+CREATE OR REPLACE FUNCTION @extschema@._observe_statement_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'mlma_observe_statement_trigger'
+LANGUAGE C;
+
 CREATE OR REPLACE FUNCTION @extschema@.attach(source regclass, stream_column name,
 	actual_column name, predicted_column name, time_column name DEFAULT NULL,
 	defaults jsonb DEFAULT '{}', benchmark_column name DEFAULT NULL,
@@ -667,8 +672,12 @@ BEGIN
 		 defaults, benchmark_column, on_invalid, create_streams)
 	VALUES (source, stream_column, actual_column, predicted_column, time_column,
 			coalesce(defaults, '{}'), benchmark_column, on_invalid, v_create);
-	EXECUTE format('CREATE TRIGGER mlma_observe AFTER INSERT OR UPDATE ON %s '
-				   'FOR EACH ROW EXECUTE FUNCTION @extschema@._observe_trigger(%L, %L, %L, %L, %L, %L, %L, %L)',
+	EXECUTE format('CREATE TRIGGER mlma_observe AFTER INSERT ON %1$s '
+				   'REFERENCING NEW TABLE AS mlma_new FOR EACH STATEMENT '
+				   'EXECUTE FUNCTION @extschema@._observe_statement_trigger(%2$L, %3$L, %4$L, %5$L, %6$L, %7$L, %8$L, %9$L); '
+				   'CREATE TRIGGER mlma_observe_update AFTER UPDATE ON %1$s '
+				   'REFERENCING OLD TABLE AS mlma_old NEW TABLE AS mlma_new FOR EACH STATEMENT '
+				   'EXECUTE FUNCTION @extschema@._observe_statement_trigger(%2$L, %3$L, %4$L, %5$L, %6$L, %7$L, %8$L, %9$L)',
 				   source, stream_column, actual_column, predicted_column,
 				   coalesce(time_column, ''),
 				   (coalesce(defaults, '{}') - 'create_streams')::text,
@@ -688,7 +697,8 @@ BEGIN
 	DELETE FROM @extschema@.attachments a
 	 WHERE NOT EXISTS (SELECT 1 FROM pg_trigger t
 						WHERE t.tgrelid = a.source AND t.tgname = 'mlma_observe'
-						  AND t.tgfoid = '@extschema@._observe_trigger()'::regprocedure);
+						  AND t.tgfoid IN ('@extschema@._observe_trigger()'::regprocedure,
+										   '@extschema@._observe_statement_trigger()'::regprocedure));
 	GET DIAGNOSTICS v_n = ROW_COUNT;
 	RETURN v_n;
 END;
@@ -725,7 +735,8 @@ BEGIN
 	PERFORM @extschema@._forget_dropped_attachments();
 	-- the mapping of a table dropped without detach is removed by its oid
 	IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = source) THEN
-		EXECUTE format('DROP TRIGGER IF EXISTS mlma_observe ON %s', source);
+		EXECUTE format('DROP TRIGGER IF EXISTS mlma_observe ON %1$s; '
+					   'DROP TRIGGER IF EXISTS mlma_observe_update ON %1$s', source);
 	END IF;
 END;
 $$;
