@@ -418,8 +418,8 @@ BEGIN
 		|| '.empty{fill:#718096;font-size:12px}.legend text{font-size:11px}footer{color:#718096;font-size:12px;margin-top:30px}'
 		|| '</style></head><body><main>';
 
-	html := html || format('<h1>mlma fleet report</h1><div class="sub" id="window">%s streams%s &middot; data from %s to %s UTC (at most %s) &middot; generated %s UTC</div>',
-		cardinality(v_ids),
+	html := html || format('<h1>mlma fleet report</h1><div class="sub" id="window">%s stream%s%s &middot; data from %s to %s UTC (at most %s) &middot; generated %s UTC</div>',
+		cardinality(v_ids), CASE WHEN cardinality(v_ids) = 1 THEN '' ELSE 's' END,
 		CASE WHEN report.labels = '{}'::jsonb THEN ''
 			 ELSE ' with labels ' || @extschema@._html(report.labels::text) END,
 		to_char(v_t0 AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
@@ -534,7 +534,7 @@ BEGIN
 		|| '<i class="dot" style="background:#9c4221"></i>failed retrains (max ' || max(emax) || ' a day)</div>'
 		|| '<svg class="chart" id="chart-events" viewBox="0 0 420 150" role="img">'
 		|| '<rect x="30" y="8" width="380" height="112" class="plot"/>'
-		|| string_agg(
+		|| coalesce(string_agg(
 			   (SELECT string_agg(format('<rect x="%s" y="%s" width="%s" height="%s" class="bar-%s"><title>%s: %s %s</title></rect>',
 						   round((32 + i * 376.0 / nd + j * (376.0 / nd - 1) / 4)::numeric, 1),
 						   round((120 - 110.0 * v / emax)::numeric, 1),
@@ -542,7 +542,7 @@ BEGIN
 						   round((110.0 * v / emax)::numeric, 1), cls, day, v, what), '')
 				  FROM (VALUES (0, flags, 'f', 'flags'), (1, retrains, 'r', 'retrains'),
 							   (2, dismissals, 'd', 'dismissals'), (3, failures, 'x', 'failed retrains')) e(j, v, cls, what)
-				 WHERE v > 0), '' ORDER BY day)
+				 WHERE v > 0), '' ORDER BY day), '')
 		|| format('<text x="26" y="16" text-anchor="end">%s</text><text x="26" y="120" text-anchor="end">0</text>', max(emax))
 		|| format('<text x="30" y="138">%s</text><text x="410" y="138" text-anchor="end">%s</text>', min(day), max(day))
 		|| '</svg></div>'
