@@ -228,7 +228,7 @@ BEGIN
 	INSERT INTO @extschema@.reference_history
 		(stream_id, version_no, model_version, source, n, mean, first_seq, end_seq, seq_runs)
 	SELECT p_stream_id, st.version_no, s.model_version, p_source, cardinality(p_losses),
-		   (SELECT avg(l) FROM unnest(p_losses) l), min(lo), max(hi),
+		   @extschema@._mean(p_losses), min(lo), max(hi),
 		   array_agg(x ORDER BY lo, k)
 	  FROM (SELECT min(q) AS lo, max(q) + 1 AS hi
 			  FROM (SELECT q, q - row_number() OVER (ORDER BY q) AS g

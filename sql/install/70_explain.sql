@@ -69,7 +69,7 @@ BEGIN
 		value := format('%s .. %s', b.first_at, b.last_at);
 		note := format('%s observations, seq %s .. %s, mean %s', cardinality(b.losses),
 					   b.first_seq, b.first_seq + cardinality(b.losses) - 1,
-					   @extschema@._fmt((SELECT avg(l) FROM unnest(b.losses) l)));
+					   @extschema@._fmt(@extschema@._mean(b.losses)));
 		RETURN NEXT;
 	END IF;
 	IF c.check_id IS NULL THEN

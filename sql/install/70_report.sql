@@ -64,7 +64,7 @@ SELECT b.stream_id,
 	   b.first_at,
 	   b.last_at,
 	   coalesce(c.batch_mean,
-				(SELECT avg(x) FROM unnest(b.losses) x)) AS batch_mean,
+				@extschema@._mean(b.losses)) AS batch_mean,
 	   c.reference_mean,
 	   c.p_value,
 	   c.p_adjusted,
@@ -206,9 +206,9 @@ BEGIN
 	WITH pts AS (
 		SELECT b.batch_no, b.version_no, b.model_version, b.role, b.last_at, b.first_seq,
 			   cardinality(b.losses) AS n,
-			   coalesce(c.batch_mean, (SELECT avg(x) FROM unnest(b.losses) x)) AS bm,
+			   coalesce(c.batch_mean, @extschema@._mean(b.losses)) AS bm,
 			   CASE WHEN b.role = 'reference'
-					THEN (SELECT avg(x) FROM unnest(b.losses) x)
+					THEN @extschema@._mean(b.losses)
 					ELSE c.reference_mean END AS rm,
 			   coalesce(c.p_adjusted, c.p_value) AS pv, c.effect, c.check_id,
 			   CASE WHEN c.drift THEN 'drift' WHEN c.significant THEN 'significant'

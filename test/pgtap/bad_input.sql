@@ -350,9 +350,9 @@ SELECT pg_temp.bad($$SELECT mlma.configure('bad/s1', alpha => 2)$$,
 SELECT pg_temp.bad($$SELECT mlma.configure('bad/s1', batch_size => 1)$$,
 	'22023', 'batch_size must be between 2 and 100000', 'configure: batch_size out of range');
 SELECT pg_temp.bad($$SELECT mlma.configure('bad/s1', method => 'bogus')$$,
-	'22023', 'unknown method: bogus', 'configure: unknown method');
+	'22023', 'unknown method "bogus"', 'configure: unknown method');
 SELECT pg_temp.bad($$SELECT mlma.configure('bad/s1', loss => 'bogus')$$,
-	'22023', 'unknown loss: bogus', 'configure: unknown loss');
+	'22023', 'unknown loss "bogus"', 'configure: unknown loss');
 SELECT pg_temp.bad($$SELECT mlma.configure('bad/s1', consecutive => 0)$$,
 	'22023', 'consecutive must be between 1 and 1000', 'configure: consecutive out of range');
 SELECT pg_temp.bad($$SELECT mlma.configure('bad/s1', min_effect => -1)$$,
@@ -428,7 +428,7 @@ SELECT pg_temp.bad($$SELECT * FROM mlma.replay('no/such')$$,
 SELECT pg_temp.bad($$SELECT * FROM mlma.replay('bad/s1', alpha => 2)$$,
 	'22023', 'alpha must be between 0 and 1 (exclusive)', 'replay: alpha out of range');
 SELECT pg_temp.bad($$SELECT * FROM mlma.replay('bad/s1', method => 'bogus')$$,
-	'22023', 'unknown method: bogus', 'replay: unknown method');
+	'22023', 'unknown method "bogus"', 'replay: unknown method');
 SELECT pg_temp.bad($$SELECT * FROM mlma.check_history(NULL)$$,
 	'22004', 'stream must not be null', 'check_history: NULL stream');
 SELECT pg_temp.bad($$SELECT * FROM mlma.check_history('no/such')$$,
@@ -450,7 +450,7 @@ SELECT pg_temp.bad($$SELECT * FROM mlma.hac_test('{1,2,3}', '{1,2,3}', 'greater'
 SELECT pg_temp.bad($$SELECT * FROM mlma.dm_test('{1,2,3}', '{1,2}')$$,
 	'22023', 'reference and current must have the same length for dm_test', 'dm_test: samples of different lengths');
 SELECT pg_temp.bad($$SELECT mlma.loss('bogus', 1, 2)$$,
-	'22023', 'unknown loss kind "bogus"', 'loss: unknown kind');
+	'22023', 'unknown loss "bogus"', 'loss: unknown kind');
 SELECT pg_temp.bad($$SELECT mlma.bh_adjust('{0.5,NULL}')$$,
 	'22023', 'p_values contains a null value at position 2', 'bh_adjust: NULL element');
 SELECT pg_temp.bad($$SELECT mlma.bh_adjust('{2}')$$,

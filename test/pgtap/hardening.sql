@@ -73,11 +73,15 @@ SELECT lives_ok($$SELECT mlma.observe_loss('h/w8', 1 + g % 3) FROM generate_seri
 	'welch to dm with a reference of 8: batches close');
 SELECT is(pg_temp.n_obs('h/w8'), 16::bigint, 'every observation is stored');
 
--- _evaluate itself never raises for data: NaN p-value
-SELECT is((SELECT p_value::text FROM mlma._evaluate('dm', '{1,2,3}', NULL, '{1,2}', 0, NULL)),
-	'NaN', '_evaluate: dm samples of different lengths give a NaN p-value');
-SELECT is((SELECT p_value::text FROM mlma._evaluate('welch', '{1}', NULL, '{1,2}', 0, NULL)),
-	'NaN', '_evaluate: a reference of one loss gives a NaN p-value');
+-- _evaluate itself never raises for data: no p-value (NULL), the sizes kept
+SELECT results_eq($$SELECT p_value IS NULL, statistic IS NULL, n_reference, n_current
+					  FROM mlma._evaluate('dm', '{1,2,3}', NULL, '{1,2}', 0, NULL)$$,
+	$$VALUES (true, true, 3, 2)$$,
+	'_evaluate: dm samples of different lengths give no p-value');
+SELECT results_eq($$SELECT p_value IS NULL, statistic IS NULL, n_reference, n_current
+					  FROM mlma._evaluate('welch', '{1}', NULL, '{1,2}', 0, NULL)$$,
+	$$VALUES (true, true, 1, 2)$$,
+	'_evaluate: a reference of one loss gives no p-value');
 
 -- ---- purge ------------------------------------------------------------------
 

@@ -937,7 +937,7 @@ BEGIN
 	INSERT INTO @extschema@.reference_history
 		(stream_id, version_no, model_version, source, n, mean, first_seq, end_seq, seq_runs)
 	SELECT p_stream_id, st.version_no, s.model_version, p_source, cardinality(p_losses),
-		   (SELECT avg(l) FROM unnest(p_losses) l), min(lo), max(hi),
+		   @extschema@._mean(p_losses), min(lo), max(hi),
 		   array_agg(x ORDER BY lo, k)
 	  FROM (SELECT min(q) AS lo, max(q) + 1 AS hi
 			  FROM (SELECT q, q - row_number() OVER (ORDER BY q) AS g
@@ -1867,7 +1867,7 @@ BEGIN
 		value := format('%s .. %s', b.first_at, b.last_at);
 		note := format('%s observations, seq %s .. %s, mean %s', cardinality(b.losses),
 					   b.first_seq, b.first_seq + cardinality(b.losses) - 1,
-					   @extschema@._fmt((SELECT avg(l) FROM unnest(b.losses) l)));
+					   @extschema@._fmt(@extschema@._mean(b.losses)));
 		RETURN NEXT;
 	END IF;
 	IF c.check_id IS NULL THEN
@@ -2225,9 +2225,9 @@ BEGIN
 	WITH pts AS (
 		SELECT b.batch_no, b.version_no, b.model_version, b.role, b.last_at, b.first_seq,
 			   cardinality(b.losses) AS n,
-			   coalesce(c.batch_mean, (SELECT avg(x) FROM unnest(b.losses) x)) AS bm,
+			   coalesce(c.batch_mean, @extschema@._mean(b.losses)) AS bm,
 			   CASE WHEN b.role = 'reference'
-					THEN (SELECT avg(x) FROM unnest(b.losses) x)
+					THEN @extschema@._mean(b.losses)
 					ELSE c.reference_mean END AS rm,
 			   coalesce(c.p_adjusted, c.p_value) AS pv, c.effect, c.check_id,
 			   CASE WHEN c.drift THEN 'drift' WHEN c.significant THEN 'significant'
@@ -2434,8 +2434,8 @@ BEGIN
 		|| '.empty{fill:#718096;font-size:12px}.legend text{font-size:11px}footer{color:#718096;font-size:12px;margin-top:30px}'
 		|| '</style></head><body><main>';
 
-	html := html || format('<h1>mlma fleet report</h1><div class="sub" id="window">%s streams%s &middot; data from %s to %s UTC (at most %s) &middot; generated %s UTC</div>',
-		cardinality(v_ids),
+	html := html || format('<h1>mlma fleet report</h1><div class="sub" id="window">%s stream%s%s &middot; data from %s to %s UTC (at most %s) &middot; generated %s UTC</div>',
+		cardinality(v_ids), CASE WHEN cardinality(v_ids) = 1 THEN '' ELSE 's' END,
 		CASE WHEN report.labels = '{}'::jsonb THEN ''
 			 ELSE ' with labels ' || @extschema@._html(report.labels::text) END,
 		to_char(v_t0 AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
@@ -2550,7 +2550,7 @@ BEGIN
 		|| '<i class="dot" style="background:#9c4221"></i>failed retrains (max ' || max(emax) || ' a day)</div>'
 		|| '<svg class="chart" id="chart-events" viewBox="0 0 420 150" role="img">'
 		|| '<rect x="30" y="8" width="380" height="112" class="plot"/>'
-		|| string_agg(
+		|| coalesce(string_agg(
 			   (SELECT string_agg(format('<rect x="%s" y="%s" width="%s" height="%s" class="bar-%s"><title>%s: %s %s</title></rect>',
 						   round((32 + i * 376.0 / nd + j * (376.0 / nd - 1) / 4)::numeric, 1),
 						   round((120 - 110.0 * v / emax)::numeric, 1),
@@ -2558,7 +2558,7 @@ BEGIN
 						   round((110.0 * v / emax)::numeric, 1), cls, day, v, what), '')
 				  FROM (VALUES (0, flags, 'f', 'flags'), (1, retrains, 'r', 'retrains'),
 							   (2, dismissals, 'd', 'dismissals'), (3, failures, 'x', 'failed retrains')) e(j, v, cls, what)
-				 WHERE v > 0), '' ORDER BY day)
+				 WHERE v > 0), '' ORDER BY day), '')
 		|| format('<text x="26" y="16" text-anchor="end">%s</text><text x="26" y="120" text-anchor="end">0</text>', max(emax))
 		|| format('<text x="30" y="138">%s</text><text x="410" y="138" text-anchor="end">%s</text>', min(day), max(day))
 		|| '</svg></div>'
