@@ -14,8 +14,6 @@
 #ifndef MLMA_MONITOR_H
 #define MLMA_MONITOR_H
 
-#include "postgres.h"
-
 #include "access/htup.h"
 #include "commands/trigger.h"
 #include "utils/relcache.h"
