@@ -62,6 +62,7 @@
 #include "utils/tuplestore.h"
 
 #include "mlma.h"
+#include "core/decide.h"
 #include "core/stats.h"
 
 PG_FUNCTION_INFO_V1(mlma_replay);
@@ -142,7 +143,7 @@ typedef struct ReplayEval
 
 /*
  * Decide
- *		The decision rule shared with the live checks: significant when p is
+ *		The decision rule shared with the live checks (mlma_decide): significant when p is
  *		at most the threshold and the effect at least min_effect (NaN: not
  *		significant), drift after `consecutive` significant batches in a row.
  */
@@ -151,10 +152,12 @@ Decide(double p, double threshold, double effect, double min_effect,
 	   int streak_before, int consecutive, bool *significant, int *streak,
 	   bool *drift)
 {
-	*significant = !isnan(p) && !isnan(effect) && p <= threshold &&
-		effect >= min_effect;
-	*streak = *significant ? streak_before + 1 : 0;
-	*drift = *significant && *streak >= consecutive;
+	MlmaDecision d = mlma_decide(p, threshold, effect, min_effect,
+								 streak_before, consecutive);
+
+	*significant = d.significant;
+	*streak = d.streak;
+	*drift = d.drift;
 }
 
 static void
