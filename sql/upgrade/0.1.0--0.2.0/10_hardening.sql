@@ -749,6 +749,8 @@ REVOKE ALL ON FUNCTION
 	@extschema@._drop_attachments(),
 	@extschema@.attach(regclass, name, name, name, name, jsonb, name, text)
 	FROM PUBLIC;
+-- stream_status computes the open batch's mean with it
+GRANT EXECUTE ON FUNCTION @extschema@._mean(float8[]) TO mlma_reader;
 GRANT EXECUTE ON FUNCTION
 	@extschema@._mean(float8[]),
 	@extschema@._warm_reference(bigint, bigint, int, bigint),
@@ -756,5 +758,3 @@ GRANT EXECUTE ON FUNCTION
 	@extschema@._drop_attachments(),
 	@extschema@.attach(regclass, name, name, name, name, jsonb, name, text)
 	TO mlma_admin;
--- stream_status computes the open batch's mean with it
-GRANT EXECUTE ON FUNCTION @extschema@._mean(float8[]) TO mlma_reader;
