@@ -835,34 +835,6 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION @extschema@._set_reference_seqs(p_stream_id bigint,
-	p_from_seq bigint, p_to_seq bigint, p_source text)
-RETURNS int
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	v_losses	float8[];
-	v_seqs		int8[];
-BEGIN
-	SELECT array_agg(l ORDER BY q), array_agg(q ORDER BY q)
-	  INTO v_losses, v_seqs
-	  FROM (SELECT u.l, b.first_seq + u.o - 1 AS q
-			  FROM @extschema@.batches b,
-				   unnest(b.losses) WITH ORDINALITY AS u(l, o)
-			 WHERE b.stream_id = p_stream_id
-			   AND b.first_seq < p_to_seq
-			   AND b.first_seq + cardinality(b.losses) > p_from_seq
-			UNION ALL
-			SELECT o.loss, o.seq FROM @extschema@.observations o
-			 WHERE o.stream_id = p_stream_id
-			   AND o.seq >= p_from_seq AND o.seq < p_to_seq) x
-	 WHERE q >= p_from_seq AND q < p_to_seq;
-	PERFORM @extschema@._store_reference(p_stream_id, p_source, v_losses, v_seqs);
-	RETURN coalesce(cardinality(v_losses), 0);
-END;
-$$;
-
 CREATE OR REPLACE FUNCTION @extschema@._warm_reference(p_stream_id bigint, p_from_seq bigint,
 	p_size int, p_next_seq bigint)
 RETURNS bool
