@@ -24,7 +24,7 @@
  *	4. a stream whose state changes (its streak, a request, a rolling
  *	   reference) needs its writer lock, taken without waiting in stream_id
  *	   order.  A stream a writer holds right now, or beyond the round's lock
- *	   budget (a quarter of the shared lock table, or mlma.round_max_locks),
+ *	   budget (mlma.round_max_locks, none by default),
  *	   keeps its batches queued for the next round.  Most streams pass with a
  *	   streak of 0 and need no lock at all;
  *	5. insert the checks (in chunks), put deferred batches back into the
@@ -51,8 +51,6 @@
 #include "portability/instr_time.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "access/twophase.h"
-#include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
@@ -437,9 +435,8 @@ Decide(DueCheck *due, uint64 ndue, const int64 *stream_ids,
 static int
 LockBudget(void)
 {
-	if (mlma_round_max_locks > 0)
-		return mlma_round_max_locks;
-	return Max(64, max_locks_per_xact * (MaxBackends + max_prepared_xacts) / 4);
+	/* writer locks are row locks: they take nothing from the lock table */
+	return mlma_round_max_locks > 0 ? mlma_round_max_locks : INT_MAX;
 }
 
 /*

@@ -50,9 +50,9 @@ _PG_init(void)
 
 	DefineCustomIntVariable("mlma.round_max_locks",
 							"Most stream writer locks one run_checks() round holds.",
-							"0: a quarter of the shared lock table "
-							"(max_locks_per_transaction * (max_connections + ...) / 4).  "
-							"Streams beyond it keep their batches queued for the next round.",
+							"0: no limit (writer locks are row locks and take nothing "
+							"from the shared lock table).  Streams beyond it keep their "
+							"batches queued for the next round.",
 							&mlma_round_max_locks,
 							0, 0, INT_MAX,
 							PGC_USERSET, 0,
