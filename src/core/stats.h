@@ -51,6 +51,9 @@ typedef struct MlmaTestResult
 /* at least 2 values, all finite (stats_sample.c) */
 extern int	mlma_valid_sample(const double *x, size_t n);
 
+/* a p-value clipped to [0, 1]; NaN gives 0 (stats_sample.c) */
+extern double mlma_clip_probability(double p);
+
 /* ---- distributions (stats_dist.c) ---- */
 extern double mlma_normal_sf(double z);		/* P(Z > z) */
 extern double mlma_normal_cdf(double z);	/* P(Z <= z) */

@@ -25,16 +25,6 @@
 
 static const double pi_d = 3.14159265358979323846;
 
-static double
-Clip01(double p)
-{
-	if (!(p >= 0.0))
-		return 0.0;
-	if (p > 1.0)
-		return 1.0;
-	return p;
-}
-
 /*
  * Smirnov's one-sided distribution: P(D+_n >= x), Birnbaum-Tingey sum of
  * positive terms, in long double and through log-gamma.
@@ -523,12 +513,12 @@ mlma_kolmogorov_sf(long n, double x)
 		}
 		else
 			prob = exp(LogFactorialOverPower(n) + n * log(2 * t - 1));
-		return Clip01(1.0 - prob);
+		return mlma_clip_probability(1.0 - prob);
 	}
 	if (t >= n - 1)
-		return Clip01(2 * pow(1.0 - x, (double) n));
+		return mlma_clip_probability(2 * pow(1.0 - x, (double) n));
 	if (x >= 0.5)
-		return Clip01(2 * SmirnovSf(n, x));
+		return mlma_clip_probability(2 * SmirnovSf(n, x));
 
 	nx2 = t * x;
 	if (n <= 140)
@@ -538,15 +528,15 @@ mlma_kolmogorov_sf(long n, double x)
 		else if (nx2 <= 4)
 			cdf = KolmogorovCdfPomeranz(n, x);
 		else
-			return Clip01(2 * SmirnovSf(n, x));
+			return mlma_clip_probability(2 * SmirnovSf(n, x));
 		if (cdf == -1.0)
 			return -1.0;
-		return Clip01(1.0 - cdf);
+		return mlma_clip_probability(1.0 - cdf);
 	}
 	if (nx2 >= 370.0)
 		return 0.0;
 	if (nx2 >= 2.2)
-		return Clip01(2 * SmirnovSf(n, x));
+		return mlma_clip_probability(2 * SmirnovSf(n, x));
 	if (n <= 100000 && n * pow(x, 1.5) <= 1.4)
 	{
 		cdf = KolmogorovCdfDurbin(n, x);
@@ -555,5 +545,5 @@ mlma_kolmogorov_sf(long n, double x)
 	}
 	else
 		cdf = KolmogorovCdfPelzGood(n, x);
-	return Clip01(1.0 - cdf);
+	return mlma_clip_probability(1.0 - cdf);
 }

@@ -136,16 +136,6 @@ NormalSf(double z)
 	return (x > 0) ? 1.0 - y : y;
 }
 
-static double
-Clip01(double p)
-{
-	if (!(p >= 0.0))
-		return 0.0;
-	if (p > 1.0)
-		return 1.0;
-	return p;
-}
-
 /* ----------------------------------------------------------------------
  * Mann-Whitney U
  * ----------------------------------------------------------------------
@@ -341,7 +331,7 @@ mlma_mann_whitney_test(const double *ref, size_t nref,
 	}
 
 	res->statistic = u1;
-	res->p_value = Clip01(p * f);
+	res->p_value = mlma_clip_probability(p * f);
 	res->df = NAN;
 	res->lags = -1;
 	return MLMA_OK;
@@ -760,7 +750,7 @@ mlma_ks_test(const double *ref, size_t nref,
 	}
 
 	res->statistic = d;
-	res->p_value = Clip01(p);
+	res->p_value = mlma_clip_probability(p);
 	res->df = NAN;
 	res->lags = -1;
 	return MLMA_OK;

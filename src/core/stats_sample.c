@@ -28,3 +28,18 @@ mlma_valid_sample(const double *x, size_t n)
 			return 0;
 	return 1;
 }
+
+/*
+ * mlma_clip_probability
+ *		A probability computed with rounding error, clipped to [0, 1]; NaN
+ *		gives 0.
+ */
+double
+mlma_clip_probability(double p)
+{
+	if (!(p >= 0.0))
+		return 0.0;
+	if (p > 1.0)
+		return 1.0;
+	return p;
+}
