@@ -22,6 +22,13 @@
  * effect = mean(batch) / mean(reference sample); when the reference mean is
  * 0 it is 1 if the batch mean is 0 too, +Infinity otherwise.
  *
+ * Benchmark policy (mlma._evaluate_benchmark): the reference sample is the
+ * challenger's losses on the batch's own observations.  Observations that
+ * came without a benchmark value (the policy was switched while the batch
+ * was open) are left out of both samples, so dm still pairs element by
+ * element; with fewer than 2 pairs the check is undefined (NULL p-value)
+ * and the caller records it as skipped.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -39,6 +46,7 @@
 #include "monitor.h"
 
 PG_FUNCTION_INFO_V1(mlma_evaluate);
+PG_FUNCTION_INFO_V1(mlma_evaluate_benchmark);
 
 /*
  * Float8Array / Int8Array
@@ -108,6 +116,55 @@ Position(int64 seq, int season)
 }
 
 /*
+ * TestResultDatum
+ *		Runs the test of current against the reference sample (alternative
+ *		"greater") and returns the row of _evaluate: statistic, p_value,
+ *		effect, n_reference, n_current, reference_mean, batch_mean.
+ */
+static Datum
+TestResultDatum(FunctionCallInfo fcinfo, MlmaMethod method,
+				const char *method_name, double *sample, int nsample,
+				double *cur, int ncur)
+{
+	MlmaTestResult res;
+	int			rc;
+	double		ref_mean;
+	double		cur_mean;
+	double		effect;
+	TupleDesc	tupdesc;
+	Datum		values[7];
+	bool		nulls[7] = {false};
+
+	rc = mlma_run_test(method, sample, nsample, cur, ncur,
+					   MLMA_ALT_GREATER, -1, &res);
+	if (rc != MLMA_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("test %s failed on this batch (code %d)", method_name, rc),
+				 errdetail("The losses must be finite; reference has %d, current has %d.",
+						   nsample, ncur)));
+
+	ref_mean = Mean(sample, nsample);
+	cur_mean = Mean(cur, ncur);
+	if (ref_mean > 0)
+		effect = cur_mean / ref_mean;
+	else
+		effect = cur_mean > 0 ? get_float8_infinity() : 1.0;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+	values[0] = Float8GetDatum(res.statistic);
+	values[1] = Float8GetDatum(res.p_value);
+	values[2] = Float8GetDatum(effect);
+	values[3] = Int32GetDatum(nsample);
+	values[4] = Int32GetDatum(ncur);
+	values[5] = Float8GetDatum(ref_mean);
+	values[6] = Float8GetDatum(cur_mean);
+	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+}
+
+/*
  * mlma._evaluate(method, reference, reference_seqs, current,
  *				  current_first_seq, season_length)
  *	-> (statistic, p_value, effect, n_reference, n_current,
@@ -128,14 +185,6 @@ mlma_evaluate(PG_FUNCTION_ARGS)
 	int			season = 0;
 	double	   *sample;
 	int			nsample;
-	MlmaTestResult res;
-	int			rc;
-	double		ref_mean;
-	double		cur_mean;
-	double		effect;
-	TupleDesc	tupdesc;
-	Datum		values[7];
-	bool		nulls[7] = {false};
 	int			i;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
@@ -223,31 +272,80 @@ mlma_evaluate(PG_FUNCTION_ARGS)
 		}
 	}
 
-	rc = mlma_run_test(method, sample, nsample, cur, ncur,
-					   MLMA_ALT_GREATER, -1, &res);
-	if (rc != MLMA_OK)
+	PG_RETURN_DATUM(TestResultDatum(fcinfo, method, method_name, sample,
+									nsample, cur, ncur));
+}
+
+/*
+ * mlma._evaluate_benchmark(method, benchmark, current)
+ *	-> the same row as mlma._evaluate
+ *
+ * benchmark holds the challenger's loss of each observation of the batch
+ * (NULL where none came); current the model's losses.
+ */
+Datum
+mlma_evaluate_benchmark(PG_FUNCTION_ARGS)
+{
+	char	   *method_name;
+	MlmaMethod	method;
+	double	   *cur;
+	int			ncur;
+	double	   *ref;
+	double	   *paired;
+	int			npairs = 0;
+	int			i;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("method and current must not be null")));
+	method_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	method = mlma_method_kind(method_name);
+	if (method == MLMA_METHOD_INVALID)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("test %s failed on this batch (code %d)", method_name, rc),
-				 errdetail("The losses must be finite; reference has %d, current has %d.",
-						   nsample, ncur)));
+				 errmsg("unknown method: %s", method_name)));
+	cur = Float8Array(PG_GETARG_ARRAYTYPE_P(2), &ncur, "current");
+	ref = palloc(sizeof(double) * Max(ncur, 1));
+	paired = palloc(sizeof(double) * Max(ncur, 1));
 
-	ref_mean = Mean(sample, nsample);
-	cur_mean = Mean(cur, ncur);
-	if (ref_mean > 0)
-		effect = cur_mean / ref_mean;
-	else
-		effect = cur_mean > 0 ? get_float8_infinity() : 1.0;
+	if (!PG_ARGISNULL(1))
+	{
+		Datum	   *elems;
+		bool	   *enulls;
+		int			nbench;
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	tupdesc = BlessTupleDesc(tupdesc);
-	values[0] = Float8GetDatum(res.statistic);
-	values[1] = Float8GetDatum(res.p_value);
-	values[2] = Float8GetDatum(effect);
-	values[3] = Int32GetDatum(nsample);
-	values[4] = Int32GetDatum(ncur);
-	values[5] = Float8GetDatum(ref_mean);
-	values[6] = Float8GetDatum(cur_mean);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), FLOAT8OID, 8,
+						  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+						  &elems, &enulls, &nbench);
+		if (nbench != ncur)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("benchmark and current differ in length (%d and %d)",
+							nbench, ncur)));
+		for (i = 0; i < ncur; i++)
+		{
+			if (enulls[i])
+				continue;
+			ref[npairs] = DatumGetFloat8(elems[i]);
+			paired[npairs] = cur[i];
+			npairs++;
+		}
+	}
+
+	if (npairs < 2)
+	{
+		TupleDesc	tupdesc;
+		Datum		values[7] = {0};
+		bool		nulls[7] = {true, true, true, false, false, true, true};
+
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		tupdesc = BlessTupleDesc(tupdesc);
+		values[3] = Int32GetDatum(npairs);
+		values[4] = Int32GetDatum(ncur);
+		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+	}
+	PG_RETURN_DATUM(TestResultDatum(fcinfo, method, method_name, ref, npairs,
+									paired, npairs));
 }

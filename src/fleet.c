@@ -28,7 +28,10 @@
  *	   batches.
  *
  * Checks whose batch no longer has a reference of its model version (the
- * model was retrained meanwhile) are marked 'skipped'.
+ * model was retrained meanwhile) are marked 'skipped'.  Streams with the
+ * benchmark reference policy are tested against their batch's own
+ * benchmark losses (mlma._evaluate_benchmark); a batch with fewer than 2 of
+ * them is skipped too.
  *
  *-------------------------------------------------------------------------
  */
@@ -76,7 +79,7 @@ typedef struct DueCheck
 
 static const char *due_query =
 "SELECT c.check_id, c.stream_id, c.batch_no, "
-"       (r.stream_id IS NULL OR b.stream_id IS NULL) AS skip, "
+"       (b.stream_id IS NULL OR (r.stream_id IS NULL AND NOT bm.benchmark)) AS skip, "
 "       e.statistic, e.p_value, e.effect, e.n_reference, e.n_current, "
 "       e.reference_mean, e.batch_mean, "
 "       s.min_effect, s.consecutive, s.paused, "
@@ -85,6 +88,7 @@ static const char *due_query =
 "  FROM @extschema@.checks c "
 "  JOIN @extschema@.streams s ON s.stream_id OPERATOR(pg_catalog.=) c.stream_id "
 "  JOIN @extschema@.stream_state st ON st.stream_id OPERATOR(pg_catalog.=) c.stream_id "
+"  CROSS JOIN LATERAL (SELECT s.reference_policy OPERATOR(pg_catalog.=) 'benchmark' AS benchmark) bm "
 "  LEFT JOIN @extschema@.batches b "
 "         ON b.stream_id OPERATOR(pg_catalog.=) c.stream_id "
 "        AND b.batch_no OPERATOR(pg_catalog.=) c.batch_no "
@@ -93,7 +97,11 @@ static const char *due_query =
 "        AND r.version_no OPERATOR(pg_catalog.=) b.version_no "
 "  LEFT JOIN LATERAL (SELECT x.* FROM @extschema@._evaluate(s.method, "
 "         r.losses, r.seqs, b.losses, b.first_seq, s.season_length) x "
-"         WHERE r.stream_id IS NOT NULL AND b.stream_id IS NOT NULL) e ON true "
+"         WHERE r.stream_id IS NOT NULL AND b.stream_id IS NOT NULL AND NOT bm.benchmark "
+"         UNION ALL "
+"         SELECT y.* FROM @extschema@._evaluate_benchmark(s.method, "
+"         b.benchmark_losses, b.losses) y "
+"         WHERE b.stream_id IS NOT NULL AND bm.benchmark) e ON true "
 " WHERE c.status OPERATOR(pg_catalog.=) 'waiting' "
 " ORDER BY c.stream_id, c.batch_no "
 "   FOR UPDATE OF c SKIP LOCKED";

@@ -93,7 +93,8 @@ PreparePlans(void)
 
 	if (touch_plan == NULL)
 	{
-		Oid			types[4] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID};
+		Oid			types[5] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID,
+		FLOAT8OID};
 
 		/*
 		 * REPEATABLE READ and SERIALIZABLE: the first observation of a
@@ -120,17 +121,19 @@ PreparePlans(void)
 								 "                        (SELECT max(seq) + 1 FROM mlma.observations "
 								 "                          WHERE stream_id = $1)) AS next_seq "
 								 "          FROM upd u, old o), "
-								 "ins AS (INSERT INTO mlma.observations (stream_id, seq, observed_at, loss) "
-								 "        SELECT $1, next_seq, $3, $4 FROM cur "
+								 "ins AS (INSERT INTO mlma.observations "
+								 "               (stream_id, seq, observed_at, loss, benchmark_loss) "
+								 "        SELECT $1, next_seq, $3, $4, $5 FROM cur "
 								 "         WHERE fresh AND config_version = $2 RETURNING seq) "
 								 "SELECT c.config_version, c.open_start_seq, c.age_flagged, c.fresh, "
 								 "       c.next_seq, (SELECT count(*) FROM ins) AS inserted "
 								 "  FROM cur c",
-								 4, types);
+								 5, types);
 	}
 	if (read_plan == NULL)
 	{
-		Oid			types[4] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID};
+		Oid			types[5] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID,
+		FLOAT8OID};
 
 		/*
 		 * The same under READ COMMITTED, where the statement's snapshot is
@@ -143,13 +146,14 @@ PreparePlans(void)
 								"                             (SELECT max(seq) + 1 FROM mlma.observations "
 								"                               WHERE stream_id = $1)) AS next_seq "
 								"               FROM mlma.stream_state st WHERE st.stream_id = $1), "
-								"ins AS (INSERT INTO mlma.observations (stream_id, seq, observed_at, loss) "
-								"        SELECT $1, next_seq, $3, $4 FROM cur "
+								"ins AS (INSERT INTO mlma.observations "
+								"               (stream_id, seq, observed_at, loss, benchmark_loss) "
+								"        SELECT $1, next_seq, $3, $4, $5 FROM cur "
 								"         WHERE config_version = $2 RETURNING seq) "
 								"SELECT c.config_version, c.open_start_seq, c.age_flagged, true, "
 								"       c.next_seq, (SELECT count(*) FROM ins) AS inserted "
 								"  FROM cur c",
-								4, types);
+								5, types);
 	}
 	if (max_plan == NULL)
 		max_plan = PreparePlan("SELECT max(seq) FROM mlma.observations "
@@ -157,12 +161,13 @@ PreparePlans(void)
 							   1, id_type);
 	if (insert_plan == NULL)
 	{
-		Oid			types[4] = {INT8OID, INT8OID, TIMESTAMPTZOID, FLOAT8OID};
+		Oid			types[5] = {INT8OID, INT8OID, TIMESTAMPTZOID, FLOAT8OID,
+		FLOAT8OID};
 
 		insert_plan = PreparePlan("INSERT INTO mlma.observations "
-								  "(stream_id, seq, observed_at, loss) "
-								  "VALUES ($1, $2, $3, $4)",
-								  4, types);
+								  "(stream_id, seq, observed_at, loss, benchmark_loss) "
+								  "VALUES ($1, $2, $3, $4, $5)",
+								  5, types);
 	}
 	if (close_plan == NULL)
 		close_plan = PreparePlan("SELECT mlma._close_batch($1)", 1, id_type);
@@ -187,15 +192,17 @@ PreparePlans(void)
  *		observation in the same statement.  Returns -1 when the stream is
  *		gone, 0 when the lock is held and *owned is valid but the
  *		observation is not inserted yet (configuration changed: the caller
- *		reloads it), 1 when the observation was inserted.
+ *		reloads it), 1 when the observation was inserted.  bench: the
+ *		benchmark's loss, NULL when there is none.
  */
 static int
 TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
-			OwnedStream **owned)
+			const double *bench, OwnedStream **owned)
 {
 	OwnedStream *o;
 	bool		found;
-	Datum		args[4];
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 	int			ret;
 	HeapTuple	tup;
@@ -212,8 +219,10 @@ TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
 	args[1] = Int32GetDatum(stream->config_version);
 	args[2] = TimestampTzGetDatum(observed_at);
 	args[3] = Float8GetDatum(loss);
+	args[4] = Float8GetDatum(bench ? *bench : 0.0);
+	nulls[4] = bench ? ' ' : 'n';
 	ret = SPI_execute_plan(IsolationUsesXactSnapshot() ? touch_plan : read_plan,
-						   args, NULL, false, 0);
+						   args, nulls, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "locking a stream failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed != 1)
@@ -298,31 +307,91 @@ CheckLoss(const char *name, double loss)
 }
 
 /*
+ * BenchmarkProblem
+ *		Why the benchmark value of an observation cannot be recorded, or
+ *		NULL when it can; *bench is its loss.  A stream with the benchmark
+ *		reference policy needs one with every observation; other streams
+ *		store it when given (so a later switch of policy finds it).
+ */
+static const char *
+BenchmarkProblem(const MlmaObservation *obs, MlmaStream *stream, double *bench,
+				 char **detail)
+{
+	int			rc;
+
+	*detail = NULL;
+	if (!obs->has_benchmark)
+	{
+		if (stream->benchmark)
+		{
+			*detail = psprintf("Stream \"%s\" uses reference_policy benchmark: every observation needs the benchmark's %s.",
+							   stream->name, obs->by_loss ? "loss (benchmark_loss)" : "prediction (benchmark)");
+			return "benchmark missing";
+		}
+		return NULL;
+	}
+	if (obs->by_loss)
+	{
+		*bench = obs->benchmark;
+		if (isnan(*bench) || isinf(*bench) || *bench < 0)
+		{
+			*detail = psprintf("Stream \"%s\" received benchmark_loss %g.",
+							   stream->name, *bench);
+			return "benchmark loss invalid";
+		}
+		return NULL;
+	}
+	if (!isfinite(obs->benchmark))
+	{
+		*detail = psprintf("Stream \"%s\" received benchmark %g.",
+						   stream->name, obs->benchmark);
+		return "benchmark invalid";
+	}
+	rc = mlma_loss(stream->loss_kind, obs->actual, obs->benchmark,
+				   stream->loss_param, bench);
+	if (rc != MLMA_OK || !isfinite(*bench) || *bench < 0)
+	{
+		*detail = psprintf("Loss %s is undefined for actual %g and benchmark %g (stream \"%s\").",
+						   mlma_loss_name(stream->loss_kind) ? mlma_loss_name(stream->loss_kind) : "?",
+						   obs->actual, obs->benchmark, stream->name);
+		return "benchmark loss undefined";
+	}
+	return NULL;
+}
+
+/*
  * mlma_record
  *		Record one observation of the named stream.  by_loss: the loss is
  *		given; otherwise it is computed from actual and predicted with the
- *		stream's loss function.  defaults: NULL for observe() (unknown
- *		stream is an error), the attachment's defaults for the trigger
- *		(unknown stream is created).  The caller is connected to SPI.
+ *		stream's loss function, and so is the benchmark's loss from its
+ *		prediction.  defaults: NULL for observe() (unknown stream is an
+ *		error), the attachment's defaults for the trigger (unknown stream is
+ *		created).  Returns NULL when recorded; with skip_invalid, a short
+ *		reason when the observation was skipped because its benchmark value
+ *		was missing or invalid.  The caller is connected to SPI.
  */
-void
-mlma_record(const char *name, bool by_loss, double actual, double predicted,
-			double loss, TimestampTz observed_at, const char *defaults)
+const char *
+mlma_record(const MlmaObservation *obs)
 {
+	const char *name = obs->name;
+	double		loss = obs->loss;
+	double		bench = 0.0;
+	const double *benchp = NULL;
 	MlmaStream *stream;
 	OwnedStream *owned = NULL;
 	int			attempt;
-	Datum		args[4];
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	int			ret;
 	bool		found;
 	bool		done = false;
 
-	if (TIMESTAMP_NOT_FINITE(observed_at))
+	if (TIMESTAMP_NOT_FINITE(obs->observed_at))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("observed_at must be finite"),
 				 errdetail("Stream \"%s\".", name)));
-	if (by_loss)
+	if (obs->by_loss)
 		CheckLoss(name, loss);
 
 	PreparePlans();
@@ -330,14 +399,17 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 
 	for (attempt = 0; !done; attempt++)
 	{
+		const char *problem;
+		char	   *detail;
+
 		if (stream == NULL)
 		{
-			if (defaults == NULL)
+			if (obs->defaults == NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_UNDEFINED_OBJECT),
 						 errmsg("stream \"%s\" does not exist", name),
 						 errhint("Create it with mlma.create_stream().")));
-			stream = mlma_stream_auto_create(name, defaults);
+			stream = mlma_stream_auto_create(name, obs->defaults);
 		}
 		if (attempt >= MLMA_RECORD_ATTEMPTS)
 			ereport(ERROR,
@@ -345,8 +417,28 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 					 errmsg("could not record an observation of stream \"%s\"", name),
 					 errdetail("The stream's configuration changed during every attempt.")));
 
-		if (!by_loss)
-			loss = ComputeLoss(stream, actual, predicted);
+		if (!obs->by_loss)
+			loss = ComputeLoss(stream, obs->actual, obs->predicted);
+
+		problem = BenchmarkProblem(obs, stream, &bench, &detail);
+		if (problem != NULL)
+		{
+			if (obs->skip_invalid)
+				return problem;
+			if (!obs->has_benchmark)
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("stream \"%s\" needs a benchmark value with every observation",
+								name),
+						 errdetail_internal("%s", detail),
+						 errhint("Pass benchmark => the challenger's prediction (observe) or benchmark_loss => its loss (observe_loss), or configure another reference_policy.")));
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must be finite and give a non-negative loss",
+							obs->by_loss ? "benchmark_loss" : "benchmark"),
+					 errdetail_internal("%s", detail)));
+		}
+		benchp = obs->has_benchmark ? &bench : NULL;
 
 		owned = (OwnedStream *) hash_search(owned_streams, &stream->stream_id,
 											HASH_FIND, &found);
@@ -355,9 +447,11 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 			/* this transaction owns the stream: one INSERT */
 			args[0] = Int64GetDatum(stream->stream_id);
 			args[1] = Int64GetDatum(owned->next_seq);
-			args[2] = TimestampTzGetDatum(observed_at);
+			args[2] = TimestampTzGetDatum(obs->observed_at);
 			args[3] = Float8GetDatum(loss);
-			ret = SPI_execute_plan(insert_plan, args, NULL, false, 0);
+			args[4] = Float8GetDatum(bench);
+			nulls[4] = benchp ? ' ' : 'n';
+			ret = SPI_execute_plan(insert_plan, args, nulls, false, 0);
 			if (ret != SPI_OK_INSERT)
 				elog(ERROR, "recording an observation failed: %s",
 					 SPI_result_code_string(ret));
@@ -366,7 +460,7 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 			continue;
 		}
 
-		switch (TouchStream(stream, observed_at, loss, &owned))
+		switch (TouchStream(stream, obs->observed_at, loss, benchp, &owned))
 		{
 			case 1:
 				done = true;
@@ -403,6 +497,7 @@ mlma_record(const char *name, bool by_loss, double actual, double predicted,
 				 SPI_result_code_string(ret));
 		owned->age_flagged = true;
 	}
+	return NULL;
 }
 
 /*
@@ -420,43 +515,64 @@ RequireArg(FunctionCallInfo fcinfo, int argno, const char *what)
 
 /*
  * observe(stream text, actual float8, predicted float8,
- *		   observed_at timestamptz DEFAULT now()) -> void
+ *		   observed_at timestamptz DEFAULT now(),
+ *		   benchmark float8 DEFAULT NULL) -> void
+ *
+ * The 0.1.0 definition (four arguments, no benchmark) calls the same
+ * symbol: PG_NARGS() tells them apart.
  */
 Datum
 mlma_observe(PG_FUNCTION_ARGS)
 {
-	char	   *name;
+	MlmaObservation obs = {0};
 
 	RequireArg(fcinfo, 0, "stream");
 	RequireArg(fcinfo, 1, "actual");
 	RequireArg(fcinfo, 2, "predicted");
 	RequireArg(fcinfo, 3, "observed_at");
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	obs.name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	obs.actual = PG_GETARG_FLOAT8(1);
+	obs.predicted = PG_GETARG_FLOAT8(2);
+	obs.observed_at = PG_GETARG_TIMESTAMPTZ(3);
+	if (PG_NARGS() > 4 && !PG_ARGISNULL(4))
+	{
+		obs.has_benchmark = true;
+		obs.benchmark = PG_GETARG_FLOAT8(4);
+	}
 
 	SPI_connect();
-	mlma_record(name, false, PG_GETARG_FLOAT8(1), PG_GETARG_FLOAT8(2), 0.0,
-				PG_GETARG_TIMESTAMPTZ(3), NULL);
+	(void) mlma_record(&obs);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
 
 /*
  * observe_loss(stream text, loss float8,
- *				observed_at timestamptz DEFAULT now()) -> void
+ *				observed_at timestamptz DEFAULT now(),
+ *				benchmark_loss float8 DEFAULT NULL) -> void
+ *
+ * Like observe, the 0.1.0 definition has one argument less.
  */
 Datum
 mlma_observe_loss(PG_FUNCTION_ARGS)
 {
-	char	   *name;
+	MlmaObservation obs = {0};
 
 	RequireArg(fcinfo, 0, "stream");
 	RequireArg(fcinfo, 1, "loss");
 	RequireArg(fcinfo, 2, "observed_at");
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	obs.name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	obs.by_loss = true;
+	obs.loss = PG_GETARG_FLOAT8(1);
+	obs.observed_at = PG_GETARG_TIMESTAMPTZ(2);
+	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
+	{
+		obs.has_benchmark = true;
+		obs.benchmark = PG_GETARG_FLOAT8(3);
+	}
 
 	SPI_connect();
-	mlma_record(name, true, 0.0, 0.0, PG_GETARG_FLOAT8(1),
-				PG_GETARG_TIMESTAMPTZ(2), NULL);
+	(void) mlma_record(&obs);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -664,7 +780,16 @@ mlma_observe_trigger(PG_FUNCTION_ARGS)
 	}
 
 	SPI_connect();
-	mlma_record(name, false, actual, predicted, 0.0, at, trigger->tgargs[4]);
+	{
+		MlmaObservation obs = {0};
+
+		obs.name = name;
+		obs.actual = actual;
+		obs.predicted = predicted;
+		obs.observed_at = at;
+		obs.defaults = trigger->tgargs[4];
+		(void) mlma_record(&obs);
+	}
 	SPI_finish();
 
 	return PointerGetDatum(NULL);

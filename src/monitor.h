@@ -38,6 +38,8 @@ typedef struct MlmaStream
 	double		loss_param;		/* NaN when absent */
 	int32		batch_size;
 	bool		paused;
+	bool		benchmark;		/* reference_policy 'benchmark': every
+								 * observation carries a benchmark */
 	bool		has_deadline;	/* max_model_age set */
 	TimestampTz deadline;		/* version_started_at + max_model_age */
 } MlmaStream;
@@ -50,8 +52,25 @@ extern void mlma_lock_stream(int64 stream_id);
 extern bool mlma_try_lock_stream(int64 stream_id);
 
 /* ingest.c */
-extern void mlma_record(const char *name, bool by_loss, double actual,
-						double predicted, double loss, TimestampTz observed_at,
-						const char *defaults);
+typedef struct MlmaObservation
+{
+	const char *name;			/* stream name */
+	bool		by_loss;		/* loss given (observe_loss) or computed */
+	double		actual;
+	double		predicted;
+	double		loss;			/* when by_loss */
+	bool		has_benchmark;	/* a benchmark value came with it */
+	double		benchmark;		/* benchmark prediction, or its loss when by_loss */
+	TimestampTz observed_at;
+	const char *defaults;		/* attachment defaults (JSON); NULL: unknown stream is an error */
+	bool		skip_invalid;	/* attachment on_invalid = 'skip' */
+} MlmaObservation;
+
+/*
+ * Records one observation.  Returns NULL when recorded; with skip_invalid,
+ * returns a short reason (static string) when the row was skipped instead of
+ * raising an error.
+ */
+extern const char *mlma_record(const MlmaObservation *obs);
 
 #endif							/* MLMA_MONITOR_H */

@@ -47,7 +47,8 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 			HINT = 'Use one of welch, mann_whitney, ks, hac, dm.';
 	END IF;
-	IF method = 'dm' AND season_length IS NULL AND reference_size <> batch_size THEN
+	IF method = 'dm' AND season_length IS NULL AND reference_size <> batch_size
+		AND reference_policy IS DISTINCT FROM 'benchmark' THEN
 		RAISE EXCEPTION 'method dm requires season_length or reference_size equal to batch_size'
 			USING ERRCODE = 'invalid_parameter_value',
 			DETAIL = format('batch_size is %s, reference_size is %s.',
@@ -65,10 +66,11 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 			HINT = 'Use eager or scheduled.';
 	END IF;
-	IF reference_policy IS NULL OR reference_policy NOT IN ('fixed', 'rolling') THEN
+	IF reference_policy IS NULL
+		OR reference_policy NOT IN ('fixed', 'rolling', 'benchmark') THEN
 		RAISE EXCEPTION 'unknown reference_policy: %', coalesce(reference_policy, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value',
-			HINT = 'Use fixed or rolling.';
+			HINT = 'Use fixed, rolling or benchmark.';
 	END IF;
 	IF min_effect IS NULL OR NOT (min_effect >= 0 AND min_effect < 'Infinity') THEN
 		RAISE EXCEPTION 'min_effect must be a finite number at least 0'
@@ -398,6 +400,22 @@ BEGIN
 	UPDATE @extschema@.stream_state SET config_version = config_version + 1
 	 WHERE stream_id = v_id;
 
+	-- switching to the benchmark policy: the challenger's losses are the
+	-- reference, the live one is dropped and nothing warms; switching away
+	-- from it: a new reference warms from the open batch on
+	IF n.reference_policy <> s.reference_policy
+		AND 'benchmark' IN (n.reference_policy, s.reference_policy) THEN
+		DELETE FROM @extschema@.reference_batches WHERE stream_id = v_id;
+		IF s.reference_policy = 'benchmark' THEN
+			UPDATE @extschema@.stream_state
+			   SET version_start_seq = open_start_seq, streak = 0
+			 WHERE stream_id = v_id;
+		ELSE
+			UPDATE @extschema@.stream_state SET streak = 0
+			 WHERE stream_id = v_id;
+		END IF;
+	END IF;
+
 	-- deploying another model version by hand starts a new reference
 	IF n.model_version <> s.model_version THEN
 		PERFORM @extschema@._start_version(v_id, n.model_version);
@@ -453,15 +471,20 @@ BEGIN
 END;
 $$;
 
--- Ingestion (src/ingest.c)
+-- Ingestion (src/ingest.c).  benchmark: a challenger's prediction of the
+-- same actual (its loss is computed with the stream's loss function);
+-- benchmark_loss: the challenger's loss.  Required by the benchmark
+-- reference policy, stored for any stream when given.
 CREATE FUNCTION @extschema@.observe(stream text, actual float8, predicted float8,
-									 observed_at timestamptz DEFAULT now())
+									 observed_at timestamptz DEFAULT now(),
+									 benchmark float8 DEFAULT NULL)
 RETURNS void
 AS 'MODULE_PATHNAME', 'mlma_observe'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE;
 
 CREATE FUNCTION @extschema@.observe_loss(stream text, loss float8,
-										  observed_at timestamptz DEFAULT now())
+										  observed_at timestamptz DEFAULT now(),
+										  benchmark_loss float8 DEFAULT NULL)
 RETURNS void
 AS 'MODULE_PATHNAME', 'mlma_observe_loss'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE;

@@ -17,6 +17,20 @@ RETURNS record
 AS 'MODULE_PATHNAME', 'mlma_evaluate'
 LANGUAGE C IMMUTABLE PARALLEL SAFE CALLED ON NULL INPUT;
 
+-- The same row for the benchmark reference policy: the reference sample is
+-- the challenger's losses on the batch's own observations (benchmark, NULL
+-- elements where an observation had none: those pairs are left out).  dm
+-- pairs element by element; effect = mean(model loss) / mean(benchmark
+-- loss).  Fewer than 2 pairs: statistic, p_value and effect are NULL.
+CREATE FUNCTION @extschema@._evaluate_benchmark(
+	method text, benchmark float8[], current float8[],
+	OUT statistic float8, OUT p_value float8, OUT effect float8,
+	OUT n_reference int, OUT n_current int,
+	OUT reference_mean float8, OUT batch_mean float8)
+RETURNS record
+AS 'MODULE_PATHNAME', 'mlma_evaluate_benchmark'
+LANGUAGE C IMMUTABLE PARALLEL SAFE CALLED ON NULL INPUT;
+
 -- The JSON payload of a retrain notification; always well below 8000 bytes:
 -- stream names have at most 255 characters, model versions at most 255
 -- (longer historical values are cut), and every string is JSON-escaped.
@@ -233,9 +247,12 @@ BEGIN
 END;
 $$;
 
--- Evaluates one closed batch against the stream's live reference: the test
--- (alternative 'greater'), the effect and the sample sizes, without
--- recording anything.  No row when the stream has no reference.
+-- Evaluates one closed batch against the stream's live reference (the
+-- benchmark policy: against the challenger's losses on the same
+-- observations): the test (alternative 'greater'), the effect and the
+-- sample sizes, without recording anything.  No row when the stream has no
+-- reference; NULL p_value when a benchmark batch has fewer than 2
+-- benchmark values.
 CREATE FUNCTION @extschema@.evaluate_batch(stream_id bigint, batch_no int)
 RETURNS TABLE (statistic float8, p_value float8, effect float8,
 			   n_reference int, n_current int,
@@ -246,9 +263,16 @@ AS $$
 	SELECT e.*
 	  FROM @extschema@.batches b
 	  JOIN @extschema@.streams s USING (stream_id)
-	  JOIN @extschema@.reference_batches r USING (stream_id),
-		   LATERAL @extschema@._evaluate(s.method, r.losses, r.seqs, b.losses,
-										  b.first_seq, s.season_length) e
+	  LEFT JOIN @extschema@.reference_batches r USING (stream_id),
+		   LATERAL (SELECT x.*
+					  FROM @extschema@._evaluate(s.method, r.losses, r.seqs, b.losses,
+												  b.first_seq, s.season_length) x
+					 WHERE s.reference_policy <> 'benchmark' AND r.stream_id IS NOT NULL
+					UNION ALL
+					SELECT y.*
+					  FROM @extschema@._evaluate_benchmark(s.method, b.benchmark_losses,
+															b.losses) y
+					 WHERE s.reference_policy = 'benchmark') e
 	 WHERE b.stream_id = evaluate_batch.stream_id
 	   AND b.batch_no = evaluate_batch.batch_no
 $$;
@@ -304,9 +328,12 @@ END;
 $$;
 
 -- Closes the open batch of a stream: its observations move from
--- mlma.observations into one mlma.batches row; a warming stream whose
--- version reached reference_size observations gets its reference; a test
--- batch gets its check (eager: now, scheduled: left 'waiting').  With
+-- mlma.observations into one mlma.batches row (their benchmark losses into
+-- benchmark_losses); a warming stream whose version reached reference_size
+-- observations gets its reference; a test batch gets its check (eager: now,
+-- scheduled: left 'waiting').  Under the benchmark policy every full batch
+-- is a test batch (no warm-up) and is tested against its own benchmark
+-- losses; with fewer than 2 of them the check is recorded 'skipped'.  With
 -- p_partial the batch is closed even if not full (new model version) and is
 -- never tested.  The caller holds the stream's writer lock.
 --
@@ -321,6 +348,7 @@ AS $$
 DECLARE
 	c		record;
 	v_l		float8[];
+	v_bl	float8[];
 	v_off	int4[];
 	v_first	bigint;
 	v_t0	timestamptz;
@@ -349,15 +377,17 @@ BEGIN
 	-- beyond +-68 years from the batch's first observation are clamped
 	WITH d AS (DELETE FROM @extschema@.observations
 				WHERE stream_id = p_stream_id AND seq >= c.open_start_seq
-			RETURNING seq, observed_at, loss),
-		 f AS (SELECT seq, observed_at, loss,
+			RETURNING seq, observed_at, loss, benchmark_loss),
+		 f AS (SELECT seq, observed_at, loss, benchmark_loss,
 					  first_value(observed_at) OVER (ORDER BY seq) AS t0
 				 FROM d)
 	SELECT array_agg(loss ORDER BY seq),
 		   array_agg(greatest(-2147483648, least(2147483647,
 					 floor(extract(epoch FROM observed_at - t0))))::int4 ORDER BY seq),
-		   min(seq), min(t0), (array_agg(observed_at ORDER BY seq DESC))[1]
-	  INTO v_l, v_off, v_first, v_t0, v_t1
+		   min(seq), min(t0), (array_agg(observed_at ORDER BY seq DESC))[1],
+		   CASE WHEN count(benchmark_loss) > 0
+				THEN array_agg(benchmark_loss ORDER BY seq) END
+	  INTO v_l, v_off, v_first, v_t0, v_t1, v_bl
 	  FROM f;
 	IF v_l IS NULL THEN
 		RETURN;
@@ -366,6 +396,8 @@ BEGIN
 
 	IF p_partial THEN
 		v_role := 'partial';
+	ELSIF c.reference_policy = 'benchmark' THEN
+		v_role := 'test';
 	ELSIF NOT c.has_ref OR v_first < c.ref_end THEN
 		v_role := 'reference';
 	ELSE
@@ -374,16 +406,16 @@ BEGIN
 
 	INSERT INTO @extschema@.batches
 		(stream_id, batch_no, model_version, version_no, role, first_seq,
-		 first_at, last_at, losses, offsets)
+		 first_at, last_at, losses, offsets, benchmark_losses)
 	VALUES (p_stream_id, c.batch_no, c.model_version, c.version_no, v_role,
-			v_first, v_t0, v_t1, v_l, v_off);
+			v_first, v_t0, v_t1, v_l, v_off, v_bl);
 
 	IF v_role <> 'test' OR c.paused OR c.check_mode <> 'eager' THEN
 		UPDATE @extschema@.stream_state
 		   SET batch_no = batch_no + 1, open_start_seq = v_next
 		 WHERE stream_id = p_stream_id;
 		-- warming: the version's first reference_size observations
-		IF NOT c.has_ref AND NOT p_partial
+		IF NOT c.has_ref AND NOT p_partial AND c.reference_policy <> 'benchmark'
 			AND v_next - c.version_start_seq >= c.reference_size THEN
 			PERFORM @extschema@._set_reference_seqs(p_stream_id, c.version_start_seq,
 				c.version_start_seq + c.reference_size, 'warmup');
@@ -399,8 +431,25 @@ BEGIN
 	END IF;
 
 	-- eager check and decision
-	SELECT * INTO e FROM @extschema@._evaluate(c.method, c.ref_losses, c.ref_seqs,
-											   v_l, v_first, c.season_length);
+	IF c.reference_policy = 'benchmark' THEN
+		SELECT * INTO e FROM @extschema@._evaluate_benchmark(c.method, v_bl, v_l);
+		IF e.p_value IS NULL THEN
+			-- too few benchmark values (policy switched while the batch
+			-- was open): no test, the streak stands
+			UPDATE @extschema@.stream_state
+			   SET batch_no = batch_no + 1, open_start_seq = v_next
+			 WHERE stream_id = p_stream_id;
+			INSERT INTO @extschema@.checks
+				(stream_id, model_version, batch_no, method, alpha, check_mode,
+				 status, n_reference, n_current, checked_at)
+			VALUES (p_stream_id, c.model_version, c.batch_no, c.method, c.alpha,
+					'eager', 'skipped', e.n_reference, e.n_current, now());
+			RETURN;
+		END IF;
+	ELSE
+		SELECT * INTO e FROM @extschema@._evaluate(c.method, c.ref_losses, c.ref_seqs,
+												   v_l, v_first, c.season_length);
+	END IF;
 	v_sig := e.p_value <= c.alpha AND e.effect >= c.min_effect;
 	v_streak := CASE WHEN v_sig THEN c.streak + 1 ELSE 0 END;
 	v_drift := v_sig AND v_streak >= c.consecutive;

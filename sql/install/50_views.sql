@@ -2,7 +2,12 @@
 --
 -- state, by precedence: paused; retraining (a request is claimed, or a
 -- manual request is pending); drift (a drift or age request is pending);
--- warming (no reference yet for this model version); monitoring.
+-- warming (no reference yet for this model version; never under the
+-- benchmark policy, whose reference is the challenger's losses on each
+-- batch); monitoring.  The model's mean loss stands beside its reference:
+-- reference_mean (live reference) or, for benchmark streams,
+-- batch_benchmark_mean (the open batch's benchmark losses) and
+-- last_reference_mean (the mean the last check tested against).
 
 CREATE VIEW @extschema@.stream_status AS
 SELECT s.stream_id,
@@ -11,7 +16,7 @@ SELECT s.stream_id,
 	   CASE WHEN s.paused THEN 'paused'
 			WHEN q.status = 'claimed' OR q.reason = 'manual' THEN 'retraining'
 			WHEN q.status = 'pending' THEN 'drift'
-			WHEN r.stream_id IS NULL THEN 'warming'
+			WHEN r.stream_id IS NULL AND s.reference_policy <> 'benchmark' THEN 'warming'
 			ELSE 'monitoring' END AS state,
 	   s.model_version,
 	   s.version_started_at,
@@ -34,16 +39,24 @@ SELECT s.stream_id,
 	   (SELECT count(*)
 		  FROM @extschema@.retrain_requests rr
 		 WHERE rr.stream_id = s.stream_id AND rr.status = 'completed'
-		   AND rr.finished_at > now() - interval '30 days') AS retrains_30d
+		   AND rr.finished_at > now() - interval '30 days') AS retrains_30d,
+	   s.reference_policy,
+	   o.batch_benchmark_mean,
+	   o.batch_benchmark_n,
+	   c.reference_mean AS last_reference_mean,
+	   c.batch_mean AS last_batch_mean
   FROM @extschema@.streams s
   JOIN @extschema@.stream_state st USING (stream_id)
   LEFT JOIN @extschema@.reference_batches r USING (stream_id)
   LEFT JOIN @extschema@.retrain_requests q
 		 ON q.stream_id = s.stream_id AND q.status IN ('pending', 'claimed')
-  LEFT JOIN LATERAL (SELECT count(*)::int AS batch_n, avg(ob.loss) AS batch_mean
+  LEFT JOIN LATERAL (SELECT count(*)::int AS batch_n, avg(ob.loss) AS batch_mean,
+							avg(ob.benchmark_loss) AS batch_benchmark_mean,
+							count(ob.benchmark_loss)::int AS batch_benchmark_n
 					   FROM @extschema@.observations ob
 					  WHERE ob.stream_id = s.stream_id) o ON true
-  LEFT JOIN LATERAL (SELECT ck.p_value, ck.effect, ck.drift, ck.checked_at
+  LEFT JOIN LATERAL (SELECT ck.p_value, ck.effect, ck.drift, ck.checked_at,
+							ck.reference_mean, ck.batch_mean
 					   FROM @extschema@.checks ck
 					  WHERE ck.stream_id = s.stream_id AND ck.status = 'done'
 					  ORDER BY ck.batch_no DESC
