@@ -257,7 +257,9 @@ class Demo:
                     continue
                 due = [n for i, n in enumerate(self.names) if (day_no + i) % k == 0]
                 if due:
-                    self.q("SELECT demo.fit(%s, %s, %s)", (policy, due, midnight))
+                    # fitted for the k days until its next refit
+                    self.q("SELECT demo.fit(%s, %s, %s, %s)",
+                           (policy, due, midnight, min(k, 7)))
         self.q("""INSERT INTO demo.baseline_forecast
                   SELECT p, f.zone, f.slot_at, f.predicted
                   FROM unnest(%s::text[]) AS p,

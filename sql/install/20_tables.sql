@@ -47,7 +47,7 @@ CREATE TABLE @extschema@.stream_state (
 	open_start_seq	bigint NOT NULL DEFAULT 0,	-- seq of the open batch's first observation
 	batch_no		int NOT NULL DEFAULT 1,	-- number of the open batch
 	version_no		int NOT NULL DEFAULT 1,	-- model versions deployed so far
-	version_start_seq bigint NOT NULL DEFAULT 0,	-- first seq of this version
+	version_start_seq bigint NOT NULL DEFAULT 0,	-- first seq of this version's warm-up
 	streak			int NOT NULL DEFAULT 0,	-- significant batches in a row
 	age_flagged		bool NOT NULL DEFAULT false	-- max_model_age request raised
 ) WITH (fillfactor = 50);

@@ -164,6 +164,12 @@ BEGIN
 	END IF;
 	SELECT * INTO s FROM @extschema@.streams WHERE stream_id = p_stream_id;
 	SELECT * INTO st FROM @extschema@.stream_state WHERE stream_id = p_stream_id;
+	IF s.reference_policy = 'benchmark' THEN
+		RAISE EXCEPTION 'stream "%" uses the benchmark reference policy', s.name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			DETAIL = 'Each batch is tested against the benchmark''s losses on the same observations; the stream keeps no reference.',
+			HINT = 'Configure reference_policy fixed or rolling first.';
+	END IF;
 	IF s.method = 'dm' AND s.season_length IS NULL
 		AND cardinality(p_losses) <> s.batch_size THEN
 		RAISE EXCEPTION 'a dm reference without season_length needs exactly batch_size observations'

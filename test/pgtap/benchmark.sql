@@ -8,7 +8,7 @@
 -- both flagging nothing (while a fixed reference flags it), switching
 -- policies with configure, and a scheduled benchmark stream.
 BEGIN;
-SELECT plan(42);
+SELECT plan(43);
 
 -- deterministic noise in [0, 1): the same every run
 CREATE TEMP TABLE u AS
@@ -93,6 +93,10 @@ SELECT results_eq(
 SELECT is((SELECT count(*) FROM mlma.observations o JOIN mlma.streams s USING (stream_id)
 			WHERE s.name = 'bm/a'), 0::bigint,
 	'closing the batch empties the open batch');
+
+SELECT throws_ok($$SELECT mlma.pin_reference('bm/a', '2024-01-01', '2024-01-02')$$,
+	'55000', 'stream "bm/a" uses the benchmark reference policy',
+	'a benchmark stream keeps no reference to pin');
 
 -- dm needs no season_length nor reference_size = batch_size under the benchmark policy
 SELECT lives_ok($$SELECT mlma.create_stream('bm/dm-any', batch_size => 24, reference_size => 48,

@@ -222,6 +222,48 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION @extschema@._store_reference(p_stream_id bigint, p_source text,
+	p_losses float8[], p_seqs int8[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s		@extschema@.streams;
+	st		@extschema@.stream_state;
+BEGIN
+	IF coalesce(cardinality(p_losses), 0) < 2 THEN
+		RAISE EXCEPTION 'a reference needs at least 2 observations'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('%s observations were found.', coalesce(cardinality(p_losses), 0));
+	END IF;
+	SELECT * INTO s FROM @extschema@.streams WHERE stream_id = p_stream_id;
+	SELECT * INTO st FROM @extschema@.stream_state WHERE stream_id = p_stream_id;
+	IF s.reference_policy = 'benchmark' THEN
+		RAISE EXCEPTION 'stream "%" uses the benchmark reference policy', s.name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			DETAIL = 'Each batch is tested against the benchmark''s losses on the same observations; the stream keeps no reference.',
+			HINT = 'Configure reference_policy fixed or rolling first.';
+	END IF;
+	IF s.method = 'dm' AND s.season_length IS NULL
+		AND cardinality(p_losses) <> s.batch_size THEN
+		RAISE EXCEPTION 'a dm reference without season_length needs exactly batch_size observations'
+			USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('batch_size is %s, %s observations were found.',
+							s.batch_size, cardinality(p_losses));
+	END IF;
+	INSERT INTO @extschema@.reference_batches AS r
+		(stream_id, version_no, model_version, source, losses, seqs, end_seq, mean)
+	VALUES (p_stream_id, st.version_no, s.model_version, p_source, p_losses, p_seqs,
+			(SELECT max(q) + 1 FROM unnest(p_seqs) q),
+			(SELECT avg(l) FROM unnest(p_losses) l))
+	ON CONFLICT (stream_id) DO UPDATE
+	   SET version_no = excluded.version_no, model_version = excluded.model_version,
+		   source = excluded.source, losses = excluded.losses, seqs = excluded.seqs,
+		   end_seq = excluded.end_seq, mean = excluded.mean, built_at = now();
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION @extschema@.evaluate_batch(stream_id bigint, batch_no int)
 RETURNS TABLE (statistic float8, p_value float8, effect float8,
 			   n_reference int, n_current int,
