@@ -78,7 +78,7 @@ CREATE TABLE demo.bm_forecast (
 	model_version text NOT NULL,
 	PRIMARY KEY (zone, slot_at)
 );
-CREATE TABLE demo.challenger_forecast (
+CREATE UNLOGGED TABLE demo.challenger_forecast (
 	zone		text NOT NULL,
 	slot_at		timestamptz NOT NULL,
 	predicted	float8 NOT NULL,
@@ -111,8 +111,9 @@ CREATE TABLE demo.model (
 ALTER TABLE demo.model ALTER COLUMN profile SET STORAGE PLAIN;
 
 -- Forecasts of the baseline policies (the 'mlma' policy's forecasts are
--- demo.orders_forecast itself).
-CREATE TABLE demo.baseline_forecast (
+-- demo.orders_forecast itself).  Unlogged, like the challenger's: only the
+-- summary reads them, and the demo's cluster is thrown away.
+CREATE UNLOGGED TABLE demo.baseline_forecast (
 	policy		text NOT NULL,
 	zone		text NOT NULL,
 	slot_at		timestamptz NOT NULL,
