@@ -110,14 +110,16 @@ CREATE TABLE demo.model (
 -- detoasting the array once per slot.
 ALTER TABLE demo.model ALTER COLUMN profile SET STORAGE PLAIN;
 
--- Forecasts of the baseline policies (the 'mlma' policy's forecasts are
--- demo.orders_forecast itself).  Unlogged, like the challenger's: only the
--- summary reads them, and the demo's cluster is thrown away.
-CREATE UNLOGGED TABLE demo.baseline_forecast (
+-- The periodic baselines' absolute errors, per zone and day: their
+-- forecasts of a day are computed from their models once the day's actuals
+-- are in (the models change only at midnight), so no forecast row is kept.
+CREATE UNLOGGED TABLE demo.baseline_error (
 	policy		text NOT NULL,
 	zone		text NOT NULL,
-	slot_at		timestamptz NOT NULL,
-	predicted	float8 NOT NULL
+	day			date NOT NULL,
+	abs_error	float8 NOT NULL,
+	n			int NOT NULL,
+	PRIMARY KEY (policy, zone, day)
 );
 
 -- Every fit after go-live, of every policy.

@@ -8,11 +8,14 @@ database `mlma_demo`, loads the world drawn by world.py, and replays four
 weeks of 15-minute slots, one simulated hour per transaction:
 
   midnight    every policy forecasts the coming day: 'mlma' into the attached
-              table demo.orders_forecast, 'never', 'daily' and 'weekly' into
-              demo.baseline_forecast;
+              table demo.orders_forecast, 'mlma_bm' into demo.bm_forecast, the
+              challenger into demo.challenger_forecast; the periodic policies
+              (never, every 1, 2, 3, 7, 14 days) refit what is due;
   each hour   the actual order counts of the hour's slots are filled in by one
               UPDATE of demo.orders_forecast; mlma's trigger turns them into
-              losses, closes batches and checks them;
+              losses, closes batches and checks them; the same slots go to the
+              streams bm/<zone> through mlma.observe(..., benchmark => the
+              challenger's forecast);
   end of day  mlma-agent (--once) runs the retrain command of every zone mlma
               flagged; the replay waits until no request is open.
 
@@ -50,7 +53,7 @@ MLMA_DEFAULTS = {"batch_size": 96, "season_length": 96, "method": "dm",
 # the champion-vs-challenger streams 'bm/<zone>': each daily batch is tested
 # against the challenger's losses on the same slots
 BENCHMARK_DEFAULTS = {"batch_size": 96, "method": "dm", "loss": "poisson",
-                      "alpha": 0.01, "min_effect": 1.0,
+                      "alpha": 0.01, "min_effect": 1.38,
                       "reference_policy": "benchmark"}
 # the challenger (Demo.challenger): the 2-week slot-of-week profile times
 # the level of yesterday's last LEVEL_SLOTS slots and yesterday's shape
@@ -260,11 +263,6 @@ class Demo:
                     # fitted for the k days until its next refit
                     self.q("SELECT demo.fit(%s, %s, %s, %s)",
                            (policy, due, midnight, min(k, 7)))
-        self.q("""INSERT INTO demo.baseline_forecast
-                  SELECT p, f.zone, f.slot_at, f.predicted
-                  FROM unnest(%s::text[]) AS p,
-                       LATERAL demo.forecast(p, %s, %s) AS f""",
-               (["never"] + list(CADENCES), midnight, nxt))
         self.q("""INSERT INTO demo.orders_forecast (zone, slot_at, predicted, model_version)
                   SELECT zone, slot_at, predicted, 'v' || version
                   FROM demo.forecast('mlma', %s, %s)""", (midnight, nxt))
@@ -309,6 +307,23 @@ class Demo:
                (start, end))
         if roll_up:
             self.q("SELECT demo.roll_up(%s)", (start.date(),))
+        self.conn.commit()
+
+    def baseline_errors(self, midnight):
+        """The absolute errors of the periodic policies on the day that
+        ends, per zone.  Their models change only at midnight, so the
+        forecasts made now are the ones they made for this day."""
+        self.q("""
+            INSERT INTO demo.baseline_error (policy, zone, day, abs_error, n)
+            SELECT p, f.zone, %s, sum(abs(o.actual - f.predicted)), count(*)
+            FROM unnest(%s::text[]) AS p
+            CROSS JOIN LATERAL demo.forecast(p, %s, %s) AS f
+            JOIN (SELECT zone, slot_at, actual FROM demo.orders_forecast
+                  WHERE slot_at >= %s AND slot_at < %s AND actual IS NOT NULL) o
+              ON o.zone = f.zone AND o.slot_at = f.slot_at
+            GROUP BY 1, 2""",
+               (midnight.date(), ["never"] + list(CADENCES), midnight,
+                midnight + DAY, midnight, midnight + DAY))
         self.conn.commit()
 
     def record_flags(self, now):
@@ -386,6 +401,7 @@ class Demo:
             for s in range(steps):
                 self.realize(midnight + s * step, midnight + (s + 1) * step,
                              roll_up=(s == steps - 1))
+            self.baseline_errors(midnight)
             t2 = time.time()
             self.record_flags(midnight + DAY)
             self.wait_for_retrains()
@@ -474,31 +490,34 @@ class Demo:
 
         mae = self.q("""
             WITH a AS (
-                SELECT 'mlma' AS policy, zone, abs(actual - predicted) AS err
-                FROM demo.orders_forecast WHERE actual IS NOT NULL
+                SELECT 'mlma' AS policy, zone, sum(abs(actual - predicted)) AS e,
+                       count(*) AS n
+                FROM demo.orders_forecast WHERE actual IS NOT NULL GROUP BY zone
                 UNION ALL
-                SELECT 'mlma_bm', f.zone, abs(f.actual - b.predicted)
+                SELECT 'mlma_bm', f.zone, sum(abs(f.actual - b.predicted)), count(*)
                 FROM demo.bm_forecast b
                 JOIN demo.orders_forecast f USING (zone, slot_at)
-                WHERE f.actual IS NOT NULL
+                WHERE f.actual IS NOT NULL GROUP BY f.zone
                 UNION ALL
-                SELECT 'challenger', f.zone, abs(f.actual - c.predicted)
+                SELECT 'challenger', f.zone, sum(abs(f.actual - c.predicted)), count(*)
                 FROM demo.challenger_forecast c
                 JOIN demo.orders_forecast f USING (zone, slot_at)
-                WHERE f.actual IS NOT NULL
+                WHERE f.actual IS NOT NULL GROUP BY f.zone
                 UNION ALL
-                SELECT b.policy, b.zone, abs(f.actual - b.predicted)
-                FROM demo.baseline_forecast b
-                JOIN demo.orders_forecast f USING (zone, slot_at)
-                WHERE f.actual IS NOT NULL),
+                SELECT policy, zone, sum(abs_error), sum(n)
+                FROM demo.baseline_error GROUP BY 1, 2),
             k AS (SELECT zone, kind FROM demo.breaks)
-            SELECT a.policy, avg(err), count(*),
-                   avg(err) FILTER (WHERE k.kind IS NOT NULL),
-                   avg(err) FILTER (WHERE k.kind IS NULL),
-                   avg(err) FILTER (WHERE k.kind = 'competitor'),
-                   avg(err) FILTER (WHERE k.kind = 'road_closure'),
-                   avg(err) FILTER (WHERE k.kind = 'profile'),
-                   avg(err) FILTER (WHERE k.kind = 'drop')
+            SELECT a.policy, sum(e) / sum(n), sum(n),
+                   sum(e) FILTER (WHERE k.kind IS NOT NULL)
+                     / sum(n) FILTER (WHERE k.kind IS NOT NULL),
+                   sum(e) FILTER (WHERE k.kind IS NULL) / sum(n) FILTER (WHERE k.kind IS NULL),
+                   sum(e) FILTER (WHERE k.kind = 'competitor')
+                     / sum(n) FILTER (WHERE k.kind = 'competitor'),
+                   sum(e) FILTER (WHERE k.kind = 'road_closure')
+                     / sum(n) FILTER (WHERE k.kind = 'road_closure'),
+                   sum(e) FILTER (WHERE k.kind = 'profile')
+                     / sum(n) FILTER (WHERE k.kind = 'profile'),
+                   sum(e) FILTER (WHERE k.kind = 'drop') / sum(n) FILTER (WHERE k.kind = 'drop')
             FROM a LEFT JOIN k USING (zone) GROUP BY a.policy""")
         mae = {r[0]: r[1:] for r in mae}
         nretrains = dict(self.q("SELECT policy, count(*) FROM demo.retrains GROUP BY 1"))
@@ -557,6 +576,8 @@ class Demo:
                 "%+.3f" % (m[0] - f) if f is not None and policy in ("mlma", "mlma_bm") else ""))
         p("  broken zones by kind of break:")
         for i, kind in enumerate(world.BREAK_KINDS):
+            if mae.get("never", [None] * 8)[4 + i] is None:
+                continue
             p("    %-14s %s" % (kind, "  ".join(
                 "%s %.3f" % (pol, mae[pol][4 + i])
                 for pol in ("mlma", "mlma_bm", "never", "daily", "weekly")
