@@ -36,9 +36,11 @@
 #include "utils/builtins.h"
 #include "utils/float.h"
 
+#include "mlma.h"
 #include "monitor.h"
 
 PG_FUNCTION_INFO_V1(mlma_evaluate);
+PG_FUNCTION_INFO_V1(mlma_evaluate_benchmark);
 PG_FUNCTION_INFO_V1(mlma_mean);
 
 /*
@@ -297,6 +299,100 @@ mlma_evaluate(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory in the %s test", method_name)));
+	if (rc != MLMA_OK)
+		return Undefined(fcinfo, ev.n_reference, ev.n_current);
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+	values[0] = Float8GetDatum(ev.statistic);
+	values[1] = Float8GetDatum(ev.p_value);
+	values[2] = Float8GetDatum(ev.effect);
+	values[3] = Int32GetDatum(ev.n_reference);
+	values[4] = Int32GetDatum(ev.n_current);
+	values[5] = Float8GetDatum(ev.reference_mean);
+	values[6] = Float8GetDatum(ev.batch_mean);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * mlma_evaluate_benchmark_losses
+ *		One check under the benchmark policy, in plain C on a batch's arrays:
+ *		the reference sample is the challenger's losses on the batch's own
+ *		observations (benchmark, one per observation, NULL where none came).
+ *		Observations without a benchmark value are left out of both samples,
+ *		so dm still pairs element by element.  Returns as
+ *		mlma_evaluate_losses: MLMA_ERR_INPUT with fewer than 2 pairs.
+ *		run_checks (fleet.c) and mlma._evaluate_benchmark call it.
+ */
+int
+mlma_evaluate_benchmark_losses(MlmaMethod method, ArrayType *benchmark,
+							   const double *cur, int ncur, MlmaEvaluation *out)
+{
+	Datum	   *elems;
+	bool	   *enulls;
+	int			nbench;
+	double	   *ref;
+	double	   *paired;
+	int			npairs = 0;
+	int			i;
+
+	memset(out, 0, sizeof(*out));
+	out->n_current = ncur;
+	if (benchmark == NULL || ARR_NDIM(benchmark) != 1)
+		return MLMA_ERR_INPUT;
+	deconstruct_array(benchmark, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &elems, &enulls, &nbench);
+	if (nbench != ncur)
+		return MLMA_ERR_INPUT;
+	ref = palloc(sizeof(double) * Max(ncur, 1));
+	paired = palloc(sizeof(double) * Max(ncur, 1));
+	for (i = 0; i < ncur; i++)
+	{
+		if (enulls[i])
+			continue;
+		ref[npairs] = DatumGetFloat8(elems[i]);
+		paired[npairs] = cur[i];
+		npairs++;
+	}
+	return mlma_evaluate_losses(method, ref, NULL, npairs, paired, npairs,
+								0, 0, out);
+}
+
+/*
+ * mlma._evaluate_benchmark(method, benchmark, current)
+ *	-> the same row as mlma._evaluate
+ *
+ * benchmark holds the challenger's loss of each observation of the batch
+ * (NULL where none came), current the model's losses.  With fewer than 2
+ * pairs the check is undefined: NULL p-value (the caller records it as
+ * skipped).
+ */
+Datum
+mlma_evaluate_benchmark(PG_FUNCTION_ARGS)
+{
+	MlmaMethod	method;
+	double	   *cur;
+	int			ncur;
+	MlmaEvaluation ev;
+	int			rc;
+	TupleDesc	tupdesc;
+	Datum		values[7];
+	bool		nulls[7] = {false};
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("method and current must not be null")));
+	method = MlmaParseMethod(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	cur = Float8Array(PG_GETARG_ARRAYTYPE_P(2), &ncur, "current");
+	rc = mlma_evaluate_benchmark_losses(method,
+										PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1),
+										cur, ncur, &ev);
+	if (rc == MLMA_ERR_NOMEM)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory in a benchmark test")));
 	if (rc != MLMA_OK)
 		return Undefined(fcinfo, ev.n_reference, ev.n_current);
 

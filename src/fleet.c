@@ -38,7 +38,10 @@
  * p_value = p_adjusted = 1, not significant, and a note saying why; it is
  * left out of the BH adjustment.  Checks whose batch no longer has a
  * reference of its model version (the model was retrained meanwhile) are
- * recorded as 'skipped'.
+ * recorded as 'skipped'.  Streams with the benchmark reference policy are
+ * tested against their batch's own benchmark losses
+ * (mlma_evaluate_benchmark_losses); a batch with fewer than 2 of them is
+ * recorded as not tested.
  *
  *-------------------------------------------------------------------------
  */
@@ -107,11 +110,13 @@ static const char *drain_query =
  * would read the whole history).
  */
 static const char *chunk_query =
-"SELECT u.ord, (b.batch_no IS NULL OR r.losses IS NULL) AS skip, "
+"SELECT u.ord, (b.batch_no IS NULL OR (r.losses IS NULL AND "
+"        s.reference_policy OPERATOR(pg_catalog.<>) 'benchmark')) AS skip, "
 "       COALESCE(b.model_version, s.model_version), s.method, s.alpha, "
 "       s.season_length, s.min_effect, s.consecutive, s.paused, "
 "       s.reference_policy OPERATOR(pg_catalog.=) 'rolling' AS rolling, "
-"       st.streak, b.losses, b.first_seq, r.losses, r.seqs "
+"       st.streak, b.losses, b.first_seq, r.losses, r.seqs, "
+"       s.reference_policy OPERATOR(pg_catalog.=) 'benchmark', b.benchmark_losses "
 "  FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int4[])) "
 "       WITH ORDINALITY AS u(stream_id, batch_no, ord) "
 "  CROSS JOIN LATERAL (SELECT s.model_version, s.method, s.alpha, s.season_length, "
@@ -121,7 +126,7 @@ static const char *chunk_query =
 "  CROSS JOIN LATERAL (SELECT st.streak FROM @extschema@.stream_state st "
 "        WHERE st.stream_id OPERATOR(pg_catalog.=) u.stream_id LIMIT 1) st "
 "  LEFT JOIN LATERAL (SELECT b.batch_no, b.model_version, b.version_no, b.losses, "
-"         b.first_seq FROM @extschema@.batches b "
+"         b.first_seq, b.benchmark_losses FROM @extschema@.batches b "
 "        WHERE b.stream_id OPERATOR(pg_catalog.=) u.stream_id "
 "          AND b.batch_no OPERATOR(pg_catalog.=) u.batch_no LIMIT 1) b ON true "
 "  LEFT JOIN LATERAL (SELECT r.losses, r.seqs FROM @extschema@.reference_batches r "
@@ -355,7 +360,16 @@ Evaluate(DueCheck *d, HeapTuple tup, TupleDesc desc, MemoryContext round_cxt)
 	ref_seqs = GetArray(tup, desc, 15, &nseq);
 	method = mlma_method_kind(d->method);
 
-	if (cur == NULL || ref == NULL)
+	if (cur != NULL && method != MLMA_METHOD_INVALID && GetBool(tup, desc, 16))
+	{
+		/* benchmark policy: the challenger's losses on the same observations */
+		Datum		bd = SPI_getbinval(tup, desc, 17, &isnull);
+
+		rc = mlma_evaluate_benchmark_losses(method,
+											isnull ? NULL : DatumGetArrayTypeP(bd),
+											cur, ncur, &d->ev);
+	}
+	else if (cur == NULL || ref == NULL)
 		rc = MLMA_ERR_INPUT;
 	else if (method == MLMA_METHOD_INVALID)
 		rc = MLMA_ERR_PARAM;

@@ -166,7 +166,8 @@ PreparePlans(void)
 
 	if (touch_plan == NULL)
 	{
-		Oid			types[4] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID};
+		Oid			types[5] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID,
+		FLOAT8OID};
 
 		/*
 		 * REPEATABLE READ and SERIALIZABLE: the first observation of a
@@ -193,17 +194,19 @@ PreparePlans(void)
 								 "                        (SELECT max(seq) + 1 FROM mlma.observations "
 								 "                          WHERE stream_id = $1 AND seq >= u.open_start_seq)) AS next_seq "
 								 "          FROM upd u, old o), "
-								 "ins AS (INSERT INTO mlma.observations (stream_id, seq, observed_at, loss) "
-								 "        SELECT $1, next_seq, $3, $4 FROM cur "
+								 "ins AS (INSERT INTO mlma.observations "
+								 "               (stream_id, seq, observed_at, loss, benchmark_loss) "
+								 "        SELECT $1, next_seq, $3, $4, $5 FROM cur "
 								 "         WHERE fresh AND config_version = $2 RETURNING seq) "
 								 "SELECT c.config_version, c.open_start_seq, c.age_flagged, c.fresh, "
 								 "       c.next_seq, (SELECT count(*) FROM ins) AS inserted "
 								 "  FROM cur c",
-								 4, types);
+								 5, types);
 	}
 	if (read_plan == NULL)
 	{
-		Oid			types[4] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID};
+		Oid			types[5] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID,
+		FLOAT8OID};
 
 		/*
 		 * The same under READ COMMITTED, where the statement also takes the
@@ -225,14 +228,15 @@ PreparePlans(void)
 								"                                 AND seq >= st.open_start_seq)) AS next_seq "
 								"               FROM mlma.stream_state st WHERE st.stream_id = $1 "
 								"                FOR NO KEY UPDATE OF st), "
-								"ins AS (INSERT INTO mlma.observations (stream_id, seq, observed_at, loss) "
-								"        SELECT $1, next_seq, $3, $4 FROM cur "
+								"ins AS (INSERT INTO mlma.observations "
+								 "               (stream_id, seq, observed_at, loss, benchmark_loss) "
+								"        SELECT $1, next_seq, $3, $4, $5 FROM cur "
 								"         WHERE config_version = $2 "
 								"        ON CONFLICT DO NOTHING RETURNING seq) "
 								"SELECT c.config_version, c.open_start_seq, c.age_flagged, true, "
 								"       c.next_seq, (SELECT count(*) FROM ins) AS inserted "
 								"  FROM cur c",
-								4, types);
+								5, types);
 	}
 	if (max_plan == NULL)
 	{
@@ -248,12 +252,13 @@ PreparePlans(void)
 	}
 	if (insert_plan == NULL)
 	{
-		Oid			types[4] = {INT8OID, INT8OID, TIMESTAMPTZOID, FLOAT8OID};
+		Oid			types[5] = {INT8OID, INT8OID, TIMESTAMPTZOID, FLOAT8OID,
+		FLOAT8OID};
 
 		insert_plan = PreparePlan("INSERT INTO mlma.observations "
-								  "(stream_id, seq, observed_at, loss) "
-								  "VALUES ($1, $2, $3, $4)",
-								  4, types);
+								  "(stream_id, seq, observed_at, loss, benchmark_loss) "
+								  "VALUES ($1, $2, $3, $4, $5)",
+								  5, types);
 	}
 	if (close_plan == NULL)
 		close_plan = PreparePlan("SELECT mlma._close_batch($1)", 1, id_type);
@@ -274,11 +279,12 @@ PreparePlans(void)
  */
 static int
 TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
-			bool insert, OwnedStream **owned)
+			const double *bench, bool insert, OwnedStream **owned)
 {
 	OwnedStream *o;
 	bool		combined;
-	Datum		args[4];
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 	int			ret;
 	HeapTuple	tup;
@@ -302,8 +308,10 @@ TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
 	args[1] = Int32GetDatum(insert ? stream->config_version : -1);
 	args[2] = TimestampTzGetDatum(observed_at);
 	args[3] = Float8GetDatum(loss);
+	args[4] = Float8GetDatum(bench ? *bench : 0.0);
+	nulls[4] = bench ? ' ' : 'n';
 	ret = SPI_execute_plan(IsolationUsesXactSnapshot() ? touch_plan : read_plan,
-						   args, NULL, false, 0);
+						   args, nulls, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "locking a stream failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed != 1)
@@ -360,6 +368,8 @@ static const char *const REASON_VALUES = "actual or predicted is not finite";
 static const char *const REASON_UNDEFINED = "the loss is undefined for actual and predicted";
 static const char *const REASON_LOSS = "loss is not finite";
 static const char *const REASON_NEGATIVE = "loss is negative";
+static const char *const REASON_BENCHMARK_MISSING = "benchmark value missing (reference_policy benchmark)";
+static const char *const REASON_BENCHMARK_INVALID = "benchmark value gives no finite non-negative loss";
 static bool
 IsSpace(char c)
 {
@@ -412,6 +422,34 @@ CheckLoss(double loss)
 }
 
 /*
+ * BenchmarkProblem
+ *		Why the benchmark value of an observation cannot be recorded, or
+ *		NULL when it can; *bench is its loss (the stream's loss function of
+ *		actual and the benchmark's prediction, or the benchmark loss given).
+ *		A stream with the benchmark reference policy needs one with every
+ *		observation; other streams store it when given (so that a later
+ *		switch of policy, or a replay under it, finds it).
+ */
+static const char *
+BenchmarkProblem(const MlmaObservation *obs, MlmaStream *stream, double *bench)
+{
+	if (!obs->has_benchmark)
+		return stream->benchmark ? REASON_BENCHMARK_MISSING : NULL;
+	if (obs->by_loss)
+	{
+		*bench = obs->benchmark;
+		return (isnan(*bench) || isinf(*bench) || *bench < 0)
+			? REASON_BENCHMARK_INVALID : NULL;
+	}
+	if (!isfinite(obs->benchmark) ||
+		mlma_loss(stream->loss_kind, obs->actual, obs->benchmark,
+				  stream->loss_param, bench) != MLMA_OK ||
+		!isfinite(*bench) || *bench < 0)
+		return REASON_BENCHMARK_INVALID;
+	return NULL;
+}
+
+/*
  * Invalid
  *		The error of an observation that cannot be recorded (observe and
  *		observe_loss, and attached tables under on_invalid 'error' through
@@ -444,6 +482,22 @@ Invalid(const MlmaObservation *obs, MlmaStream *stream, const char *reason)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("loss must not be negative"),
 				 errdetail("Stream \"%s\" received loss %g.", obs->name, obs->loss)));
+	if (reason == REASON_BENCHMARK_MISSING)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("stream \"%s\" needs a benchmark value with every observation",
+						obs->name),
+				 errdetail("The stream uses reference_policy benchmark: every observation needs the benchmark's %s.",
+						   obs->by_loss ? "loss (benchmark_loss)" : "prediction (benchmark)"),
+				 errhint("Pass benchmark => the challenger's prediction (observe) or benchmark_loss => its loss (observe_loss), or configure another reference_policy.")));
+	if (reason == REASON_BENCHMARK_INVALID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be finite and give a non-negative loss",
+						obs->by_loss ? "benchmark_loss" : "benchmark"),
+				 errdetail("Stream \"%s\" received actual %g, %s %g.", obs->name,
+						   obs->actual, obs->by_loss ? "benchmark_loss" : "benchmark",
+						   obs->benchmark)));
 	if (reason == REASON_UNKNOWN)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -482,10 +536,13 @@ mlma_record(const MlmaObservation *obs)
 	MlmaStream *stream;
 	OwnedStream *owned = NULL;
 	int			attempt;
-	Datum		args[4];
+	Datum		args[5];
 	int			ret;
 	bool		found;
 	bool		done = false;
+	double		bench = 0.0;
+	const double *benchp = NULL;
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 
 	if (TIMESTAMP_NOT_FINITE(obs->observed_at))
 		REJECT(NULL, REASON_TIME);
@@ -517,6 +574,9 @@ mlma_record(const MlmaObservation *obs)
 		if (!obs->by_loss &&
 			(problem = ComputeLoss(stream, obs->actual, obs->predicted, &loss)) != NULL)
 			REJECT(stream, problem);
+		if ((problem = BenchmarkProblem(obs, stream, &bench)) != NULL)
+			REJECT(stream, problem);
+		benchp = obs->has_benchmark ? &bench : NULL;
 
 		owned = (OwnedStream *) hash_search(owned_streams, &stream->stream_id,
 											HASH_FIND, &found);
@@ -527,7 +587,9 @@ mlma_record(const MlmaObservation *obs)
 			args[1] = Int64GetDatum(owned->next_seq);
 			args[2] = TimestampTzGetDatum(obs->observed_at);
 			args[3] = Float8GetDatum(loss);
-			ret = SPI_execute_plan(insert_plan, args, NULL, false, 0);
+			args[4] = Float8GetDatum(bench);
+			nulls[4] = benchp ? ' ' : 'n';
+			ret = SPI_execute_plan(insert_plan, args, nulls, false, 0);
 			if (ret != SPI_OK_INSERT)
 				elog(ERROR, "recording an observation failed: %s",
 					 SPI_result_code_string(ret));
@@ -536,7 +598,7 @@ mlma_record(const MlmaObservation *obs)
 			continue;
 		}
 
-		switch (TouchStream(stream, obs->observed_at, loss, true, &owned))
+		switch (TouchStream(stream, obs->observed_at, loss, benchp, true, &owned))
 		{
 			case 1:
 				done = true;
@@ -614,8 +676,13 @@ mlma_record_stream(const MlmaObservation *obs, int n, const char **reasons)
 	int			nkeep = 0;
 	int		   *keep;
 	double	   *losses;
+	double	   *benches;
 	Datum	   *ds;
 	Datum	   *ts;
+	Datum	   *bs;
+	bool	   *bn;
+	int			dims[1];
+	int			lbs[1] = {1};
 
 	if (n <= 0)
 		return 0;
@@ -623,15 +690,17 @@ mlma_record_stream(const MlmaObservation *obs, int n, const char **reasons)
 	PreparePlans();
 	if (bulk_plan == NULL)
 	{
-		Oid			types[4] = {INT8OID, INT8OID, TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID};
+		Oid			types[5] = {INT8OID, INT8OID, TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID,
+		FLOAT8ARRAYOID};
 
 		bulk_plan = PreparePlan("INSERT INTO mlma.observations "
-								"(stream_id, seq, observed_at, loss) "
-								"SELECT $1, $2 + u.o - 1, u.t, u.l "
-								"  FROM unnest($3, $4) WITH ORDINALITY AS u(t, l, o)",
-								4, types);
+								"(stream_id, seq, observed_at, loss, benchmark_loss) "
+								"SELECT $1, $2 + u.o - 1, u.t, u.l, u.b "
+								"  FROM unnest($3, $4, $5) WITH ORDINALITY AS u(t, l, b, o)",
+								5, types);
 	}
 	losses = palloc(sizeof(double) * n);
+	benches = palloc0(sizeof(double) * n);
 	keep = palloc(sizeof(int) * n);
 	stream = mlma_stream_get(name, false);
 
@@ -667,7 +736,7 @@ mlma_record_stream(const MlmaObservation *obs, int n, const char **reasons)
 											HASH_FIND, &found);
 		if (owned != NULL && owned->generation == mlma_xact_generation)
 			break;
-		if (TouchStream(stream, 0, 0.0, false, &owned) == 0 &&
+		if (TouchStream(stream, 0, 0.0, NULL, false, &owned) == 0 &&
 			stream->config_version >= 0)
 			break;
 		stream = mlma_stream_get(name, true);
@@ -682,6 +751,8 @@ mlma_record_stream(const MlmaObservation *obs, int n, const char **reasons)
 		else
 			problem = ComputeLoss(stream, obs[i].actual, obs[i].predicted,
 								  &losses[i]);
+		if (problem == NULL)
+			problem = BenchmarkProblem(&obs[i], stream, &benches[i]);
 		reasons[i] = problem;
 		if (problem == NULL)
 			keep[nkeep++] = i;
@@ -691,17 +762,21 @@ mlma_record_stream(const MlmaObservation *obs, int n, const char **reasons)
 
 	ds = palloc(sizeof(Datum) * Max(nkeep, 1));
 	ts = palloc(sizeof(Datum) * Max(nkeep, 1));
+	bs = palloc(sizeof(Datum) * Max(nkeep, 1));
+	bn = palloc(sizeof(bool) * Max(nkeep, 1));
 	for (i = 0; i < nkeep;)
 	{
 		int64		room = stream->batch_size - (owned->next_seq - owned->open_start_seq);
 		int			k = (int) Max(1, Min(room, nkeep - i));
 		int			j;
-		Datum		args[4];
+		Datum		args[5];
 		int			ret;
 
 		for (j = 0; j < k; j++)
 		{
 			ds[j] = Float8GetDatum(losses[keep[i + j]]);
+			bs[j] = Float8GetDatum(benches[keep[i + j]]);
+			bn[j] = !obs[keep[i + j]].has_benchmark;
 			ts[j] = TimestampTzGetDatum(obs[keep[i + j]].observed_at);
 		}
 		args[0] = Int64GetDatum(stream->stream_id);
@@ -710,19 +785,26 @@ mlma_record_stream(const MlmaObservation *obs, int n, const char **reasons)
 												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		args[3] = PointerGetDatum(construct_array(ds, k, FLOAT8OID, 8,
 												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		dims[0] = k;
+		args[4] = PointerGetDatum(construct_md_array(bs, bn, 1, dims, lbs, FLOAT8OID, 8,
+													 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		ret = SPI_execute_plan(bulk_plan, args, NULL, false, 0);
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "recording observations failed: %s",
 				 SPI_result_code_string(ret));
 		pfree(DatumGetPointer(args[2]));
 		pfree(DatumGetPointer(args[3]));
+		pfree(DatumGetPointer(args[4]));
 		owned->next_seq += k;
 		i += k;
 		AfterInsert(stream, owned);
 	}
 	pfree(ds);
 	pfree(ts);
+	pfree(bs);
+	pfree(bn);
 	pfree(keep);
+	pfree(benches);
 	pfree(losses);
 	return nkeep;
 }
@@ -820,6 +902,12 @@ mlma_observe(PG_FUNCTION_ARGS)
 	obs.actual = PG_GETARG_FLOAT8(1);
 	obs.predicted = PG_GETARG_FLOAT8(2);
 	obs.observed_at = PG_GETARG_TIMESTAMPTZ(3);
+	/* 0.1.0's observe has no benchmark argument */
+	if (PG_NARGS() > 4 && !PG_ARGISNULL(4))
+	{
+		obs.has_benchmark = true;
+		obs.benchmark = PG_GETARG_FLOAT8(4);
+	}
 
 	SPI_connect();
 	(void) mlma_record(&obs);
@@ -847,6 +935,12 @@ mlma_observe_loss(PG_FUNCTION_ARGS)
 	obs.by_loss = true;
 	obs.loss = PG_GETARG_FLOAT8(1);
 	obs.observed_at = PG_GETARG_TIMESTAMPTZ(2);
+	/* 0.1.0's observe_loss has no benchmark_loss argument */
+	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
+	{
+		obs.has_benchmark = true;
+		obs.benchmark = PG_GETARG_FLOAT8(3);
+	}
 
 	SPI_connect();
 	(void) mlma_record(&obs);

@@ -15,6 +15,7 @@
 #define MLMA_MONITOR_H
 
 #include "access/htup.h"
+#include "utils/array.h"
 #include "commands/trigger.h"
 #include "utils/relcache.h"
 #include "utils/timestamp.h"
@@ -39,6 +40,8 @@ typedef struct MlmaStream
 	double		loss_param;		/* NaN when absent */
 	int32		batch_size;
 	bool		paused;
+	bool		benchmark;		/* reference_policy 'benchmark': every
+								 * observation carries a benchmark */
 	bool		has_deadline;	/* max_model_age set */
 	TimestampTz deadline;		/* version_started_at + max_model_age */
 } MlmaStream;
@@ -69,6 +72,9 @@ extern int	mlma_evaluate_losses(MlmaMethod method, const double *ref,
 								 const int64 *ref_seqs, int nref,
 								 const double *cur, int ncur, int64 first_seq,
 								 int season, MlmaEvaluation *out);
+extern int	mlma_evaluate_benchmark_losses(MlmaMethod method, ArrayType *benchmark,
+										   const double *cur, int ncur,
+										   MlmaEvaluation *out);
 
 /* ingest.c */
 

@@ -7,7 +7,8 @@
  *	  configure.
  *
  * The cache holds, per stream name, what recording an observation needs
- * (id, loss function, batch size, pause flag, model age deadline) together
+ * (id, loss function, batch size, pause flag, model age deadline, whether
+ * observations need a benchmark value) together
  * with the config_version it was read at.  The first observation of a
  * stream in a transaction takes the stream's writer lock and compares
  * config_version, so a stale entry is detected there and reloaded; nothing
@@ -212,7 +213,8 @@ StreamCacheInit(void)
 
 		load_plan = SPI_prepare("SELECT s.stream_id, st.config_version, s.loss, "
 								"s.loss_param, s.batch_size, s.paused, "
-								"s.version_started_at + s.max_model_age "
+								"s.version_started_at + s.max_model_age, "
+								"s.reference_policy = 'benchmark' "
 								"FROM mlma.streams s "
 								"JOIN mlma.stream_state st USING (stream_id) "
 								"WHERE s.name = $1",
@@ -295,6 +297,7 @@ mlma_stream_get(const char *name, bool reload)
 	d = SPI_getbinval(tup, desc, 7, &isnull);
 	entry->has_deadline = !isnull;
 	entry->deadline = isnull ? 0 : DatumGetTimestampTz(d);
+	entry->benchmark = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 
 	return entry;

@@ -64,6 +64,27 @@ CREATE TABLE demo.orders_forecast (
 ) WITH (fillfactor = 70);	-- room for the UPDATE that fills in actual (HOT)
 CREATE INDEX orders_forecast_slot_idx ON demo.orders_forecast (slot_at);
 
+-- The second mlma setup, champion against challenger: the forecasts of the
+-- 'mlma_bm' policy (same model, retrained when mlma flags stream
+-- 'bm/<zone>', whose reference_policy is 'benchmark') and of the challenger,
+-- a cheap model refitted every midnight (simulate.py: the trailing 2-week
+-- slot-of-week profile corrected by how yesterday's orders, hour by hour,
+-- compared with what that profile expected).  Both are recorded with
+-- mlma.observe(stream, actual, predicted, slot_at, benchmark => challenger).
+CREATE TABLE demo.bm_forecast (
+	zone		text NOT NULL,
+	slot_at		timestamptz NOT NULL,
+	predicted	float8 NOT NULL,
+	model_version text NOT NULL,
+	PRIMARY KEY (zone, slot_at)
+);
+CREATE UNLOGGED TABLE demo.challenger_forecast (
+	zone		text NOT NULL,
+	slot_at		timestamptz NOT NULL,
+	predicted	float8 NOT NULL,
+	PRIMARY KEY (zone, slot_at)
+);
+
 -- The order history the models learn from: one row per zone and day, the
 -- 96 slot counts as an array, rolled up from demo.orders_forecast every
 -- night (and loaded for the days before go-live).
@@ -89,13 +110,16 @@ CREATE TABLE demo.model (
 -- detoasting the array once per slot.
 ALTER TABLE demo.model ALTER COLUMN profile SET STORAGE PLAIN;
 
--- Forecasts of the baseline policies (the 'mlma' policy's forecasts are
--- demo.orders_forecast itself).
-CREATE TABLE demo.baseline_forecast (
+-- The periodic baselines' absolute errors, per zone and day: their
+-- forecasts of a day are computed from their models once the day's actuals
+-- are in (the models change only at midnight), so no forecast row is kept.
+CREATE UNLOGGED TABLE demo.baseline_error (
 	policy		text NOT NULL,
 	zone		text NOT NULL,
-	slot_at		timestamptz NOT NULL,
-	predicted	float8 NOT NULL
+	day			date NOT NULL,
+	abs_error	float8 NOT NULL,
+	n			int NOT NULL,
+	PRIMARY KEY (policy, zone, day)
 );
 
 -- Every fit after go-live, of every policy.
@@ -219,15 +243,31 @@ LANGUAGE sql STABLE AS $$
 	WHERE m.policy = p_policy AND (p_zone IS NULL OR m.zone = p_zone)
 $$;
 
--- The retrain the agent runs for a flagged zone: refit its profile at the
--- end of the last day rolled up, re-forecast its slots not yet realized,
--- return the new model version ('v2', 'v3', ...).
-CREATE FUNCTION demo.retrain(p_zone text) RETURNS text
+-- The retrain the agent runs for a flagged stream: refit the zone's profile
+-- at the end of the last day rolled up, re-forecast its slots not yet
+-- realized, return the new model version ('v2', 'v3', ...).  Stream
+-- 'zone-042' is the 'mlma' policy's zone-042, 'bm/zone-042' the 'mlma_bm'
+-- policy's.
+CREATE FUNCTION demo.retrain(p_stream text) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
 	t timestamptz;
 	v int;
+	p_zone text := regexp_replace(p_stream, '^bm/', '');
 BEGIN
+	IF p_stream LIKE 'bm/%' THEN
+		SELECT (max(day) + 1)::timestamp AT TIME ZONE 'UTC' INTO t
+		FROM demo.zone_days WHERE zone = p_zone;
+		IF t IS NULL OR demo.fit('mlma_bm', ARRAY[p_zone], t) <> 1 THEN
+			RAISE EXCEPTION 'zone % has less than 15 days of orders', p_zone;
+		END IF;
+		SELECT version INTO v FROM demo.model WHERE policy = 'mlma_bm' AND zone = p_zone;
+		UPDATE demo.bm_forecast f
+		SET predicted = n.predicted, model_version = 'v' || n.version
+		FROM demo.forecast('mlma_bm', t, t + interval '2 days', p_zone) n
+		WHERE f.zone = n.zone AND f.slot_at = n.slot_at;
+		RETURN 'v' || v;
+	END IF;
 	SELECT (max(day) + 1)::timestamp AT TIME ZONE 'UTC' INTO t
 	FROM demo.zone_days WHERE zone = p_zone;
 	IF t IS NULL THEN

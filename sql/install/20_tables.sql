@@ -21,7 +21,7 @@ CREATE TABLE @extschema@.streams (
 		CHECK (jsonb_typeof(labels) = 'object'),
 	check_mode		text NOT NULL CHECK (check_mode IN ('eager', 'scheduled')),
 	reference_policy text NOT NULL
-		CHECK (reference_policy IN ('fixed', 'rolling')),
+		CHECK (reference_policy IN ('fixed', 'rolling', 'benchmark')),
 	min_effect		float8 NOT NULL CHECK (min_effect >= 0),
 	consecutive		int NOT NULL CHECK (consecutive >= 1),
 	season_length	int CHECK (season_length >= 2),
@@ -63,18 +63,23 @@ CREATE TABLE @extschema@.stream_state (
 
 -- The open batch: one row per observation not yet in a closed batch.  seq is
 -- the stream's observation number (0-based, never reset), so the seasonal
--- position of an observation is seq % season_length.
+-- position of an observation is seq % season_length.  benchmark_loss: the
+-- challenger's loss on the same observation (NULL when none came; required
+-- by the benchmark reference policy).
 CREATE TABLE @extschema@.observations (
 	stream_id		bigint NOT NULL,
 	seq				bigint NOT NULL,
 	observed_at		timestamptz NOT NULL,
 	loss			float8 NOT NULL,
+	benchmark_loss	float8,
 	PRIMARY KEY (stream_id, seq)
 );
 
 -- Closed batches, compact: the losses as one float8[] and the times as int4
 -- second offsets from first_at, about 12 bytes per observation plus one row
--- header per batch.
+-- header per batch.  benchmark_losses: the challenger's losses of the same
+-- observations (NULL when none of them had one; else as long as losses,
+-- NULL elements where missing), 8 more bytes per observation.
 CREATE TABLE @extschema@.batches (
 	stream_id		bigint NOT NULL,
 	batch_no		int NOT NULL,
@@ -87,10 +92,12 @@ CREATE TABLE @extschema@.batches (
 	last_at			timestamptz NOT NULL,
 	losses			float8[] NOT NULL,
 	offsets			int4[] NOT NULL,
+	benchmark_losses float8[],
 	PRIMARY KEY (stream_id, batch_no)
 );
 ALTER TABLE @extschema@.batches ALTER COLUMN losses SET STORAGE MAIN;
 ALTER TABLE @extschema@.batches ALTER COLUMN offsets SET STORAGE MAIN;
+ALTER TABLE @extschema@.batches ALTER COLUMN benchmark_losses SET STORAGE MAIN;
 
 -- The live reference loss batch of each stream (at most one).  seqs holds the
 -- observation number of each loss, which gives its seasonal position.

@@ -51,7 +51,8 @@ BEGIN
 							reference_size, season_length);
 	END IF;
 	PERFORM @extschema@._check_method(method);
-	IF method = 'dm' AND season_length IS NULL AND reference_size <> batch_size THEN
+	IF method = 'dm' AND season_length IS NULL AND reference_size <> batch_size
+		AND reference_policy IS DISTINCT FROM 'benchmark' THEN
 		RAISE EXCEPTION 'method dm requires season_length or reference_size equal to batch_size'
 			USING ERRCODE = 'invalid_parameter_value',
 			DETAIL = format('batch_size is %s, reference_size is %s.',
@@ -69,10 +70,11 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 			HINT = 'Use eager or scheduled.';
 	END IF;
-	IF reference_policy IS NULL OR reference_policy NOT IN ('fixed', 'rolling') THEN
+	IF reference_policy IS NULL
+		OR reference_policy NOT IN ('fixed', 'rolling', 'benchmark') THEN
 		RAISE EXCEPTION 'unknown reference_policy: %', coalesce(reference_policy, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value',
-			HINT = 'Use fixed or rolling.';
+			HINT = 'Use fixed, rolling or benchmark.';
 	END IF;
 	IF min_effect IS NULL OR NOT (min_effect >= 0 AND min_effect < 'Infinity') THEN
 		RAISE EXCEPTION 'min_effect must be a finite number at least 0'
@@ -468,7 +470,7 @@ BEGIN
 	-- settings, so it is dropped and the stream warms again from its open
 	-- batch (checks would otherwise never be testable)
 	IF n.model_version = s.model_version AND n.method = 'dm'
-		AND n.season_length IS NULL
+		AND n.season_length IS NULL AND n.reference_policy <> 'benchmark'
 		AND EXISTS (SELECT 1 FROM @extschema@.reference_batches r
 					 WHERE r.stream_id = v_id
 					   AND cardinality(r.losses) <> n.batch_size) THEN
@@ -487,6 +489,22 @@ BEGIN
 		PERFORM @extschema@.approve(q.request_id)
 		   FROM @extschema@.retrain_requests q
 		  WHERE q.stream_id = v_id AND q.status = 'proposed';
+	END IF;
+
+	-- switching to the benchmark policy: the challenger's losses are the
+	-- reference, the live one is dropped and nothing warms; switching away
+	-- from it: a new reference warms from the open batch on
+	IF n.reference_policy <> s.reference_policy
+		AND 'benchmark' IN (n.reference_policy, s.reference_policy) THEN
+		DELETE FROM @extschema@.reference_batches WHERE stream_id = v_id;
+		IF s.reference_policy = 'benchmark' THEN
+			UPDATE @extschema@.stream_state
+			   SET version_start_seq = open_start_seq, streak = 0
+			 WHERE stream_id = v_id;
+		ELSE
+			UPDATE @extschema@.stream_state SET streak = 0
+			 WHERE stream_id = v_id;
+		END IF;
 	END IF;
 
 	-- deploying another model version by hand starts a new reference
@@ -548,15 +566,20 @@ BEGIN
 END;
 $$;
 
--- Ingestion (src/ingest.c)
+-- Ingestion (src/ingest.c).  benchmark: a challenger's prediction of the
+-- same actual (its loss is computed with the stream's loss function);
+-- benchmark_loss: the challenger's loss.  Required by the benchmark
+-- reference policy, stored for any stream when given.
 CREATE FUNCTION @extschema@.observe(stream text, actual float8, predicted float8,
-									 observed_at timestamptz DEFAULT now())
+									 observed_at timestamptz DEFAULT now(),
+									 benchmark float8 DEFAULT NULL)
 RETURNS void
 AS 'MODULE_PATHNAME', 'mlma_observe'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE;
 
 CREATE FUNCTION @extschema@.observe_loss(stream text, loss float8,
-										  observed_at timestamptz DEFAULT now())
+										  observed_at timestamptz DEFAULT now(),
+										  benchmark_loss float8 DEFAULT NULL)
 RETURNS void
 AS 'MODULE_PATHNAME', 'mlma_observe_loss'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE;

@@ -26,6 +26,20 @@ RETURNS record
 AS 'MODULE_PATHNAME', 'mlma_evaluate'
 LANGUAGE C IMMUTABLE PARALLEL SAFE CALLED ON NULL INPUT;
 
+-- The same row for the benchmark reference policy: the reference sample is
+-- the challenger's losses on the batch's own observations (benchmark, NULL
+-- elements where an observation had none: those pairs are left out).  dm
+-- pairs element by element; effect = mean(model loss) / mean(benchmark
+-- loss).  Fewer than 2 pairs: statistic, p_value and effect are NULL.
+CREATE FUNCTION @extschema@._evaluate_benchmark(
+	method text, benchmark float8[], current float8[],
+	OUT statistic float8, OUT p_value float8, OUT effect float8,
+	OUT n_reference int, OUT n_current int,
+	OUT reference_mean float8, OUT batch_mean float8)
+RETURNS record
+AS 'MODULE_PATHNAME', 'mlma_evaluate_benchmark'
+LANGUAGE C IMMUTABLE PARALLEL SAFE CALLED ON NULL INPUT;
+
 -- The JSON payload of a retrain notification; always well below 8000 bytes:
 -- stream names have at most 255 characters, model versions at most 255
 -- (longer historical values are cut), and every string is JSON-escaped.
@@ -179,6 +193,12 @@ BEGIN
 	END IF;
 	SELECT * INTO s FROM @extschema@.streams WHERE stream_id = p_stream_id;
 	SELECT * INTO st FROM @extschema@.stream_state WHERE stream_id = p_stream_id;
+	IF s.reference_policy = 'benchmark' THEN
+		RAISE EXCEPTION 'stream "%" uses the benchmark reference policy', s.name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			DETAIL = 'Each batch is tested against the benchmark''s losses on the same observations; the stream keeps no reference.',
+			HINT = 'Configure reference_policy fixed or rolling first.';
+	END IF;
 	IF s.method = 'dm' AND s.season_length IS NULL
 		AND cardinality(p_losses) <> s.batch_size THEN
 		RAISE EXCEPTION 'a dm reference without season_length needs exactly batch_size observations'
@@ -313,6 +333,8 @@ $$;
 -- before reference_history existed) is evaluated against the live
 -- reference of its model version.  No row when there is no reference (or
 -- its losses were purged).
+-- Under the benchmark policy the reference is the batch's own benchmark
+-- losses (NULL p_value when it has fewer than 2 of them).
 CREATE FUNCTION @extschema@.evaluate_batch(stream_id bigint, batch_no int)
 RETURNS TABLE (statistic float8, p_value float8, effect float8,
 			   n_reference int, n_current int,
@@ -329,12 +351,19 @@ AS $$
 	  LEFT JOIN @extschema@.reference_batches r
 			 ON r.stream_id = b.stream_id AND r.version_no = b.version_no
 			AND c.reference_id IS NULL,
-		   LATERAL @extschema@._evaluate(s.method,
-				coalesce(h.losses, r.losses), coalesce(h.seqs, r.seqs), b.losses,
-				b.first_seq, s.season_length) e
+		   LATERAL (SELECT x.*
+					  FROM @extschema@._evaluate(s.method,
+							coalesce(h.losses, r.losses), coalesce(h.seqs, r.seqs),
+							b.losses, b.first_seq, s.season_length) x
+					 WHERE s.reference_policy <> 'benchmark'
+					   AND coalesce(h.losses, r.losses) IS NOT NULL
+					UNION ALL
+					SELECT y.*
+					  FROM @extschema@._evaluate_benchmark(s.method, b.benchmark_losses,
+															b.losses) y
+					 WHERE s.reference_policy = 'benchmark') e
 	 WHERE b.stream_id = evaluate_batch.stream_id
 	   AND b.batch_no = evaluate_batch.batch_no
-	   AND coalesce(h.losses, r.losses) IS NOT NULL
 $$;
 
 -- The decision rule of a check (src/core/decide.c), shared with run_checks:
@@ -349,9 +378,12 @@ AS 'MODULE_PATHNAME', 'mlma_decide_sql'
 LANGUAGE C IMMUTABLE PARALLEL SAFE CALLED ON NULL INPUT;
 
 -- Closes the open batch of a stream: its observations move from
--- mlma.observations into one mlma.batches row; a warming stream whose
--- version reached reference_size observations gets its reference; a test
--- batch gets its check (eager: now, scheduled: queued in check_queue).  With
+-- mlma.observations into one mlma.batches row (their benchmark losses into
+-- benchmark_losses); a warming stream whose version reached reference_size
+-- observations gets its reference; a test batch gets its check (eager: now,
+-- scheduled: queued in check_queue).  Under the benchmark policy every full batch
+-- is a test batch (no warm-up) and is tested against its own benchmark
+-- losses; with fewer than 2 of them the check is recorded 'skipped'.  With
 -- p_partial the batch is closed even if not full (new model version) and is
 -- never tested.  The caller holds the stream's writer lock.
 --
@@ -366,6 +398,7 @@ AS $$
 DECLARE
 	c		record;
 	v_l		float8[];
+	v_bl	float8[];
 	v_off	int4[];
 	v_first	bigint;
 	v_t0	timestamptz;
@@ -396,15 +429,17 @@ BEGIN
 	-- beyond +-68 years from the batch's first observation are clamped
 	WITH d AS (DELETE FROM @extschema@.observations
 				WHERE stream_id = p_stream_id AND seq >= c.open_start_seq
-			RETURNING seq, observed_at, loss),
-		 f AS (SELECT seq, observed_at, loss,
+			RETURNING seq, observed_at, loss, benchmark_loss),
+		 f AS (SELECT seq, observed_at, loss, benchmark_loss,
 					  first_value(observed_at) OVER (ORDER BY seq) AS t0
 				 FROM d)
 	SELECT array_agg(loss ORDER BY seq),
 		   array_agg(greatest(-2147483648, least(2147483647,
 					 floor(extract(epoch FROM observed_at - t0))))::int4 ORDER BY seq),
-		   min(seq), min(t0), (array_agg(observed_at ORDER BY seq DESC))[1]
-	  INTO v_l, v_off, v_first, v_t0, v_t1
+		   min(seq), min(t0), (array_agg(observed_at ORDER BY seq DESC))[1],
+		   CASE WHEN count(benchmark_loss) > 0
+				THEN array_agg(benchmark_loss ORDER BY seq) END
+	  INTO v_l, v_off, v_first, v_t0, v_t1, v_bl
 	  FROM f;
 	IF v_l IS NULL THEN
 		RETURN;
@@ -413,6 +448,8 @@ BEGIN
 
 	IF p_partial THEN
 		v_role := 'partial';
+	ELSIF c.reference_policy = 'benchmark' THEN
+		v_role := 'test';
 	ELSIF NOT c.has_ref OR v_first < c.ref_end THEN
 		v_role := 'reference';
 	ELSE
@@ -421,16 +458,16 @@ BEGIN
 
 	INSERT INTO @extschema@.batches
 		(stream_id, batch_no, model_version, version_no, role, first_seq,
-		 first_at, last_at, losses, offsets)
+		 first_at, last_at, losses, offsets, benchmark_losses)
 	VALUES (p_stream_id, c.batch_no, c.model_version, c.version_no, v_role,
-			v_first, v_t0, v_t1, v_l, v_off);
+			v_first, v_t0, v_t1, v_l, v_off, v_bl);
 
 	IF v_role <> 'test' OR c.paused OR c.check_mode <> 'eager' THEN
 		UPDATE @extschema@.stream_state
 		   SET batch_no = batch_no + 1, open_start_seq = v_next
 		 WHERE stream_id = p_stream_id;
 		-- warming: the version's first reference_size observations
-		IF NOT c.has_ref AND NOT p_partial
+		IF NOT c.has_ref AND NOT p_partial AND c.reference_policy <> 'benchmark'
 			AND v_next - c.version_start_seq >= c.reference_size THEN
 			PERFORM @extschema@._warm_reference(p_stream_id, c.version_start_seq,
 				c.reference_size, v_next);
@@ -444,8 +481,26 @@ BEGIN
 	END IF;
 
 	-- eager check and decision
-	SELECT * INTO e FROM @extschema@._evaluate(c.method, c.ref_losses, c.ref_seqs,
-											   v_l, v_first, c.season_length);
+	IF c.reference_policy = 'benchmark' THEN
+		SELECT * INTO e FROM @extschema@._evaluate_benchmark(c.method, v_bl, v_l);
+		IF e.p_value IS NULL THEN
+			-- too few benchmark values (policy switched while the batch
+			-- was open): no test, the streak stands
+			UPDATE @extschema@.stream_state
+			   SET batch_no = batch_no + 1, open_start_seq = v_next
+			 WHERE stream_id = p_stream_id;
+			INSERT INTO @extschema@.checks
+				(stream_id, model_version, batch_no, method, alpha, check_mode,
+				 status, n_reference, n_current, checked_at, note)
+			VALUES (p_stream_id, c.model_version, c.batch_no, c.method, c.alpha,
+					'eager', 'skipped', e.n_reference, e.n_current, now(),
+					'not tested: fewer than 2 benchmark values in the batch');
+			RETURN;
+		END IF;
+	ELSE
+		SELECT * INTO e FROM @extschema@._evaluate(c.method, c.ref_losses, c.ref_seqs,
+												   v_l, v_first, c.season_length);
+	END IF;
 	SELECT d.significant, d.streak, d.drift INTO v_sig, v_streak, v_drift
 	  FROM @extschema@._decide(e.p_value, c.alpha, e.effect, c.min_effect,
 							   c.streak, c.consecutive) d;
@@ -460,7 +515,7 @@ BEGIN
 	VALUES (p_stream_id, c.model_version, c.batch_no, c.method, c.alpha,
 			'eager', 'done', e.n_reference, e.n_current, e.reference_mean,
 			e.batch_mean, e.statistic, e.p_value, e.effect, v_sig, v_drift, now(),
-			c.ref_id, c.alpha)
+			CASE WHEN c.reference_policy <> 'benchmark' THEN c.ref_id END, c.alpha)
 	RETURNING check_id INTO v_cid;
 
 	IF v_drift THEN

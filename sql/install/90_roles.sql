@@ -30,9 +30,9 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA @extschema@ FROM PUBLIC;
 GRANT USAGE ON SCHEMA @extschema@ TO mlma_reader, mlma_writer, mlma_agent, mlma_admin;
 
 -- functions called by roles without write access to the tables
-ALTER FUNCTION @extschema@.observe(text, float8, float8, timestamptz)
+ALTER FUNCTION @extschema@.observe(text, float8, float8, timestamptz, float8)
 	SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION @extschema@.observe_loss(text, float8, timestamptz)
+ALTER FUNCTION @extschema@.observe_loss(text, float8, timestamptz, float8)
 	SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION @extschema@._observe_trigger()
 	SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
@@ -85,8 +85,8 @@ GRANT EXECUTE ON FUNCTION
 
 -- writer: observations
 GRANT EXECUTE ON FUNCTION
-	@extschema@.observe(text, float8, float8, timestamptz),
-	@extschema@.observe_loss(text, float8, timestamptz),
+	@extschema@.observe(text, float8, float8, timestamptz, float8),
+	@extschema@.observe_loss(text, float8, timestamptz, float8),
 	@extschema@.loss(text, float8, float8, float8)
 	TO mlma_writer;
 

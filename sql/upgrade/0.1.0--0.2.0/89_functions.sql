@@ -93,7 +93,8 @@ BEGIN
 							reference_size, season_length);
 	END IF;
 	PERFORM @extschema@._check_method(method);
-	IF method = 'dm' AND season_length IS NULL AND reference_size <> batch_size THEN
+	IF method = 'dm' AND season_length IS NULL AND reference_size <> batch_size
+		AND reference_policy IS DISTINCT FROM 'benchmark' THEN
 		RAISE EXCEPTION 'method dm requires season_length or reference_size equal to batch_size'
 			USING ERRCODE = 'invalid_parameter_value',
 			DETAIL = format('batch_size is %s, reference_size is %s.',
@@ -111,10 +112,11 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 			HINT = 'Use eager or scheduled.';
 	END IF;
-	IF reference_policy IS NULL OR reference_policy NOT IN ('fixed', 'rolling') THEN
+	IF reference_policy IS NULL
+		OR reference_policy NOT IN ('fixed', 'rolling', 'benchmark') THEN
 		RAISE EXCEPTION 'unknown reference_policy: %', coalesce(reference_policy, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value',
-			HINT = 'Use fixed or rolling.';
+			HINT = 'Use fixed, rolling or benchmark.';
 	END IF;
 	IF min_effect IS NULL OR NOT (min_effect >= 0 AND min_effect < 'Infinity') THEN
 		RAISE EXCEPTION 'min_effect must be a finite number at least 0'
@@ -487,7 +489,7 @@ BEGIN
 	-- settings, so it is dropped and the stream warms again from its open
 	-- batch (checks would otherwise never be testable)
 	IF n.model_version = s.model_version AND n.method = 'dm'
-		AND n.season_length IS NULL
+		AND n.season_length IS NULL AND n.reference_policy <> 'benchmark'
 		AND EXISTS (SELECT 1 FROM @extschema@.reference_batches r
 					 WHERE r.stream_id = v_id
 					   AND cardinality(r.losses) <> n.batch_size) THEN
@@ -506,6 +508,22 @@ BEGIN
 		PERFORM @extschema@.approve(q.request_id)
 		   FROM @extschema@.retrain_requests q
 		  WHERE q.stream_id = v_id AND q.status = 'proposed';
+	END IF;
+
+	-- switching to the benchmark policy: the challenger's losses are the
+	-- reference, the live one is dropped and nothing warms; switching away
+	-- from it: a new reference warms from the open batch on
+	IF n.reference_policy <> s.reference_policy
+		AND 'benchmark' IN (n.reference_policy, s.reference_policy) THEN
+		DELETE FROM @extschema@.reference_batches WHERE stream_id = v_id;
+		IF s.reference_policy = 'benchmark' THEN
+			UPDATE @extschema@.stream_state
+			   SET version_start_seq = open_start_seq, streak = 0
+			 WHERE stream_id = v_id;
+		ELSE
+			UPDATE @extschema@.stream_state SET streak = 0
+			 WHERE stream_id = v_id;
+		END IF;
 	END IF;
 
 	-- deploying another model version by hand starts a new reference
@@ -566,13 +584,15 @@ END;
 $$;
 
 CREATE OR REPLACE FUNCTION @extschema@.observe(stream text, actual float8, predicted float8,
-									 observed_at timestamptz DEFAULT now())
+									 observed_at timestamptz DEFAULT now(),
+									 benchmark float8 DEFAULT NULL)
 RETURNS void
 AS 'MODULE_PATHNAME', 'mlma_observe'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE;
 
 CREATE OR REPLACE FUNCTION @extschema@.observe_loss(stream text, loss float8,
-										  observed_at timestamptz DEFAULT now())
+										  observed_at timestamptz DEFAULT now(),
+										  benchmark_loss float8 DEFAULT NULL)
 RETURNS void
 AS 'MODULE_PATHNAME', 'mlma_observe_loss'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE;
@@ -756,6 +776,15 @@ RETURNS record
 AS 'MODULE_PATHNAME', 'mlma_evaluate'
 LANGUAGE C IMMUTABLE PARALLEL SAFE CALLED ON NULL INPUT;
 
+CREATE OR REPLACE FUNCTION @extschema@._evaluate_benchmark(
+	method text, benchmark float8[], current float8[],
+	OUT statistic float8, OUT p_value float8, OUT effect float8,
+	OUT n_reference int, OUT n_current int,
+	OUT reference_mean float8, OUT batch_mean float8)
+RETURNS record
+AS 'MODULE_PATHNAME', 'mlma_evaluate_benchmark'
+LANGUAGE C IMMUTABLE PARALLEL SAFE CALLED ON NULL INPUT;
+
 CREATE OR REPLACE FUNCTION @extschema@._notify_payload(p_request_id bigint)
 RETURNS text
 LANGUAGE sql STABLE
@@ -890,6 +919,12 @@ BEGIN
 	END IF;
 	SELECT * INTO s FROM @extschema@.streams WHERE stream_id = p_stream_id;
 	SELECT * INTO st FROM @extschema@.stream_state WHERE stream_id = p_stream_id;
+	IF s.reference_policy = 'benchmark' THEN
+		RAISE EXCEPTION 'stream "%" uses the benchmark reference policy', s.name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			DETAIL = 'Each batch is tested against the benchmark''s losses on the same observations; the stream keeps no reference.',
+			HINT = 'Configure reference_policy fixed or rolling first.';
+	END IF;
 	IF s.method = 'dm' AND s.season_length IS NULL
 		AND cardinality(p_losses) <> s.batch_size THEN
 		RAISE EXCEPTION 'a dm reference without season_length needs exactly batch_size observations'
@@ -1021,12 +1056,19 @@ AS $$
 	  LEFT JOIN @extschema@.reference_batches r
 			 ON r.stream_id = b.stream_id AND r.version_no = b.version_no
 			AND c.reference_id IS NULL,
-		   LATERAL @extschema@._evaluate(s.method,
-				coalesce(h.losses, r.losses), coalesce(h.seqs, r.seqs), b.losses,
-				b.first_seq, s.season_length) e
+		   LATERAL (SELECT x.*
+					  FROM @extschema@._evaluate(s.method,
+							coalesce(h.losses, r.losses), coalesce(h.seqs, r.seqs),
+							b.losses, b.first_seq, s.season_length) x
+					 WHERE s.reference_policy <> 'benchmark'
+					   AND coalesce(h.losses, r.losses) IS NOT NULL
+					UNION ALL
+					SELECT y.*
+					  FROM @extschema@._evaluate_benchmark(s.method, b.benchmark_losses,
+															b.losses) y
+					 WHERE s.reference_policy = 'benchmark') e
 	 WHERE b.stream_id = evaluate_batch.stream_id
 	   AND b.batch_no = evaluate_batch.batch_no
-	   AND coalesce(h.losses, r.losses) IS NOT NULL
 $$;
 
 CREATE OR REPLACE FUNCTION @extschema@._decide(p float8, threshold float8, effect float8,
@@ -1044,6 +1086,7 @@ AS $$
 DECLARE
 	c		record;
 	v_l		float8[];
+	v_bl	float8[];
 	v_off	int4[];
 	v_first	bigint;
 	v_t0	timestamptz;
@@ -1074,15 +1117,17 @@ BEGIN
 	-- beyond +-68 years from the batch's first observation are clamped
 	WITH d AS (DELETE FROM @extschema@.observations
 				WHERE stream_id = p_stream_id AND seq >= c.open_start_seq
-			RETURNING seq, observed_at, loss),
-		 f AS (SELECT seq, observed_at, loss,
+			RETURNING seq, observed_at, loss, benchmark_loss),
+		 f AS (SELECT seq, observed_at, loss, benchmark_loss,
 					  first_value(observed_at) OVER (ORDER BY seq) AS t0
 				 FROM d)
 	SELECT array_agg(loss ORDER BY seq),
 		   array_agg(greatest(-2147483648, least(2147483647,
 					 floor(extract(epoch FROM observed_at - t0))))::int4 ORDER BY seq),
-		   min(seq), min(t0), (array_agg(observed_at ORDER BY seq DESC))[1]
-	  INTO v_l, v_off, v_first, v_t0, v_t1
+		   min(seq), min(t0), (array_agg(observed_at ORDER BY seq DESC))[1],
+		   CASE WHEN count(benchmark_loss) > 0
+				THEN array_agg(benchmark_loss ORDER BY seq) END
+	  INTO v_l, v_off, v_first, v_t0, v_t1, v_bl
 	  FROM f;
 	IF v_l IS NULL THEN
 		RETURN;
@@ -1091,6 +1136,8 @@ BEGIN
 
 	IF p_partial THEN
 		v_role := 'partial';
+	ELSIF c.reference_policy = 'benchmark' THEN
+		v_role := 'test';
 	ELSIF NOT c.has_ref OR v_first < c.ref_end THEN
 		v_role := 'reference';
 	ELSE
@@ -1099,16 +1146,16 @@ BEGIN
 
 	INSERT INTO @extschema@.batches
 		(stream_id, batch_no, model_version, version_no, role, first_seq,
-		 first_at, last_at, losses, offsets)
+		 first_at, last_at, losses, offsets, benchmark_losses)
 	VALUES (p_stream_id, c.batch_no, c.model_version, c.version_no, v_role,
-			v_first, v_t0, v_t1, v_l, v_off);
+			v_first, v_t0, v_t1, v_l, v_off, v_bl);
 
 	IF v_role <> 'test' OR c.paused OR c.check_mode <> 'eager' THEN
 		UPDATE @extschema@.stream_state
 		   SET batch_no = batch_no + 1, open_start_seq = v_next
 		 WHERE stream_id = p_stream_id;
 		-- warming: the version's first reference_size observations
-		IF NOT c.has_ref AND NOT p_partial
+		IF NOT c.has_ref AND NOT p_partial AND c.reference_policy <> 'benchmark'
 			AND v_next - c.version_start_seq >= c.reference_size THEN
 			PERFORM @extschema@._warm_reference(p_stream_id, c.version_start_seq,
 				c.reference_size, v_next);
@@ -1122,8 +1169,26 @@ BEGIN
 	END IF;
 
 	-- eager check and decision
-	SELECT * INTO e FROM @extschema@._evaluate(c.method, c.ref_losses, c.ref_seqs,
-											   v_l, v_first, c.season_length);
+	IF c.reference_policy = 'benchmark' THEN
+		SELECT * INTO e FROM @extschema@._evaluate_benchmark(c.method, v_bl, v_l);
+		IF e.p_value IS NULL THEN
+			-- too few benchmark values (policy switched while the batch
+			-- was open): no test, the streak stands
+			UPDATE @extschema@.stream_state
+			   SET batch_no = batch_no + 1, open_start_seq = v_next
+			 WHERE stream_id = p_stream_id;
+			INSERT INTO @extschema@.checks
+				(stream_id, model_version, batch_no, method, alpha, check_mode,
+				 status, n_reference, n_current, checked_at, note)
+			VALUES (p_stream_id, c.model_version, c.batch_no, c.method, c.alpha,
+					'eager', 'skipped', e.n_reference, e.n_current, now(),
+					'not tested: fewer than 2 benchmark values in the batch');
+			RETURN;
+		END IF;
+	ELSE
+		SELECT * INTO e FROM @extschema@._evaluate(c.method, c.ref_losses, c.ref_seqs,
+												   v_l, v_first, c.season_length);
+	END IF;
 	SELECT d.significant, d.streak, d.drift INTO v_sig, v_streak, v_drift
 	  FROM @extschema@._decide(e.p_value, c.alpha, e.effect, c.min_effect,
 							   c.streak, c.consecutive) d;
@@ -1138,7 +1203,7 @@ BEGIN
 	VALUES (p_stream_id, c.model_version, c.batch_no, c.method, c.alpha,
 			'eager', 'done', e.n_reference, e.n_current, e.reference_mean,
 			e.batch_mean, e.statistic, e.p_value, e.effect, v_sig, v_drift, now(),
-			c.ref_id, c.alpha)
+			CASE WHEN c.reference_policy <> 'benchmark' THEN c.ref_id END, c.alpha)
 	RETURNING check_id INTO v_cid;
 
 	IF v_drift THEN

@@ -14,7 +14,7 @@ SELECT s.stream_id,
 	   CASE WHEN s.paused THEN 'paused'
 			WHEN q.status = 'claimed' OR q.reason = 'manual' THEN 'retraining'
 			WHEN q.status IN ('pending', 'proposed') THEN 'drift'
-			WHEN r.stream_id IS NULL THEN 'warming'
+			WHEN r.stream_id IS NULL AND s.reference_policy <> 'benchmark' THEN 'warming'
 			ELSE 'monitoring' END AS state,
 	   s.model_version,
 	   s.version_started_at,
@@ -48,19 +48,28 @@ SELECT s.stream_id,
 			c.effect, s.min_effect, c.significant, c.drift, st.streak,
 			s.consecutive) AS last_decision_reason,
 	   f.finished_at AS last_failed_at,
-	   right(f.error, 200) AS last_failed_error
+	   right(f.error, 200) AS last_failed_error,
+	   s.reference_policy,
+	   o.batch_benchmark_mean,
+	   o.batch_benchmark_n,
+	   c.reference_mean AS last_reference_mean,
+	   c.batch_mean AS last_batch_mean
   FROM @extschema@.streams s
   JOIN @extschema@.stream_state st USING (stream_id)
   LEFT JOIN @extschema@.reference_batches r USING (stream_id)
   LEFT JOIN @extschema@.retrain_requests q
 		 ON q.stream_id = s.stream_id AND q.status IN ('proposed', 'pending', 'claimed')
   LEFT JOIN LATERAL (SELECT count(*)::int AS batch_n,
-							 @extschema@._mean(array_agg(ob.loss)) AS batch_mean
+							 @extschema@._mean(array_agg(ob.loss)) AS batch_mean,
+							 @extschema@._mean(array_agg(ob.benchmark_loss)
+											   FILTER (WHERE ob.benchmark_loss IS NOT NULL))
+								 AS batch_benchmark_mean,
+							 count(ob.benchmark_loss)::int AS batch_benchmark_n
 					   FROM @extschema@.observations ob
 					  WHERE ob.stream_id = s.stream_id) o ON true
   LEFT JOIN LATERAL (SELECT ck.p_value, ck.effect, ck.drift, ck.checked_at,
 							ck.p_adjusted, ck.status, ck.check_mode, ck.threshold,
-							ck.alpha, ck.significant
+							ck.alpha, ck.significant, ck.reference_mean, ck.batch_mean
 					   FROM @extschema@.checks ck
 					  WHERE ck.stream_id = s.stream_id AND ck.status = 'done'
 					  ORDER BY ck.batch_no DESC
