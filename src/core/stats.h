@@ -16,7 +16,11 @@
  *	  losses" (the model got worse);
  *	- inputs must be finite and hold at least 2 values each (checked by the
  *	  callers; the core re-checks and returns MLMA_ERR_INPUT);
- *	- both batches constant and equal give statistic 0, p-value 1.
+ *	- both batches constant and equal give statistic 0, p-value 1;
+ *	- every valid input has a defined result: the p-value is in [0, 1] and
+ *	  the statistic never NaN; it is +/-Infinity only for welch, hac and
+ *	  dm when the standard error is exactly 0 and the means differ
+ *	  (docs/statistics.md, checked by test/fuzz).
  *
  *-------------------------------------------------------------------------
  */
@@ -88,7 +92,11 @@ extern int	mlma_ks_test(const double *ref, size_t nref,
 						 MlmaAlternative alt, MlmaTestResult *res);
 
 /* ---- multiple testing (stats_param.c) ---- */
-/* Benjamini-Hochberg adjusted p-values, as statsmodels fdr_bh; out may alias p */
+/*
+ * Benjamini-Hochberg adjusted p-values, as statsmodels fdr_bh; out may alias
+ * p.  NaN counts as 1 and values outside [0, 1] are clamped: only lack of
+ * memory makes it fail.
+ */
 extern int	mlma_bh_adjust(const double *p, size_t n, double *out);
 
 /* ---- losses (loss.c) ---- */
