@@ -336,6 +336,7 @@ mlma_evaluate_benchmark_losses(MlmaMethod method, ArrayType *benchmark,
 	double	   *paired;
 	int			npairs = 0;
 	int			i;
+	int			rc;
 
 	memset(out, 0, sizeof(*out));
 	out->n_current = ncur;
@@ -355,8 +356,11 @@ mlma_evaluate_benchmark_losses(MlmaMethod method, ArrayType *benchmark,
 		paired[npairs] = cur[i];
 		npairs++;
 	}
-	return mlma_evaluate_losses(method, ref, NULL, npairs, paired, npairs,
-								0, 0, out);
+	rc = mlma_evaluate_losses(method, ref, NULL, npairs, paired, npairs,
+							  0, 0, out);
+	if (rc != MLMA_OK)
+		out->n_current = ncur;	/* the batch, of which too few had a pair */
+	return rc;
 }
 
 /*

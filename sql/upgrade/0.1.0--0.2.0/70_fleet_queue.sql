@@ -298,53 +298,6 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE VIEW @extschema@.fleet_status AS
-WITH st AS (
-	SELECT count(*) AS streams,
-		   count(*) FILTER (WHERE state = 'warming') AS warming,
-		   count(*) FILTER (WHERE state = 'monitoring') AS monitoring,
-		   count(*) FILTER (WHERE state = 'drift') AS drift,
-		   count(*) FILTER (WHERE state = 'retraining') AS retraining,
-		   count(*) FILTER (WHERE state = 'paused') AS paused
-	  FROM @extschema@.stream_status
-), ck AS (
-	SELECT count(*) FILTER (WHERE status = 'done') AS checks_24h,
-		   count(*) FILTER (WHERE drift) AS drift_checks_24h
-	  FROM @extschema@.checks
-	 WHERE checked_at > now() - interval '24 hours'
-), wt AS (
-	SELECT count(*) AS waiting_checks,
-		   now() - min(queued_at) AS oldest_waiting_check_age
-	  FROM @extschema@.check_queue
-), rd AS (
-	SELECT max(finished_at) AS last_round_at FROM @extschema@.rounds
-), rq AS (
-	SELECT count(*) FILTER (WHERE requested_at > now() - interval '24 hours') AS flags_24h,
-		   count(*) FILTER (WHERE status = 'pending') AS pending_requests,
-		   count(*) FILTER (WHERE status = 'claimed') AS claimed_requests,
-		   count(*) FILTER (WHERE status = 'failed'
-							  AND finished_at > now() - interval '30 days') AS failed_30d,
-		   count(*) FILTER (WHERE status = 'dismissed'
-							  AND finished_at > now() - interval '30 days') AS dismissed_30d,
-		   count(*) FILTER (WHERE status = 'completed'
-							  AND finished_at > now() - interval '30 days') AS completed_30d,
-		   percentile_cont(0.5) WITHIN GROUP (ORDER BY finished_at - requested_at)
-			   FILTER (WHERE status = 'completed'
-						 AND finished_at > now() - interval '30 days') AS median_time_to_retrain
-	  FROM @extschema@.retrain_requests
-)
-SELECT st.streams, st.warming, st.monitoring, st.drift, st.retraining, st.paused,
-	   ck.checks_24h, ck.drift_checks_24h, wt.waiting_checks, rq.flags_24h,
-	   rq.pending_requests + rq.claimed_requests AS open_requests,
-	   rq.pending_requests, rq.claimed_requests,
-	   rq.completed_30d, rq.failed_30d, rq.dismissed_30d,
-	   rq.median_time_to_retrain,
-	   CASE WHEN rq.completed_30d + rq.failed_30d + rq.dismissed_30d > 0
-			THEN rq.dismissed_30d::float8
-				 / (rq.completed_30d + rq.failed_30d + rq.dismissed_30d) END
-		   AS dismissal_rate_30d,
-	   wt.oldest_waiting_check_age, rd.last_round_at
-  FROM st, ck, wt, rq, rd;
 
 
 REVOKE ALL ON @extschema@.check_queue, @extschema@.rounds FROM PUBLIC;
