@@ -6,10 +6,7 @@
 -- writes observations as they happen, so this is the wall clock; a replayed
 -- or back-filled fleet is shown on its own calendar.  Durations of the
 -- engineer's loop (time to retrain, oldest waiting check) are wall-clock.
--- docs/report.md describes the page.  Privileges: 90_roles.sql (fresh
--- install); this file is also the upgrade piece from 0.1.0
--- (sql/upgrade/0.1.0--0.2.0/40_report.sql links to it, 40_report_grants.sql
--- holds the same privileges).
+-- docs/report.md describes the page.  Privileges: 90_roles.sql.
 
 -- Every batch dated by its day (UTC) and by its last observation: the keys of
 -- fleet_daily and batch_series queries over a day or a time range, and of
