@@ -217,6 +217,31 @@ mlma_evaluate_losses(MlmaMethod method, const double *ref, const int64 *ref_seqs
 }
 
 /*
+ * EvaluationDatum
+ *		The row of mlma._evaluate and mlma._evaluate_benchmark: statistic,
+ *		p_value, effect, n_reference, n_current, reference_mean, batch_mean.
+ */
+static Datum
+EvaluationDatum(FunctionCallInfo fcinfo, const MlmaEvaluation *ev)
+{
+	TupleDesc	tupdesc;
+	Datum		values[7];
+	bool		nulls[7] = {false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+	values[0] = Float8GetDatum(ev->statistic);
+	values[1] = Float8GetDatum(ev->p_value);
+	values[2] = Float8GetDatum(ev->effect);
+	values[3] = Int32GetDatum(ev->n_reference);
+	values[4] = Int32GetDatum(ev->n_current);
+	values[5] = Float8GetDatum(ev->reference_mean);
+	values[6] = Float8GetDatum(ev->batch_mean);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
  * Undefined
  *		The result of a check the data do not allow (fewer than 2 losses on
  *		a side, dm with batches of different lengths, non-finite losses):
@@ -260,9 +285,6 @@ mlma_evaluate(PG_FUNCTION_ARGS)
 	int			season = 0;
 	MlmaEvaluation ev;
 	int			rc;
-	TupleDesc	tupdesc;
-	Datum		values[7];
-	bool		nulls[7] = {false};
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
 		ereport(ERROR,
@@ -302,17 +324,7 @@ mlma_evaluate(PG_FUNCTION_ARGS)
 	if (rc != MLMA_OK)
 		return Undefined(fcinfo, ev.n_reference, ev.n_current);
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	tupdesc = BlessTupleDesc(tupdesc);
-	values[0] = Float8GetDatum(ev.statistic);
-	values[1] = Float8GetDatum(ev.p_value);
-	values[2] = Float8GetDatum(ev.effect);
-	values[3] = Int32GetDatum(ev.n_reference);
-	values[4] = Int32GetDatum(ev.n_current);
-	values[5] = Float8GetDatum(ev.reference_mean);
-	values[6] = Float8GetDatum(ev.batch_mean);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+	return EvaluationDatum(fcinfo, &ev);
 }
 
 /*
@@ -380,9 +392,6 @@ mlma_evaluate_benchmark(PG_FUNCTION_ARGS)
 	int			ncur;
 	MlmaEvaluation ev;
 	int			rc;
-	TupleDesc	tupdesc;
-	Datum		values[7];
-	bool		nulls[7] = {false};
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -400,17 +409,7 @@ mlma_evaluate_benchmark(PG_FUNCTION_ARGS)
 	if (rc != MLMA_OK)
 		return Undefined(fcinfo, ev.n_reference, ev.n_current);
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	tupdesc = BlessTupleDesc(tupdesc);
-	values[0] = Float8GetDatum(ev.statistic);
-	values[1] = Float8GetDatum(ev.p_value);
-	values[2] = Float8GetDatum(ev.effect);
-	values[3] = Int32GetDatum(ev.n_reference);
-	values[4] = Int32GetDatum(ev.n_current);
-	values[5] = Float8GetDatum(ev.reference_mean);
-	values[6] = Float8GetDatum(ev.batch_mean);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+	return EvaluationDatum(fcinfo, &ev);
 }
 
 /*
