@@ -37,7 +37,6 @@
 #include "utils/float.h"
 
 #include "mlma.h"
-#include "monitor.h"
 
 PG_FUNCTION_INFO_V1(mlma_evaluate);
 PG_FUNCTION_INFO_V1(mlma_evaluate_benchmark);

@@ -62,7 +62,6 @@
 #include "utils/timestamp.h"
 
 #include "mlma.h"
-#include "monitor.h"
 #include "core/decide.h"
 #include "core/stats.h"
 

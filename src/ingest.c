@@ -44,7 +44,6 @@
 #include "utils/timestamp.h"
 
 #include "mlma.h"
-#include "monitor.h"
 
 PG_FUNCTION_INFO_V1(mlma_observe);
 PG_FUNCTION_INFO_V1(mlma_observe_loss);

@@ -37,7 +37,7 @@
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
 
-#include "monitor.h"
+#include "mlma.h"
 
 PG_FUNCTION_INFO_V1(mlma_observe_statement_trigger);
 

@@ -13,7 +13,6 @@
 #include "utils/guc.h"
 
 #include "mlma.h"
-#include "monitor.h"
 
 PG_MODULE_MAGIC;
 

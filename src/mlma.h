@@ -1,12 +1,23 @@
 /*-------------------------------------------------------------------------
  *
  * mlma.h
- *	  Declarations shared by the backend parts of mlma.
+ *	  The one header of mlma's backend code (the .c files of src; the
+ *	  numeric core in src/core has its own, stats.h and decide.h):
+ *	  settings, name parsing and messages, the stream cache and writer lock
+ *	  (stream.c), the evaluation of one check (check.c) and the recording
+ *	  of observations (ingest.c, ingest_bulk.c).  Every .c file includes
+ *	  postgres.h first.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef MLMA_H
 #define MLMA_H
+
+#include "access/htup.h"
+#include "commands/trigger.h"
+#include "utils/array.h"
+#include "utils/relcache.h"
+#include "utils/timestamp.h"
 
 #include "core/stats.h"
 
@@ -15,8 +26,7 @@ extern double mlma_fdr;
 
 /*
  * mlma.round_size: the most waiting checks one run_checks() round takes;
- * mlma.round_max_locks: the most stream locks it holds (0: a quarter of the
- * shared lock table) (mlma.c)
+ * mlma.round_max_locks: the most stream locks it takes (0: no limit) (mlma.c)
  */
 extern int	mlma_round_size;
 extern int	mlma_round_max_locks;
@@ -34,5 +44,135 @@ extern double MlmaComputeLoss(MlmaLossKind kind, double actual,
 extern void MlmaLossError(MlmaLossKind kind, double actual, double predicted,
 						  double param, const char *stream) pg_attribute_noreturn();
 extern void MlmaReportTestError(int rc, MlmaMethod method);
+
+/* longest stream name in bytes: 255 characters of up to 4 bytes */
+#define MLMA_NAME_MAXBYTES	1024
+
+/*
+ * What the hot path needs to know about a stream, cached per backend by
+ * name.  An entry is trusted only together with config_version: the
+ * per-observation UPDATE matches it against the state row, and every
+ * configuration change bumps it.
+ */
+typedef struct MlmaStream
+{
+	char	   *name;			/* hash key (the cache's own copy) */
+	int64		stream_id;
+	int32		config_version;
+	MlmaLossKind loss_kind;
+	double		loss_param;		/* NaN when absent */
+	int32		batch_size;
+	bool		paused;
+	bool		benchmark;		/* reference_policy 'benchmark': every
+								 * observation carries a benchmark */
+	bool		has_deadline;	/* max_model_age set */
+	TimestampTz deadline;		/* version_started_at + max_model_age */
+} MlmaStream;
+
+/* mlma.stream_cache_size: most streams cached per backend (mlma.c) */
+extern int	mlma_stream_cache_size;
+
+/* stream.c */
+extern uint64 mlma_xact_generation;
+extern MlmaStream *mlma_stream_get(const char *name, bool reload);
+extern MlmaStream *mlma_stream_auto_create(const char *name, const char *defaults);
+extern bool mlma_lock_stream(int64 stream_id);
+extern bool mlma_try_lock_stream(int64 stream_id);
+
+/* check.c: one check of a closed batch, in plain C (no error raised) */
+typedef struct MlmaEvaluation
+{
+	double		statistic;
+	double		p_value;
+	double		effect;
+	int32		n_reference;
+	int32		n_current;
+	double		reference_mean;
+	double		batch_mean;
+} MlmaEvaluation;
+
+extern int	mlma_evaluate_losses(MlmaMethod method, const double *ref,
+								 const int64 *ref_seqs, int nref,
+								 const double *cur, int ncur, int64 first_seq,
+								 int season, MlmaEvaluation *out);
+extern int	mlma_evaluate_benchmark_losses(MlmaMethod method, ArrayType *benchmark,
+										   const double *cur, int ncur,
+										   MlmaEvaluation *out);
+
+/* ingest.c */
+
+/*
+ * One observation, as every ingest path hands it to mlma_record.
+ */
+typedef struct MlmaObservation
+{
+	const char *name;			/* stream name */
+	bool		by_loss;		/* loss given (observe_loss) or computed */
+	double		actual;
+	double		predicted;
+	double		loss;			/* when by_loss */
+	bool		has_benchmark;	/* a benchmark value came with it */
+	double		benchmark;		/* benchmark prediction, or its loss when by_loss */
+	TimestampTz observed_at;
+	const char *defaults;		/* attachment defaults (JSON); NULL: unknown stream is an error */
+	bool		skip_invalid;	/* attachment on_invalid = 'skip' */
+} MlmaObservation;
+
+/*
+ * Records one observation.  Returns NULL when recorded; with skip_invalid,
+ * returns a short reason (static string) when the row was skipped instead of
+ * raising an error.  The caller counts the skip with mlma_count_skip.
+ */
+extern const char *mlma_record(const MlmaObservation *obs);
+
+/*
+ * Counts a skipped row: on the stream when one has this name, else on the
+ * attachment of the table source (InvalidOid: nowhere).
+ */
+extern void mlma_count_skip(const char *name, Oid source, const char *reason);
+
+/* NULL when name can be a new stream's name, else why not (static string) */
+extern const char *mlma_stream_name_problem(const char *name);
+
+/*
+ * Records observations of ONE stream (every obs[i].name the same), in
+ * order, taking the stream once: the set-based path of the statement
+ * trigger (ingest_bulk.c).  reasons[i] gets the reason of each skipped
+ * observation (skip_invalid), NULL for the recorded ones.  Returns the
+ * number recorded.
+ */
+extern int	mlma_record_stream(const MlmaObservation *obs, int n,
+							   const char **reasons);
+
+/* what the arguments of an attached table's trigger say */
+typedef struct MlmaAttachArgs
+{
+	const char *stream;
+	const char *actual;
+	const char *predicted;
+	const char *time;			/* "" = none */
+	const char *defaults;
+	const char *benchmark;		/* "" = none */
+	bool		skip;			/* on_invalid = 'skip' */
+	bool		create;			/* unknown streams are created */
+} MlmaAttachArgs;
+
+typedef enum MlmaRowKind
+{
+	MLMA_ROW_NONE,				/* not an observation */
+	MLMA_ROW_OBSERVATION,
+	MLMA_ROW_PROBLEM			/* a mapped column is gone or of another type */
+} MlmaRowKind;
+
+extern void mlma_attach_args(Trigger *trigger, const char *function,
+							 MlmaAttachArgs *a);
+extern MlmaRowKind mlma_decode_attached_row(Trigger *trigger,
+											const MlmaAttachArgs *a,
+											Relation rel, HeapTuple old_tuple,
+											HeapTuple tuple, MlmaObservation *obs,
+											char **problem, int *code);
+extern void mlma_attached_row_error(Relation rel, const MlmaAttachArgs *a,
+									int code, const char *msg) pg_attribute_noreturn();
+extern void mlma_rethrow_with_table(Relation rel, const MlmaAttachArgs *a) pg_attribute_noreturn();
 
 #endif							/* MLMA_H */

@@ -43,7 +43,6 @@
 #include "utils/memutils.h"
 
 #include "mlma.h"
-#include "monitor.h"
 
 PG_FUNCTION_INFO_V1(mlma_check_loss);
 PG_FUNCTION_INFO_V1(mlma_invalidate_cache);
