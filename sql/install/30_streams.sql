@@ -217,6 +217,38 @@ BEGIN
 END;
 $$;
 
+-- The options an attachment's defaults give a stream it creates: the
+-- defaults' values, create_stream's defaults for the keys they leave out,
+-- as a streams row (name and ids unset).  Casts of malformed values raise.
+CREATE FUNCTION @extschema@._options_from_defaults(defaults jsonb)
+RETURNS @extschema@.streams
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	d		jsonb := coalesce(defaults, '{}');
+	o		@extschema@.streams;
+BEGIN
+	o.batch_size := coalesce((d->>'batch_size')::int, 96);
+	o.season_length := (d->>'season_length')::int;
+	o.reference_size := coalesce((d->>'reference_size')::int, o.season_length, o.batch_size);
+	o.method := coalesce(d->>'method', 'welch');
+	o.alpha := coalesce((d->>'alpha')::float8, 0.05);
+	o.loss := coalesce(d->>'loss', 'absolute');
+	o.loss_param := (d->>'loss_param')::float8;
+	o.model_version := coalesce(d->>'model_version', 'v1');
+	o.labels := coalesce(d->'labels', '{}');
+	o.check_mode := coalesce(d->>'check_mode', 'eager');
+	o.reference_policy := coalesce(d->>'reference_policy', 'fixed');
+	o.min_effect := coalesce((d->>'min_effect')::float8, 1.0);
+	o.consecutive := coalesce((d->>'consecutive')::int, 1);
+	o.max_model_age := (d->>'max_model_age')::interval;
+	o.approval := coalesce(d->>'approval', 'auto');
+	o.approve_after := (d->>'approve_after')::interval;
+	RETURN o;
+END;
+$$;
+
 -- Creates a stream seen for the first time by an attached table, with the
 -- attachment's defaults.  Returns the stream id, also when a concurrent
 -- transaction created the same name first.
@@ -226,32 +258,18 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	d		jsonb := coalesce(defaults, '{}');
+	o		@extschema@.streams := @extschema@._options_from_defaults(defaults);
 	v_id	bigint;
-	v_bs	int := coalesce((d->>'batch_size')::int, 96);
-	v_sl	int := (d->>'season_length')::int;
 BEGIN
 	PERFORM @extschema@._check_stream_name(name);
 	INSERT INTO @extschema@.streams AS s
 		(name, batch_size, reference_size, method, alpha, loss, loss_param,
 		 model_version, labels, check_mode, reference_policy, min_effect,
 		 consecutive, season_length, max_model_age, approval, approve_after)
-	VALUES (name, v_bs,
-			coalesce((d->>'reference_size')::int, v_sl, v_bs),
-			coalesce(d->>'method', 'welch'),
-			coalesce((d->>'alpha')::float8, 0.05),
-			coalesce(d->>'loss', 'absolute'),
-			(d->>'loss_param')::float8,
-			coalesce(d->>'model_version', 'v1'),
-			coalesce(d->'labels', '{}'),
-			coalesce(d->>'check_mode', 'eager'),
-			coalesce(d->>'reference_policy', 'fixed'),
-			coalesce((d->>'min_effect')::float8, 1.0),
-			coalesce((d->>'consecutive')::int, 1),
-			v_sl,
-			(d->>'max_model_age')::interval,
-			coalesce(d->>'approval', 'auto'),
-			(d->>'approve_after')::interval)
+	VALUES (name, o.batch_size, o.reference_size, o.method, o.alpha, o.loss,
+			o.loss_param, o.model_version, o.labels, o.check_mode,
+			o.reference_policy, o.min_effect, o.consecutive, o.season_length,
+			o.max_model_age, o.approval, o.approve_after)
 	ON CONFLICT ON CONSTRAINT streams_name_key DO NOTHING
 	RETURNING s.stream_id INTO v_id;
 
@@ -275,8 +293,7 @@ AS $$
 DECLARE
 	d		jsonb := coalesce(defaults, '{}');
 	k		text;
-	v_bs	int;
-	v_sl	int;
+	o		@extschema@.streams;
 BEGIN
 	IF jsonb_typeof(d) <> 'object' THEN
 		RAISE EXCEPTION 'defaults must be a JSON object'
@@ -300,24 +317,12 @@ BEGIN
 		END IF;
 	END LOOP;
 	BEGIN
-		v_bs := coalesce((d->>'batch_size')::int, 96);
-		v_sl := (d->>'season_length')::int;
-		PERFORM @extschema@._validate_options(v_bs,
-			coalesce((d->>'reference_size')::int, v_sl, v_bs),
-			coalesce(d->>'method', 'welch'),
-			coalesce((d->>'alpha')::float8, 0.05),
-			coalesce(d->>'loss', 'absolute'),
-			(d->>'loss_param')::float8,
-			coalesce(d->>'check_mode', 'eager'),
-			coalesce(d->>'reference_policy', 'fixed'),
-			coalesce((d->>'min_effect')::float8, 1.0),
-			coalesce((d->>'consecutive')::int, 1),
-			v_sl,
-			(d->>'max_model_age')::interval,
-			coalesce(d->>'model_version', 'v1'),
-			coalesce(d->'labels', '{}'),
-			coalesce(d->>'approval', 'auto'),
-			(d->>'approve_after')::interval);
+		o := @extschema@._options_from_defaults(d);
+		PERFORM @extschema@._validate_options(o.batch_size, o.reference_size,
+			o.method, o.alpha, o.loss, o.loss_param, o.check_mode,
+			o.reference_policy, o.min_effect, o.consecutive, o.season_length,
+			o.max_model_age, o.model_version, o.labels, o.approval,
+			o.approve_after);
 	EXCEPTION
 		WHEN invalid_text_representation OR datetime_field_overflow
 			OR invalid_datetime_format OR numeric_value_out_of_range THEN

@@ -50,8 +50,3 @@ LANGUAGE C IMMUTABLE PARALLEL SAFE CALLED ON NULL INPUT;
 REVOKE ALL ON FUNCTION @extschema@._evaluate_benchmark(text, float8[], float8[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@._evaluate_benchmark(text, float8[], float8[]) TO mlma_admin;
 
-
-
-
-
-
