@@ -108,6 +108,13 @@ Mean(const double *x, int n)
 	return m;
 }
 
+/* the mean of n losses without overflow (the mean column of references) */
+double
+mlma_losses_mean(const double *x, int n)
+{
+	return Mean(x, n);
+}
+
 static int
 Position(int64 seq, int season)
 {

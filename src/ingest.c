@@ -654,6 +654,65 @@ AfterInsert(MlmaStream *stream, OwnedStream *owned)
 }
 
 /*
+ * mlma_check_rows
+ *		Check n observations of one stream (loss computed from actual and
+ *		predicted) as mlma_record checks them: losses[i] and benches[i] get
+ *		the losses of the valid ones, whose indexes go to keep[] in order;
+ *		an invalid one raises its error, or with skip_invalid is left out
+ *		with its reason in reasons[i] (NULL for the valid ones).  Returns
+ *		the number kept.
+ */
+int
+mlma_check_rows(MlmaStream *stream, const MlmaObservation *obs, int n,
+				double *losses, double *benches, int *keep, const char **reasons)
+{
+	int			nkeep = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		const char *problem = NULL;
+
+		benches[i] = 0.0;
+		if (TIMESTAMP_NOT_FINITE(obs[i].observed_at))
+			problem = REASON_TIME;
+		else
+			problem = ComputeLoss(stream, obs[i].actual, obs[i].predicted,
+								  &losses[i]);
+		if (problem == NULL)
+			problem = BenchmarkProblem(&obs[i], stream, &benches[i]);
+		reasons[i] = problem;
+		if (problem == NULL)
+			keep[nkeep++] = i;
+		else if (!obs[i].skip_invalid)
+			Invalid(&obs[i], stream, problem);
+	}
+	return nkeep;
+}
+
+/*
+ * mlma_own_stream
+ *		Note that this transaction holds the writer lock of stream_id and
+ *		where its open batch stands (after the set-based path wrote it,
+ *		ingest_set.c), so that the next observation of the stream in this
+ *		transaction is one INSERT.
+ */
+void
+mlma_own_stream(int64 stream_id, int64 open_start_seq, int64 next_seq,
+				bool age_flagged)
+{
+	OwnedStream *o;
+
+	if (owned_streams == NULL)
+		OwnedStreamsCreate();
+	o = OwnedStreamEnter(stream_id);
+	o->open_start_seq = open_start_seq;
+	o->next_seq = next_seq;
+	o->age_flagged = age_flagged;
+	o->generation = mlma_xact_generation;
+}
+
+/*
  * mlma_record_stream
  *		Record n observations of one stream (obs[i].name all the same, loss
  *		computed from actual and predicted), in order: the stream is taken
@@ -741,23 +800,7 @@ mlma_record_stream(const MlmaObservation *obs, int n, const char **reasons)
 		stream = mlma_stream_get(name, true);
 	}
 
-	for (i = 0; i < n; i++)
-	{
-		const char *problem = NULL;
-
-		if (TIMESTAMP_NOT_FINITE(obs[i].observed_at))
-			problem = REASON_TIME;
-		else
-			problem = ComputeLoss(stream, obs[i].actual, obs[i].predicted,
-								  &losses[i]);
-		if (problem == NULL)
-			problem = BenchmarkProblem(&obs[i], stream, &benches[i]);
-		reasons[i] = problem;
-		if (problem == NULL)
-			keep[nkeep++] = i;
-		else if (!obs[i].skip_invalid)
-			Invalid(&obs[i], stream, problem);
-	}
+	nkeep = mlma_check_rows(stream, obs, n, losses, benches, keep, reasons);
 
 	ds = palloc(sizeof(Datum) * Max(nkeep, 1));
 	ts = palloc(sizeof(Datum) * Max(nkeep, 1));

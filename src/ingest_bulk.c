@@ -100,7 +100,7 @@ RecordChunk(MlmaObservation *rows, int n, Oid source)
 	int		   *order;
 	MlmaObservation *run;
 	const char **reasons;
-	int			maxcount = 0;
+	MlmaStreamRows *streams;
 	int			i;
 	int			pos;
 
@@ -172,7 +172,6 @@ RecordChunk(MlmaObservation *rows, int n, Oid source)
 	{
 		list[i]->start = pos;
 		pos += list[i]->count;
-		maxcount = Max(maxcount, list[i]->count);
 	}
 	order = palloc(sizeof(int) * n);
 	for (i = 0; i < n; i++)
@@ -183,25 +182,28 @@ RecordChunk(MlmaObservation *rows, int n, Oid source)
 	}
 
 	/*
-	 * Each stream's rows; the rows of unknown streams that could not be
-	 * created (stream_id -1, first) are each refused or skipped by
+	 * Each stream's rows, set-wise; the rows of unknown streams that could
+	 * not be created (stream_id -1, first) are each refused or skipped by
 	 * mlma_record_stream with the reason, as on the row path.
 	 */
-	run = palloc(sizeof(MlmaObservation) * maxcount);
-	reasons = palloc(sizeof(const char *) * maxcount);
+	run = palloc(sizeof(MlmaObservation) * n);
+	reasons = palloc0(sizeof(const char *) * n);
+	streams = palloc(sizeof(MlmaStreamRows) * ngroups);
+	for (i = 0; i < n; i++)
+		run[i] = rows[order[i]];
 	for (i = 0; i < ngroups; i++)
 	{
-		BulkGroup  *g = list[i];
-		int			j;
-
-		for (j = 0; j < g->count; j++)
-			run[j] = rows[order[g->start + j]];
-		if (mlma_record_stream(run, g->count, reasons) < g->count)
-			for (j = 0; j < g->count; j++)
-				if (reasons[j] != NULL)
-					mlma_count_skip(run[j].name, source, reasons[j]);
+		streams[i].stream_id = list[i]->stream_id;
+		streams[i].obs = &run[list[i]->start];
+		streams[i].n = list[i]->count;
+		streams[i].reasons = &reasons[list[i]->start];
 	}
+	mlma_record_streams(streams, ngroups);
+	for (i = 0; i < n; i++)
+		if (reasons[i] != NULL)
+			mlma_count_skip(run[i].name, source, reasons[i]);
 
+	pfree(streams);
 	pfree(reasons);
 	pfree(run);
 	pfree(order);

@@ -95,6 +95,7 @@ extern int	mlma_evaluate_losses(MlmaMethod method, const double *ref,
 								 const int64 *ref_seqs, int nref,
 								 const double *cur, int ncur, int64 first_seq,
 								 int season, MlmaEvaluation *out);
+extern double mlma_losses_mean(const double *x, int n);
 extern int	mlma_evaluate_benchmark_losses(MlmaMethod method, ArrayType *benchmark,
 										   const double *cur, int ncur,
 										   MlmaEvaluation *out);
@@ -143,6 +144,39 @@ extern const char *mlma_stream_name_problem(const char *name);
  */
 extern int	mlma_record_stream(const MlmaObservation *obs, int n,
 							   const char **reasons);
+
+/*
+ * Checks n observations of one stream as mlma_record does (ingest.c):
+ * losses and benchmark losses of the valid ones, their indexes in keep[],
+ * reasons[i] of the skipped ones; raises for an invalid one unless
+ * skip_invalid.  Returns the number kept.
+ */
+extern int	mlma_check_rows(MlmaStream *stream, const MlmaObservation *obs,
+							int n, double *losses, double *benches, int *keep,
+							const char **reasons);
+
+/* this transaction holds stream_id's writer lock; its open batch (ingest.c) */
+extern void mlma_own_stream(int64 stream_id, int64 open_start_seq,
+							int64 next_seq, bool age_flagged);
+
+/*
+ * The rows of one stream in a statement, for mlma_record_streams.
+ */
+typedef struct MlmaStreamRows
+{
+	int64		stream_id;		/* -1: unknown stream that cannot be created */
+	const MlmaObservation *obs;
+	int			n;
+	const char **reasons;		/* out: reason of each skipped row, or NULL */
+} MlmaStreamRows;
+
+/*
+ * Records the rows of several streams (sorted by stream_id, each stream
+ * once) set-wise (ingest_set.c): the writer locks in stream_id order, the
+ * batches they fill closed and checked in C, a few statements for all of
+ * them.  Streams it cannot serve that way go through mlma_record_stream.
+ */
+extern void mlma_record_streams(MlmaStreamRows *streams, int nstreams);
 
 /* what the arguments of an attached table's trigger say */
 typedef struct MlmaAttachArgs

@@ -1,0 +1,1402 @@
+/*-------------------------------------------------------------------------
+ *
+ * ingest_set.c
+ *	  Set-based recording of the observations of many streams at once: the
+ *	  path of a multi-row statement on an attached table (ingest_bulk.c).
+ *
+ * A statement of 300 000 rows over 1 000 streams closes about 3 000
+ * batches.  Closing each with mlma._close_batch (PL/pgSQL, a dozen
+ * statements) would cost far more than the rows themselves, so here the
+ * batches the statement fills are closed in C, and every table is written
+ * with one statement for all streams:
+ *
+ *	1. the writer locks of all the streams, in stream_id order (one SELECT
+ *	   ... ORDER BY stream_id FOR NO KEY UPDATE: the same row lock as
+ *	   mlma_lock_stream, the same order as every other set-wise writer);
+ *	2. with a new snapshot, taken after the locks (so it sees every writer
+ *	   that committed before us): configuration, state, live reference and
+ *	   where each open batch stands;
+ *	3. the open observations of the streams whose batch closes now
+ *	   (DELETE ... RETURNING);
+ *	4. in memory, each stream's observations in order: every batch they
+ *	   fill is closed exactly as mlma._close_batch closes it (role, warm-up,
+ *	   rolled reference, eager check and decision with mlma_evaluate_losses
+ *	   and mlma_decide, or the scheduled queue);
+ *	5. one INSERT each for batches, the rest of the open batches
+ *	   (observations), reference_history, checks and check_queue, one
+ *	   upsert of reference_batches, one UPDATE of stream_state, and one
+ *	   mlma._raise_requests for the streams that drift (NOTIFY as always,
+ *	   on commit).
+ *
+ * Observations of batches that close within the statement never touch
+ * mlma.observations.  Everything runs inside the writer's transaction:
+ * a rollback leaves nothing.
+ *
+ * Streams this path does not serve go through mlma_record_stream (one
+ * stream at a time, mlma._close_batch): transactions under REPEATABLE READ
+ * or SERIALIZABLE (their first write of a stream must bump touch_count),
+ * unknown or just dropped streams, a configuration changed since the
+ * stream cache read it, a model version due for its age request, and a
+ * warm-up that needs observations of batches closed by earlier statements.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
+
+#include "mlma.h"
+#include "core/decide.h"
+#include "core/stats.h"
+
+/* policies */
+#define POLICY_FIXED		'f'
+#define POLICY_ROLLING		'r'
+#define POLICY_BENCHMARK	'b'
+
+/* one observation of a stream, in order */
+typedef struct SetObs
+{
+	int64		seq;
+	TimestampTz at;
+	double		loss;
+	double		bench;
+	bool		has_bench;
+} SetObs;
+
+/* a live reference (reference_batches), kept in memory while batches close */
+typedef struct SetRef
+{
+	double	   *losses;
+	int64	   *seqs;
+	int			n;
+	int64		end_seq;
+	int32		version_no;
+	bool		pinned;
+	int64		id;				/* reference_history id; 0: none recorded */
+	int			pending;		/* index in the new history rows + 1; 0: old */
+} SetRef;
+
+/* what the set path knows about one stream */
+typedef struct SetStream
+{
+	MlmaStreamRows *rows;
+	MlmaStream	stream;			/* copy of the cache entry */
+	bool		fast;
+	bool		closes;			/* a batch closes in this statement */
+	bool		wrote;			/* stream_state changes */
+	/* configuration */
+	char	   *model_version;
+	char	   *method_name;
+	MlmaMethod	method;
+	double		alpha;
+	bool		eager;
+	bool		paused;
+	int32		season;			/* 0: none */
+	int32		reference_size;
+	double		min_effect;
+	int32		consecutive;
+	char		policy;
+	int32		batch_size;
+	/* state */
+	int32		config_version;
+	int64		open_start_seq;
+	int64		next_seq;
+	bool		age_flagged;
+	int32		batch_no;
+	int32		version_no;
+	int64		version_start_seq;
+	int32		streak;
+	bool		has_ref;
+	SetRef		ref;
+	bool		ref_changed;	/* upsert reference_batches */
+	/* observations: the open ones (when it closes) then the new ones */
+	SetObs	   *obs;
+	int			nobs;
+	int			nopen;
+	bool		drifted;		/* first drift check of the statement */
+	int			drift_check;	/* its index in the new checks */
+} SetStream;
+
+/* a new check row */
+typedef struct SetCheck
+{
+	SetStream  *s;
+	int32		batch_no;
+	bool		skipped;		/* benchmark policy, too few benchmark values */
+	bool		defined;
+	MlmaEvaluation ev;
+	MlmaDecision d;
+	int64		ref_id;			/* 0: NULL */
+	int			ref_pending;	/* new history row + 1, or 0 */
+	int64		check_id;
+} SetCheck;
+
+/* a new reference_history row */
+typedef struct SetHistory
+{
+	SetStream  *s;
+	const char *source;
+	double	   *losses;
+	int64	   *seqs;
+	int			n;
+	int64		id;
+} SetHistory;
+
+/*
+ * RowSet: rows of one mlma table built in C and handed to one statement
+ * as an array of the table's row type (columns set by name, so the
+ * physical column order of an upgraded table does not matter).
+ */
+typedef struct RowSet
+{
+	Oid			typid;
+	TupleDesc	desc;
+	Datum	   *values;
+	bool	   *nulls;
+	Datum	   *rows;
+	int			n;
+	int			cap;
+} RowSet;
+
+static void
+RowSetInit(RowSet *rs, const char *table)
+{
+	Oid			nsp = get_namespace_oid("mlma", false);
+	Oid			relid = get_relname_relid(table, nsp);
+	TupleDesc	cached;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "mlma.%s does not exist", table);
+
+	rs->typid = get_rel_type_id(relid);
+	cached = lookup_rowtype_tupdesc(rs->typid, -1);
+	rs->desc = CreateTupleDescCopy(cached);
+	ReleaseTupleDesc(cached);
+	rs->desc->tdtypeid = rs->typid;
+	rs->desc->tdtypmod = -1;
+	rs->values = palloc(sizeof(Datum) * rs->desc->natts);
+	rs->nulls = palloc(sizeof(bool) * rs->desc->natts);
+	rs->cap = 64;
+	rs->rows = palloc(sizeof(Datum) * rs->cap);
+	rs->n = 0;
+}
+
+/* the index of a column, by name */
+static int
+RowSetCol(RowSet *rs, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < rs->desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(rs->desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return i;
+	}
+	elog(ERROR, "column %s of mlma's row type %u not found", name, rs->typid);
+	return -1;					/* keep compiler quiet */
+}
+
+static void
+RowSetBegin(RowSet *rs)
+{
+	int			i;
+
+	for (i = 0; i < rs->desc->natts; i++)
+	{
+		rs->values[i] = (Datum) 0;
+		rs->nulls[i] = true;
+	}
+}
+
+static void
+RowSetPut(RowSet *rs, const char *col, Datum value)
+{
+	int			i = RowSetCol(rs, col);
+
+	rs->values[i] = value;
+	rs->nulls[i] = false;
+}
+
+static void
+RowSetEnd(RowSet *rs)
+{
+	HeapTuple	tup = heap_form_tuple(rs->desc, rs->values, rs->nulls);
+
+	if (rs->n == rs->cap)
+	{
+		rs->cap *= 2;
+		rs->rows = repalloc(rs->rows, sizeof(Datum) * rs->cap);
+	}
+	rs->rows[rs->n++] = heap_copy_tuple_as_datum(tup, rs->desc);
+	heap_freetuple(tup);
+}
+
+/*
+ * RowSetRun
+ *		Run sql with $1 = the rows as an array of the row type.  Returns
+ *		SPI's result code (the rows returned, if any, in SPI_tuptable).
+ */
+static int
+RowSetRun(RowSet *rs, const char *sql, int expect)
+{
+	Oid			arrtype = get_array_type(rs->typid);
+	Datum		arg;
+	int			ret;
+
+	if (rs->n == 0)
+		return expect;
+	arg = PointerGetDatum(construct_array(rs->rows, rs->n, rs->typid, -1, false,
+										  TYPALIGN_DOUBLE));
+	ret = SPI_execute_with_args(sql, 1, &arrtype, &arg, NULL, false, 0);
+	if (ret != expect)
+		elog(ERROR, "mlma: writing observations set-wise failed: %s",
+			 SPI_result_code_string(ret));
+	return ret;
+}
+
+/* a one-dimensional array of n Datums (nulls may be NULL) */
+static Datum
+MakeArray(const Datum *values, const bool *nulls, int n, Oid type)
+{
+	int16		len;
+	bool		byval;
+	char		align;
+	int			dims[1];
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(type, &len, &byval, &align);
+	dims[0] = n;
+	return PointerGetDatum(construct_md_array((Datum *) values, (bool *) nulls, 1,
+											  dims, lbs, type, len, byval, align));
+}
+
+static Datum
+Float8ArrayDatum(const double *x, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+	int			i;
+
+	for (i = 0; i < n; i++)
+		d[i] = Float8GetDatum(x[i]);
+	return MakeArray(d, NULL, n, FLOAT8OID);
+}
+
+static Datum
+Int8ArrayDatum(const int64 *x, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+	int			i;
+
+	for (i = 0; i < n; i++)
+		d[i] = Int64GetDatum(x[i]);
+	return MakeArray(d, NULL, n, INT8OID);
+}
+
+static Datum
+IdArray(SetStream *ss, int n, bool (*want) (SetStream *))
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+	int			i;
+	int			k = 0;
+
+	for (i = 0; i < n; i++)
+		if (want == NULL || want(&ss[i]))
+			d[k++] = Int64GetDatum(ss[i].rows->stream_id);
+	return MakeArray(d, NULL, k, INT8OID);
+}
+
+static bool
+IsFast(SetStream *s)
+{
+	return s->fast;
+}
+
+static SetStream *
+FindStream(SetStream *ss, int n, int64 id)
+{
+	int			lo = 0;
+	int			hi = n - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (ss[mid].rows->stream_id == id)
+			return &ss[mid];
+		if (ss[mid].rows->stream_id < id)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return NULL;
+}
+
+static double
+Float8Col(HeapTuple tup, TupleDesc desc, int col, double dflt)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? dflt : DatumGetFloat8(d);
+}
+
+static int64
+Int64Col(HeapTuple tup, TupleDesc desc, int col, int64 dflt)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? dflt : DatumGetInt64(d);
+}
+
+static int32
+Int32Col(HeapTuple tup, TupleDesc desc, int col, int32 dflt)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? dflt : DatumGetInt32(d);
+}
+
+static bool
+BoolCol(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return !isnull && DatumGetBool(d);
+}
+
+/* the elements of a float8[] / int8[] column (no NULL elements), or n = 0 */
+static void
+ArrayCol(HeapTuple tup, TupleDesc desc, int col, Oid elemtype, void **out, int *n)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	ArrayType  *a;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			i;
+
+	*n = 0;
+	*out = NULL;
+	if (isnull)
+		return;
+	a = DatumGetArrayTypeP(d);
+	if (ARR_NDIM(a) != 1)
+		return;
+	deconstruct_array(a, elemtype, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &elems, &nulls, n);
+	*out = palloc(8 * Max(*n, 1));
+	for (i = 0; i < *n; i++)
+	{
+		if (elemtype == FLOAT8OID)
+			((double *) *out)[i] = nulls[i] ? get_float8_nan() : DatumGetFloat8(elems[i]);
+		else
+			((int64 *) *out)[i] = nulls[i] ? 0 : DatumGetInt64(elems[i]);
+	}
+}
+
+static const char *lock_query =
+"SELECT st.stream_id FROM mlma.stream_state st "
+" WHERE st.stream_id = ANY ($1) ORDER BY st.stream_id FOR NO KEY UPDATE OF st";
+
+/* one index probe per stream, whatever the sizes of the tables */
+static const char *read_query =
+"SELECT u.id, st.config_version, st.open_start_seq, st.age_flagged, st.batch_no, "
+"       st.version_no, st.version_start_seq, st.streak, "
+"       greatest(st.open_start_seq, (SELECT max(o.seq) + 1 FROM mlma.observations o "
+"                 WHERE o.stream_id = u.id AND o.seq >= st.open_start_seq)), "
+"       s.model_version, s.method, s.alpha, s.check_mode = 'eager', s.paused, "
+"       s.season_length, s.reference_size, s.min_effect, s.consecutive, "
+"       s.reference_policy, s.batch_size, "
+"       r.stream_id IS NOT NULL, r.losses, r.seqs, r.end_seq, r.source = 'pinned', "
+"       r.version_no, "
+"       (SELECT max(h.reference_id) FROM mlma.reference_history h "
+"         WHERE h.stream_id = r.stream_id) "
+"  FROM unnest($1::int8[]) AS u(id) "
+"  CROSS JOIN LATERAL (SELECT * FROM mlma.stream_state st "
+"        WHERE st.stream_id = u.id LIMIT 1) st "
+"  CROSS JOIN LATERAL (SELECT * FROM mlma.streams s "
+"        WHERE s.stream_id = u.id LIMIT 1) s "
+"  LEFT JOIN LATERAL (SELECT * FROM mlma.reference_batches r "
+"        WHERE r.stream_id = u.id LIMIT 1) r ON true";
+
+static const char *take_open_query =
+"DELETE FROM mlma.observations o "
+" USING ROWS FROM (unnest($1::int8[]), unnest($2::int8[])) AS u(id, lo) "
+" WHERE o.stream_id = u.id AND o.seq >= u.lo "
+"RETURNING o.stream_id, o.seq, o.observed_at, o.loss, o.benchmark_loss";
+
+/*
+ * ReadStreams
+ *		Steps 1 and 2: lock every known stream, then read what each one
+ *		needs; a stream that cannot take the set path is marked slow.
+ */
+static void
+ReadStreams(SetStream *ss, int n)
+{
+	Oid			argtype = INT8ARRAYOID;
+	Datum		ids;
+	int			ret;
+	uint64		i;
+	bool	   *read;
+	TimestampTz xact_start = GetCurrentTransactionStartTimestamp();
+
+	ids = IdArray(ss, n, IsFast);
+	ret = SPI_execute_with_args(lock_query, 1, &argtype, &ids, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "mlma: locking streams failed: %s", SPI_result_code_string(ret));
+	SPI_freetuptable(SPI_tuptable);
+
+	/* a new snapshot: every writer that held a lock we waited for is in it */
+	ret = SPI_execute_with_args(read_query, 1, &argtype, &ids, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "mlma: reading streams failed: %s", SPI_result_code_string(ret));
+
+	/* a stream not read (dropped meanwhile) takes the slow path */
+	read = palloc0(sizeof(bool) * n);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		SetStream  *s = FindStream(ss, n, Int64Col(tup, desc, 1, -1));
+		char	   *policy;
+
+		if (s == NULL || !s->fast)
+			continue;
+		read[s - ss] = true;
+		s->config_version = Int32Col(tup, desc, 2, 0);
+		s->open_start_seq = Int64Col(tup, desc, 3, 0);
+		s->age_flagged = BoolCol(tup, desc, 4);
+		s->batch_no = Int32Col(tup, desc, 5, 1);
+		s->version_no = Int32Col(tup, desc, 6, 1);
+		s->version_start_seq = Int64Col(tup, desc, 7, 0);
+		s->streak = Int32Col(tup, desc, 8, 0);
+		s->next_seq = Int64Col(tup, desc, 9, s->open_start_seq);
+		s->model_version = SPI_getvalue(tup, desc, 10);
+		s->method_name = SPI_getvalue(tup, desc, 11);
+		s->method = mlma_method_kind(s->method_name);
+		s->alpha = Float8Col(tup, desc, 12, 0.05);
+		s->eager = BoolCol(tup, desc, 13);
+		s->paused = BoolCol(tup, desc, 14);
+		s->season = Int32Col(tup, desc, 15, 0);
+		if (s->season < 2)
+			s->season = 0;
+		s->reference_size = Int32Col(tup, desc, 16, 2);
+		s->min_effect = Float8Col(tup, desc, 17, 0.0);
+		s->consecutive = Int32Col(tup, desc, 18, 1);
+		policy = SPI_getvalue(tup, desc, 19);
+		s->policy = policy[0];	/* fixed, rolling, benchmark */
+		s->batch_size = Int32Col(tup, desc, 20, 2);
+		s->has_ref = BoolCol(tup, desc, 21);
+		if (s->has_ref)
+		{
+			int			nseq;
+
+			ArrayCol(tup, desc, 22, FLOAT8OID, (void **) &s->ref.losses, &s->ref.n);
+			ArrayCol(tup, desc, 23, INT8OID, (void **) &s->ref.seqs, &nseq);
+			if (nseq != s->ref.n)
+				s->ref.seqs = NULL;
+			s->ref.end_seq = Int64Col(tup, desc, 24, 0);
+			s->ref.pinned = BoolCol(tup, desc, 25);
+			s->ref.version_no = Int32Col(tup, desc, 26, 0);
+			s->ref.id = Int64Col(tup, desc, 27, 0);
+			s->ref.pending = 0;
+		}
+
+		/* what the set path does not serve */
+		if (s->config_version != s->stream.config_version ||
+			s->method == MLMA_METHOD_INVALID ||
+			(s->stream.has_deadline && !s->age_flagged && !s->paused &&
+			 xact_start > s->stream.deadline) ||
+			(!s->has_ref && s->policy != POLICY_BENCHMARK &&
+			 s->version_start_seq < s->open_start_seq))
+			s->fast = false;
+	}
+	for (i = 0; i < (uint64) n; i++)
+		if (!read[i])
+			ss[i].fast = false;
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * TakeOpen
+ *		Step 3: the open observations of the streams whose batch closes now,
+ *		deleted from mlma.observations and placed before the new ones.
+ */
+static void
+TakeOpen(SetStream *ss, int n)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum	   *los = palloc(sizeof(Datum) * n);
+	Datum		args[2];
+	Oid			types[2] = {INT8ARRAYOID, INT8ARRAYOID};
+	int			k = 0;
+	int			i;
+	int			ret;
+	uint64		r;
+	int		   *fill;
+
+	for (i = 0; i < n; i++)
+		if (ss[i].fast && ss[i].closes && ss[i].next_seq > ss[i].open_start_seq)
+		{
+			ids[k] = Int64GetDatum(ss[i].rows->stream_id);
+			los[k] = Int64GetDatum(ss[i].open_start_seq);
+			k++;
+		}
+	if (k == 0)
+		return;
+	args[0] = MakeArray(ids, NULL, k, INT8OID);
+	args[1] = MakeArray(los, NULL, k, INT8OID);
+	ret = SPI_execute_with_args(take_open_query, 2, types, args, NULL, false, 0);
+	if (ret != SPI_OK_DELETE_RETURNING)
+		elog(ERROR, "mlma: reading open batches failed: %s",
+			 SPI_result_code_string(ret));
+
+	/* count per stream, then place each row at its seq */
+	fill = palloc0(sizeof(int) * n);
+	for (r = 0; r < SPI_processed; r++)
+	{
+		SetStream  *s = FindStream(ss, n, Int64Col(SPI_tuptable->vals[r],
+												   SPI_tuptable->tupdesc, 1, -1));
+
+		if (s != NULL)
+			s->nopen++;
+	}
+	for (i = 0; i < n; i++)
+		if (ss[i].nopen > 0)
+		{
+			SetObs	   *all = palloc(sizeof(SetObs) * (ss[i].nopen + ss[i].nobs));
+
+			memcpy(all + ss[i].nopen, ss[i].obs, sizeof(SetObs) * ss[i].nobs);
+			ss[i].obs = all;
+		}
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		SetStream  *s = FindStream(ss, n, Int64Col(tup, desc, 1, -1));
+		SetObs	   *o;
+		bool		isnull;
+
+		if (s == NULL)
+			continue;
+		o = &s->obs[fill[s - ss]++];
+		o->seq = Int64Col(tup, desc, 2, 0);
+		o->at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+		o->loss = Float8Col(tup, desc, 4, 0.0);
+		o->bench = DatumGetFloat8(SPI_getbinval(tup, desc, 5, &o->has_bench));
+		o->has_bench = !o->has_bench;
+	}
+	SPI_freetuptable(SPI_tuptable);
+	for (i = 0; i < n; i++)
+	{
+		int			j;
+
+		if (ss[i].nopen == 0)
+			continue;
+		/* in seq order (the DELETE returns them in any order) */
+		for (j = 1; j < ss[i].nopen; j++)
+		{
+			SetObs		x = ss[i].obs[j];
+			int			m = j - 1;
+
+			while (m >= 0 && ss[i].obs[m].seq > x.seq)
+			{
+				ss[i].obs[m + 1] = ss[i].obs[m];
+				m--;
+			}
+			ss[i].obs[m + 1] = x;
+		}
+		ss[i].nobs += ss[i].nopen;
+	}
+}
+
+/* the working state of one statement's set path */
+typedef struct SetWork
+{
+	RowSet		batches;
+	RowSet		history;
+	SetCheck   *checks;
+	int			nchecks;
+	int			capchecks;
+	SetHistory *hist;
+	int			nhist;
+	int			caphist;
+	Datum	   *queue_ids;
+	Datum	   *queue_bnos;
+	int			nqueue;
+	int			capqueue;
+	TimestampTz now;
+} SetWork;
+
+/*
+ * NewReference
+ *		Make losses/seqs the stream's live reference (as _store_reference):
+ *		a new reference_history row, and reference_batches at the end.
+ */
+static void
+NewReference(SetWork *w, SetStream *s, const char *source, double *losses,
+			 int64 *seqs, int n)
+{
+	SetHistory *h;
+	int			i;
+
+	if (w->nhist == w->caphist)
+	{
+		w->caphist = Max(16, w->caphist * 2);
+		w->hist = w->hist ? repalloc(w->hist, sizeof(SetHistory) * w->caphist)
+			: palloc(sizeof(SetHistory) * w->caphist);
+	}
+	h = &w->hist[w->nhist++];
+	h->s = s;
+	h->source = source;
+	h->losses = losses;
+	h->seqs = seqs;
+	h->n = n;
+	h->id = 0;
+
+	s->has_ref = true;
+	s->ref_changed = true;
+	s->ref.losses = losses;
+	s->ref.seqs = seqs;
+	s->ref.n = n;
+	s->ref.end_seq = seqs[0] + 1;
+	for (i = 1; i < n; i++)
+		s->ref.end_seq = Max(s->ref.end_seq, seqs[i] + 1);
+	s->ref.version_no = s->version_no;
+	s->ref.pinned = false;
+	s->ref.pending = w->nhist;
+	s->ref.id = 0;
+}
+
+/* sort helper for the rolled reference: by seq */
+static int
+CmpObsSeq(const void *a, const void *b)
+{
+	int64		x = ((const SetObs *) a)->seq;
+	int64		y = ((const SetObs *) b)->seq;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+static int
+CmpObsSeqDesc(const void *a, const void *b)
+{
+	return -CmpObsSeq(a, b);
+}
+
+static int64
+PosOf(int64 seq, int season)
+{
+	int64		p = seq % season;
+
+	return p < 0 ? p + season : p;
+}
+
+/*
+ * Roll
+ *		The rolling policy after a passing batch (as _roll_reference and
+ *		_rolled_reference): the most recent reference_size losses of the
+ *		old reference and the batch; with season_length each seasonal
+ *		position keeps as many as it had (at least one).
+ */
+static void
+Roll(SetWork *w, SetStream *s, const SetObs *batch, int nb)
+{
+	SetObs	   *a;
+	int			na = s->ref.n + nb;
+	int			i;
+	int			keep = 0;
+	double	   *losses;
+	int64	   *seqs;
+
+	if (!s->has_ref || s->ref.pinned || s->ref.version_no != s->version_no ||
+		s->ref.seqs == NULL)
+		return;
+	a = palloc(sizeof(SetObs) * Max(na, 1));
+	for (i = 0; i < s->ref.n; i++)
+	{
+		a[i].seq = s->ref.seqs[i];
+		a[i].loss = s->ref.losses[i];
+	}
+	for (i = 0; i < nb; i++)
+	{
+		a[s->ref.n + i].seq = batch[i].seq;
+		a[s->ref.n + i].loss = batch[i].loss;
+	}
+	qsort(a, na, sizeof(SetObs), CmpObsSeqDesc);
+	if (s->season == 0)
+		keep = Min(na, s->reference_size);
+	else
+	{
+		int		   *had = palloc0(sizeof(int) * s->season);
+		int		   *taken = palloc0(sizeof(int) * s->season);
+
+		for (i = 0; i < s->ref.n; i++)
+			had[PosOf(s->ref.seqs[i], s->season)]++;
+		for (i = 0; i < na; i++)
+		{
+			int64		p = PosOf(a[i].seq, s->season);
+
+			if (taken[p] < Max(1, had[p]))
+			{
+				taken[p]++;
+				a[keep++] = a[i];
+			}
+		}
+	}
+	qsort(a, keep, sizeof(SetObs), CmpObsSeq);
+	/* a rolled reference that would not be valid keeps the old one */
+	if (keep < 2 ||
+		(s->method == MLMA_METHOD_DM && s->season == 0 && keep != s->batch_size))
+		return;
+	losses = palloc(sizeof(double) * keep);
+	seqs = palloc(sizeof(int64) * keep);
+	for (i = 0; i < keep; i++)
+	{
+		losses[i] = a[i].loss;
+		seqs[i] = a[i].seq;
+	}
+	NewReference(w, s, "rolling", losses, seqs, keep);
+}
+
+static SetCheck *
+NewCheck(SetWork *w, SetStream *s)
+{
+	SetCheck   *c;
+
+	if (w->nchecks == w->capchecks)
+	{
+		w->capchecks = Max(64, w->capchecks * 2);
+		w->checks = w->checks ? repalloc(w->checks, sizeof(SetCheck) * w->capchecks)
+			: palloc(sizeof(SetCheck) * w->capchecks);
+	}
+	c = &w->checks[w->nchecks++];
+	memset(c, 0, sizeof(*c));
+	c->s = s;
+	c->batch_no = s->batch_no;
+	return c;
+}
+
+/*
+ * CloseBatch
+ *		Close the batch of s->obs[from, to): as mlma._close_batch.
+ */
+static void
+CloseBatch(SetWork *w, SetStream *s, int from, int to)
+{
+	const SetObs *b = &s->obs[from];
+	int			nb = to - from;
+	int64		first = b[0].seq;
+	int64		next = first + nb;
+	double	   *losses = palloc(sizeof(double) * nb);
+	Datum	   *ld = palloc(sizeof(Datum) * nb);
+	Datum	   *od = palloc(sizeof(Datum) * nb);
+	Datum	   *bd = palloc(sizeof(Datum) * nb);
+	bool	   *bn = palloc(sizeof(bool) * nb);
+	bool		any_bench = false;
+	ArrayType  *bench = NULL;
+	const char *role;
+	int			i;
+
+	for (i = 0; i < nb; i++)
+	{
+		/* seconds from the first observation, floored, clamped to int4 */
+		int64		us = b[i].at - b[0].at;
+		int64		secs = us >= 0 ? us / USECS_PER_SEC
+			: -((-us + USECS_PER_SEC - 1) / USECS_PER_SEC);
+
+		secs = Max(secs, PG_INT32_MIN);
+		secs = Min(secs, PG_INT32_MAX);
+		losses[i] = b[i].loss;
+		ld[i] = Float8GetDatum(b[i].loss);
+		od[i] = Int32GetDatum((int32) secs);
+		bd[i] = Float8GetDatum(b[i].has_bench ? b[i].bench : 0.0);
+		bn[i] = !b[i].has_bench;
+		any_bench |= b[i].has_bench;
+	}
+	if (any_bench)
+		bench = DatumGetArrayTypeP(MakeArray(bd, bn, nb, FLOAT8OID));
+
+	if (s->policy == POLICY_BENCHMARK)
+		role = "test";
+	else if (!s->has_ref || first < s->ref.end_seq)
+		role = "reference";
+	else
+		role = "test";
+
+	RowSetBegin(&w->batches);
+	RowSetPut(&w->batches, "stream_id", Int64GetDatum(s->rows->stream_id));
+	RowSetPut(&w->batches, "batch_no", Int32GetDatum(s->batch_no));
+	RowSetPut(&w->batches, "model_version", CStringGetTextDatum(s->model_version));
+	RowSetPut(&w->batches, "version_no", Int32GetDatum(s->version_no));
+	RowSetPut(&w->batches, "role", CStringGetTextDatum(role));
+	RowSetPut(&w->batches, "first_seq", Int64GetDatum(first));
+	RowSetPut(&w->batches, "first_at", TimestampTzGetDatum(b[0].at));
+	RowSetPut(&w->batches, "last_at", TimestampTzGetDatum(b[nb - 1].at));
+	RowSetPut(&w->batches, "losses", MakeArray(ld, NULL, nb, FLOAT8OID));
+	RowSetPut(&w->batches, "offsets", MakeArray(od, NULL, nb, INT4OID));
+	if (bench != NULL)
+		RowSetPut(&w->batches, "benchmark_losses", PointerGetDatum(bench));
+	RowSetEnd(&w->batches);
+	s->wrote = true;
+
+	if (strcmp(role, "test") != 0 || s->paused || !s->eager)
+	{
+		int32		bno = s->batch_no;
+
+		s->batch_no++;
+		s->open_start_seq = next;
+		/* warming: the version's first reference_size observations */
+		if (!s->has_ref && s->policy != POLICY_BENCHMARK &&
+			next - s->version_start_seq >= s->reference_size)
+		{
+			int64		lo = s->version_start_seq;
+			int64		hi = lo + s->reference_size;
+			double	   *rl = palloc(sizeof(double) * s->reference_size);
+			int64	   *rq = palloc(sizeof(int64) * s->reference_size);
+			int			k = 0;
+
+			for (i = 0; i < to; i++)
+				if (s->obs[i].seq >= lo && s->obs[i].seq < hi)
+				{
+					rl[k] = s->obs[i].loss;
+					rq[k] = s->obs[i].seq;
+					k++;
+				}
+			if (k < Max(s->reference_size, 2) ||
+				(s->method == MLMA_METHOD_DM && s->season == 0 &&
+				 k != s->batch_size))
+				s->version_start_seq = next;
+			else
+				NewReference(w, s, "warmup", rl, rq, k);
+		}
+		/* scheduled: the check waits in the queue for run_checks() */
+		if (strcmp(role, "test") == 0 && !s->paused)
+		{
+			if (w->nqueue == w->capqueue)
+			{
+				w->capqueue = Max(64, w->capqueue * 2);
+				w->queue_ids = w->queue_ids
+					? repalloc(w->queue_ids, sizeof(Datum) * w->capqueue)
+					: palloc(sizeof(Datum) * w->capqueue);
+				w->queue_bnos = w->queue_bnos
+					? repalloc(w->queue_bnos, sizeof(Datum) * w->capqueue)
+					: palloc(sizeof(Datum) * w->capqueue);
+			}
+			w->queue_ids[w->nqueue] = Int64GetDatum(s->rows->stream_id);
+			w->queue_bnos[w->nqueue] = Int32GetDatum(bno);
+			w->nqueue++;
+		}
+		return;
+	}
+
+	/* eager check and decision */
+	{
+		SetCheck   *c = NewCheck(w, s);
+		int			rc;
+
+		if (s->policy == POLICY_BENCHMARK)
+		{
+			rc = mlma_evaluate_benchmark_losses(s->method, bench, losses, nb, &c->ev);
+			if (rc != MLMA_OK)
+			{
+				/* too few benchmark values: no test, the streak stands */
+				c->skipped = true;
+				s->batch_no++;
+				s->open_start_seq = next;
+				return;
+			}
+		}
+		else
+			rc = mlma_evaluate_losses(s->method, s->ref.losses, s->ref.seqs,
+									  s->ref.n, losses, nb, first, s->season,
+									  &c->ev);
+		if (rc == MLMA_ERR_NOMEM)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory in the %s test", s->method_name)));
+		c->defined = (rc == MLMA_OK);
+		c->d = mlma_decide(c->defined ? c->ev.p_value : get_float8_nan(),
+						   s->alpha,
+						   c->defined ? c->ev.effect : get_float8_nan(),
+						   s->min_effect, s->streak, s->consecutive);
+		if (s->policy != POLICY_BENCHMARK)
+		{
+			c->ref_id = s->ref.id;
+			c->ref_pending = s->ref.pending;
+		}
+		s->batch_no++;
+		s->open_start_seq = next;
+		s->streak = c->d.streak;
+		if (c->d.drift)
+		{
+			if (!s->drifted)
+			{
+				s->drifted = true;
+				s->drift_check = w->nchecks - 1;
+			}
+		}
+		else if (!c->d.significant && s->policy == POLICY_ROLLING)
+			Roll(w, s, b, nb);
+	}
+}
+
+/*
+ * Flush
+ *		Step 5: write what the statement changed, a statement per table.
+ */
+static void
+Flush(SetWork *w, SetStream *ss, int n, RowSet *observations)
+{
+	int			i;
+	int			ret;
+	RowSet		checks;
+	RowSet		refs;
+	Datum	   *ids;
+	Datum	   *vals[4];
+	int			k;
+
+	RowSetRun(&w->batches,
+			  "INSERT INTO mlma.batches SELECT * FROM unnest($1::mlma.batches[])",
+			  SPI_OK_INSERT);
+	RowSetRun(observations,
+			  "INSERT INTO mlma.observations SELECT * FROM unnest($1::mlma.observations[])",
+			  SPI_OK_INSERT);
+
+	/* new references: their history ids first (the checks point to them) */
+	if (w->nhist > 0)
+	{
+		Oid			t = INT4OID;
+		Datum		cnt = Int32GetDatum(w->nhist);
+
+		ret = SPI_execute_with_args("SELECT nextval(pg_get_serial_sequence('mlma.reference_history', 'reference_id')) "
+									"  FROM generate_series(1, $1)",
+									1, &t, &cnt, NULL, false, 0);
+		if (ret != SPI_OK_SELECT || SPI_processed != (uint64) w->nhist)
+			elog(ERROR, "mlma: numbering references failed: %s",
+				 SPI_result_code_string(ret));
+		for (i = 0; i < w->nhist; i++)
+			w->hist[i].id = Int64Col(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, 0);
+		SPI_freetuptable(SPI_tuptable);
+
+		RowSetInit(&w->history, "reference_history");
+		for (i = 0; i < w->nhist; i++)
+		{
+			SetHistory *h = &w->hist[i];
+			Datum	   *runs = palloc(sizeof(Datum) * 2 * h->n);
+			int			nruns = 0;
+			int			j;
+			int64		lo = h->seqs[0];
+			int64		hi = h->seqs[0] + 1;
+
+			for (j = 0; j < h->n; j++)
+			{
+				lo = Min(lo, h->seqs[j]);
+				hi = Max(hi, h->seqs[j] + 1);
+			}
+			/* [from, to) runs of consecutive seqs (seqs are ascending) */
+			for (j = 0; j < h->n; j++)
+			{
+				if (j == 0 || h->seqs[j] != h->seqs[j - 1] + 1)
+				{
+					runs[nruns++] = Int64GetDatum(h->seqs[j]);
+					runs[nruns++] = Int64GetDatum(h->seqs[j] + 1);
+				}
+				else
+					runs[nruns - 1] = Int64GetDatum(h->seqs[j] + 1);
+			}
+			RowSetBegin(&w->history);
+			RowSetPut(&w->history, "reference_id", Int64GetDatum(h->id));
+			RowSetPut(&w->history, "stream_id", Int64GetDatum(h->s->rows->stream_id));
+			RowSetPut(&w->history, "version_no", Int32GetDatum(h->s->version_no));
+			RowSetPut(&w->history, "model_version", CStringGetTextDatum(h->s->model_version));
+			RowSetPut(&w->history, "source", CStringGetTextDatum(h->source));
+			RowSetPut(&w->history, "n", Int32GetDatum(h->n));
+			RowSetPut(&w->history, "mean", Float8GetDatum(mlma_losses_mean(h->losses, h->n)));
+			RowSetPut(&w->history, "first_seq", Int64GetDatum(lo));
+			RowSetPut(&w->history, "end_seq", Int64GetDatum(hi));
+			RowSetPut(&w->history, "seq_runs", MakeArray(runs, NULL, nruns, INT8OID));
+			RowSetPut(&w->history, "built_at", TimestampTzGetDatum(w->now));
+			RowSetEnd(&w->history);
+		}
+		RowSetRun(&w->history,
+				  "INSERT INTO mlma.reference_history "
+				  "SELECT * FROM unnest($1::mlma.reference_history[])",
+				  SPI_OK_INSERT);
+
+		/* each stream's live reference, once */
+		RowSetInit(&refs, "reference_batches");
+		for (i = 0; i < n; i++)
+		{
+			SetStream  *s = &ss[i];
+
+			if (!s->fast || !s->ref_changed)
+				continue;
+			RowSetBegin(&refs);
+			RowSetPut(&refs, "stream_id", Int64GetDatum(s->rows->stream_id));
+			RowSetPut(&refs, "version_no", Int32GetDatum(s->ref.version_no));
+			RowSetPut(&refs, "model_version", CStringGetTextDatum(s->model_version));
+			RowSetPut(&refs, "source",
+					  CStringGetTextDatum(w->hist[s->ref.pending - 1].source));
+			RowSetPut(&refs, "losses", Float8ArrayDatum(s->ref.losses, s->ref.n));
+			RowSetPut(&refs, "seqs", Int8ArrayDatum(s->ref.seqs, s->ref.n));
+			RowSetPut(&refs, "end_seq", Int64GetDatum(s->ref.end_seq));
+			RowSetPut(&refs, "mean",
+					  Float8GetDatum(mlma_losses_mean(s->ref.losses, s->ref.n)));
+			RowSetPut(&refs, "built_at", TimestampTzGetDatum(w->now));
+			RowSetEnd(&refs);
+		}
+		RowSetRun(&refs,
+				  "INSERT INTO mlma.reference_batches AS r "
+				  "SELECT * FROM unnest($1::mlma.reference_batches[]) "
+				  "ON CONFLICT (stream_id) DO UPDATE "
+				  "   SET version_no = excluded.version_no, "
+				  "       model_version = excluded.model_version, "
+				  "       source = excluded.source, losses = excluded.losses, "
+				  "       seqs = excluded.seqs, end_seq = excluded.end_seq, "
+				  "       mean = excluded.mean, built_at = excluded.built_at",
+				  SPI_OK_INSERT);
+	}
+
+	/* the eager checks */
+	if (w->nchecks > 0)
+	{
+		RowSetInit(&checks, "checks");
+		for (i = 0; i < w->nchecks; i++)
+		{
+			SetCheck   *c = &w->checks[i];
+			SetStream  *s = c->s;
+
+			RowSetBegin(&checks);
+			RowSetPut(&checks, "check_id", Int64GetDatum(0));
+			RowSetPut(&checks, "stream_id", Int64GetDatum(s->rows->stream_id));
+			RowSetPut(&checks, "model_version", CStringGetTextDatum(s->model_version));
+			RowSetPut(&checks, "batch_no", Int32GetDatum(c->batch_no));
+			RowSetPut(&checks, "method", CStringGetTextDatum(s->method_name));
+			RowSetPut(&checks, "alpha", Float8GetDatum(s->alpha));
+			RowSetPut(&checks, "check_mode", CStringGetTextDatum("eager"));
+			RowSetPut(&checks, "status",
+					  CStringGetTextDatum(c->skipped ? "skipped" : "done"));
+			RowSetPut(&checks, "n_reference", Int32GetDatum(c->ev.n_reference));
+			RowSetPut(&checks, "n_current", Int32GetDatum(c->ev.n_current));
+			RowSetPut(&checks, "created_at", TimestampTzGetDatum(w->now));
+			RowSetPut(&checks, "checked_at", TimestampTzGetDatum(w->now));
+			if (c->skipped)
+			{
+				RowSetPut(&checks, "note",
+						  CStringGetTextDatum("not tested: fewer than 2 benchmark values in the batch"));
+				RowSetEnd(&checks);
+				continue;
+			}
+			if (c->defined)
+			{
+				RowSetPut(&checks, "reference_mean", Float8GetDatum(c->ev.reference_mean));
+				RowSetPut(&checks, "batch_mean", Float8GetDatum(c->ev.batch_mean));
+				RowSetPut(&checks, "statistic", Float8GetDatum(c->ev.statistic));
+				RowSetPut(&checks, "p_value", Float8GetDatum(c->ev.p_value));
+				RowSetPut(&checks, "effect", Float8GetDatum(c->ev.effect));
+			}
+			RowSetPut(&checks, "significant", BoolGetDatum(c->d.significant));
+			RowSetPut(&checks, "drift", BoolGetDatum(c->d.drift));
+			if (c->ref_pending > 0)
+				RowSetPut(&checks, "reference_id",
+						  Int64GetDatum(w->hist[c->ref_pending - 1].id));
+			else if (c->ref_id > 0)
+				RowSetPut(&checks, "reference_id", Int64GetDatum(c->ref_id));
+			RowSetPut(&checks, "threshold", Float8GetDatum(s->alpha));
+			RowSetEnd(&checks);
+		}
+		/* every column but check_id, which its sequence numbers */
+		{
+			StringInfoData cols;
+			int			a;
+			uint64		r;
+
+			initStringInfo(&cols);
+			for (a = 0; a < checks.desc->natts; a++)
+			{
+				Form_pg_attribute att = TupleDescAttr(checks.desc, a);
+
+				if (att->attisdropped || strcmp(NameStr(att->attname), "check_id") == 0)
+					continue;
+				appendStringInfo(&cols, "%s%s", cols.len > 0 ? ", " : "",
+								 quote_identifier(NameStr(att->attname)));
+			}
+			RowSetRun(&checks,
+					  psprintf("INSERT INTO mlma.checks (%s) SELECT %s "
+							   "FROM unnest($1::mlma.checks[]) "
+							   "RETURNING check_id, stream_id, batch_no",
+							   cols.data, cols.data),
+					  SPI_OK_INSERT_RETURNING);
+			for (r = 0; r < SPI_processed; r++)
+			{
+				HeapTuple	tup = SPI_tuptable->vals[r];
+				TupleDesc	desc = SPI_tuptable->tupdesc;
+				int64		sid = Int64Col(tup, desc, 2, -1);
+				int32		bno = Int32Col(tup, desc, 3, -1);
+
+				/* RETURNING follows the input's order; checked anyway */
+				if (r < (uint64) w->nchecks &&
+					w->checks[r].s->rows->stream_id == sid &&
+					w->checks[r].batch_no == bno)
+					w->checks[r].check_id = Int64Col(tup, desc, 1, 0);
+				else
+					for (i = 0; i < w->nchecks; i++)
+						if (w->checks[i].s->rows->stream_id == sid &&
+							w->checks[i].batch_no == bno)
+							w->checks[i].check_id = Int64Col(tup, desc, 1, 0);
+			}
+			SPI_freetuptable(SPI_tuptable);
+		}
+	}
+
+	if (w->nqueue > 0)
+	{
+		Oid			types[2] = {INT8ARRAYOID, INT4ARRAYOID};
+		Datum		args[2];
+
+		args[0] = MakeArray(w->queue_ids, NULL, w->nqueue, INT8OID);
+		args[1] = MakeArray(w->queue_bnos, NULL, w->nqueue, INT4OID);
+		ret = SPI_execute_with_args("INSERT INTO mlma.check_queue (stream_id, batch_no) "
+									"SELECT * FROM ROWS FROM (unnest($1::int8[]), unnest($2::int4[]))",
+									2, types, args, NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "mlma: queueing checks failed: %s", SPI_result_code_string(ret));
+	}
+
+	/* the state rows of the streams whose batches closed */
+	ids = palloc(sizeof(Datum) * n);
+	for (i = 0; i < 4; i++)
+		vals[i] = palloc(sizeof(Datum) * n);
+	k = 0;
+	for (i = 0; i < n; i++)
+	{
+		SetStream  *s = &ss[i];
+
+		if (!s->fast || !s->wrote)
+			continue;
+		ids[k] = Int64GetDatum(s->rows->stream_id);
+		vals[0][k] = Int32GetDatum(s->batch_no);
+		vals[1][k] = Int64GetDatum(s->open_start_seq);
+		vals[2][k] = Int32GetDatum(s->streak);
+		vals[3][k] = Int64GetDatum(s->version_start_seq);
+		k++;
+	}
+	if (k > 0)
+	{
+		Oid			types[5] = {INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
+		INT4ARRAYOID, INT8ARRAYOID};
+		Datum		args[5];
+
+		args[0] = MakeArray(ids, NULL, k, INT8OID);
+		args[1] = MakeArray(vals[0], NULL, k, INT4OID);
+		args[2] = MakeArray(vals[1], NULL, k, INT8OID);
+		args[3] = MakeArray(vals[2], NULL, k, INT4OID);
+		args[4] = MakeArray(vals[3], NULL, k, INT8OID);
+		ret = SPI_execute_with_args("UPDATE mlma.stream_state st "
+									"   SET batch_no = u.b, open_start_seq = u.o, "
+									"       streak = u.s, version_start_seq = u.v "
+									"  FROM ROWS FROM (unnest($1::int8[]), unnest($2::int4[]), "
+									"       unnest($3::int8[]), unnest($4::int4[]), "
+									"       unnest($5::int8[])) AS u(id, b, o, s, v) "
+									" WHERE st.stream_id = u.id",
+									5, types, args, NULL, false, 0);
+		if (ret != SPI_OK_UPDATE)
+			elog(ERROR, "mlma: updating stream state failed: %s",
+				 SPI_result_code_string(ret));
+	}
+
+	/* retrain requests of the streams that drift, in stream_id order */
+	k = 0;
+	for (i = 0; i < n; i++)
+	{
+		SetCheck   *c;
+
+		if (!ss[i].fast || !ss[i].drifted)
+			continue;
+		c = &w->checks[ss[i].drift_check];
+		ids[k] = Int64GetDatum(ss[i].rows->stream_id);
+		vals[0][k] = Float8GetDatum(c->ev.p_value);
+		vals[1][k] = Float8GetDatum(c->ev.effect);
+		vals[2][k] = Int64GetDatum(c->check_id);
+		k++;
+	}
+	if (k > 0)
+	{
+		Oid			types[4] = {INT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
+		INT8ARRAYOID};
+		Datum		args[4];
+
+		args[0] = MakeArray(ids, NULL, k, INT8OID);
+		args[1] = MakeArray(vals[0], NULL, k, FLOAT8OID);
+		args[2] = MakeArray(vals[1], NULL, k, FLOAT8OID);
+		args[3] = MakeArray(vals[2], NULL, k, INT8OID);
+		ret = SPI_execute_with_args("SELECT mlma._raise_requests($1, 'drift', $2, $3, $4, NULL)",
+									4, types, args, NULL, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "mlma: raising retrain requests failed: %s",
+				 SPI_result_code_string(ret));
+		SPI_freetuptable(SPI_tuptable);
+	}
+}
+
+/*
+ * mlma_record_streams
+ *		See mlma.h.  The caller is connected to SPI; streams[] is sorted by
+ *		stream_id.
+ */
+void
+mlma_record_streams(MlmaStreamRows *streams, int n)
+{
+	MemoryContext cxt;
+	MemoryContext old;
+	SetStream  *ss;
+	SetWork		w;
+	RowSet		observations;
+	int			nfast = 0;
+	int			i;
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "mlma set ingest",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	ss = palloc0(sizeof(SetStream) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		MlmaStream *cached;
+
+		ss[i].rows = &streams[i];
+		ss[i].fast = !IsolationUsesXactSnapshot() && streams[i].stream_id > 0 &&
+			streams[i].n > 0;
+		if (!ss[i].fast)
+			continue;
+		cached = mlma_stream_get(streams[i].obs[0].name, false);
+		if (cached == NULL || cached->stream_id != streams[i].stream_id)
+		{
+			ss[i].fast = false;
+			continue;
+		}
+		ss[i].stream = *cached;
+		ss[i].stream.name = pstrdup(cached->name);
+		nfast++;
+	}
+
+	if (nfast > 0)
+		ReadStreams(ss, n);
+
+	/* the new observations of each stream; where its batches close */
+	memset(&w, 0, sizeof(w));
+	w.now = GetCurrentTransactionStartTimestamp();
+	for (i = 0; i < n; i++)
+	{
+		SetStream  *s = &ss[i];
+		MlmaStreamRows *r = s->rows;
+		double	   *losses;
+		double	   *benches;
+		int		   *keep;
+		int			nkeep;
+		int			j;
+
+		if (!s->fast)
+			continue;
+		losses = palloc(sizeof(double) * r->n);
+		benches = palloc(sizeof(double) * r->n);
+		keep = palloc(sizeof(int) * r->n);
+		nkeep = mlma_check_rows(&s->stream, r->obs, r->n, losses, benches, keep,
+								r->reasons);
+		s->obs = palloc(sizeof(SetObs) * Max(nkeep, 1));
+		for (j = 0; j < nkeep; j++)
+		{
+			SetObs	   *o = &s->obs[j];
+
+			o->seq = s->next_seq + j;
+			o->at = r->obs[keep[j]].observed_at;
+			o->loss = losses[keep[j]];
+			o->bench = benches[keep[j]];
+			o->has_bench = r->obs[keep[j]].has_benchmark;
+		}
+		s->nobs = nkeep;
+		s->closes = nkeep > 0 &&
+			(s->next_seq - s->open_start_seq) + nkeep >= s->batch_size;
+	}
+	if (nfast > 0)
+		TakeOpen(ss, n);
+
+	/* close the batches in memory */
+	RowSetInit(&w.batches, "batches");
+	RowSetInit(&observations, "observations");
+	for (i = 0; i < n; i++)
+	{
+		SetStream  *s = &ss[i];
+		int			start = 0;	/* first index of the open batch */
+		int			pos = s->nopen;	/* next observation to add */
+		int64		count;		/* observations in the open batch */
+		int			j;
+
+		if (!s->fast || s->nobs == s->nopen)
+			continue;
+		/* as observations arrive one by one: close when full */
+		count = s->next_seq - s->open_start_seq;
+		while (pos < s->nobs)
+		{
+			int64		room = s->batch_size - count;
+			int			take = (int) Max(1, Min(room, s->nobs - pos));
+
+			pos += take;
+			count += take;
+			if (count >= s->batch_size)
+			{
+				CloseBatch(&w, s, start, pos);
+				start = pos;
+				count = 0;
+			}
+		}
+		/* the rest stays open */
+		for (j = Max(start, s->nopen); j < s->nobs; j++)
+		{
+			SetObs	   *o = &s->obs[j];
+
+			RowSetBegin(&observations);
+			RowSetPut(&observations, "stream_id", Int64GetDatum(s->rows->stream_id));
+			RowSetPut(&observations, "seq", Int64GetDatum(o->seq));
+			RowSetPut(&observations, "observed_at", TimestampTzGetDatum(o->at));
+			RowSetPut(&observations, "loss", Float8GetDatum(o->loss));
+			if (o->has_bench)
+				RowSetPut(&observations, "benchmark_loss", Float8GetDatum(o->bench));
+			RowSetEnd(&observations);
+		}
+		s->next_seq = s->obs[s->nobs - 1].seq + 1;
+	}
+	if (nfast > 0)
+		Flush(&w, ss, n, &observations);
+	for (i = 0; i < n; i++)
+		if (ss[i].fast)
+			mlma_own_stream(ss[i].rows->stream_id, ss[i].open_start_seq,
+							ss[i].next_seq, ss[i].age_flagged);
+
+	/* the rest, one stream at a time */
+	MemoryContextSwitchTo(old);
+	for (i = 0; i < n; i++)
+		if (!ss[i].fast)
+			mlma_record_stream(streams[i].obs, streams[i].n, streams[i].reasons);
+	MemoryContextDelete(cxt);
+}

@@ -1,0 +1,185 @@
+-- The set-based path of multi-row statements (src/ingest_set.c) against the
+-- row path: the same observations, fed to stream "a/<kind>" one observe()
+-- call at a time and to stream "b/<kind>" through an attached table in a
+-- few multi-row statements of uneven sizes, leave the same batches, checks,
+-- references, reference history, queue, requests, open batch and state —
+-- for every reference policy, method and check mode the set path serves,
+-- and for the cases it hands to the row path (a warm-up that spans
+-- statements); a rollback to a savepoint; invalid rows.
+BEGIN;
+SELECT plan(20);
+
+CREATE TEMP TABLE kinds (kind text, opts jsonb);
+INSERT INTO kinds VALUES
+	('fixed',     '{"batch_size": 20, "method": "welch"}'),
+	('rolling',   '{"batch_size": 20, "reference_size": 30, "method": "welch", "reference_policy": "rolling"}'),
+	('seasonal',  '{"batch_size": 24, "season_length": 12, "method": "mann_whitney", "reference_policy": "rolling"}'),
+	('dm',        '{"batch_size": 16, "method": "dm", "reference_policy": "rolling", "min_effect": 1.02}'),
+	('ks',        '{"batch_size": 25, "method": "ks", "check_mode": "scheduled"}'),
+	('hac',       '{"batch_size": 20, "method": "hac", "consecutive": 2, "min_effect": 1.05}'),
+	('benchmark', '{"batch_size": 20, "method": "welch", "reference_policy": "benchmark"}'),
+	('paused',    '{"batch_size": 20, "method": "welch"}');
+
+SELECT count(mlma.create_stream(p || '/' || kind,
+		batch_size => (opts->>'batch_size')::int,
+		reference_size => (opts->>'reference_size')::int,
+		method => opts->>'method',
+		check_mode => coalesce(opts->>'check_mode', 'eager'),
+		reference_policy => coalesce(opts->>'reference_policy', 'fixed'),
+		min_effect => coalesce((opts->>'min_effect')::float8, 1.0),
+		consecutive => coalesce((opts->>'consecutive')::int, 1),
+		season_length => (opts->>'season_length')::int))
+  FROM kinds, (VALUES ('a'), ('b')) v(p);
+SELECT mlma.pause(p || '/paused') FROM (VALUES ('a'), ('b')) v(p);
+
+-- 700 observations per kind, much worse from the 450th on; a benchmark value
+-- with each (the challenger's prediction), a second apart
+CREATE TEMP TABLE feed AS
+SELECT kind, i,
+	   '2024-03-01'::timestamptz + i * interval '1 second' AS at,
+	   100 + 10 * sin(i * 1.7) + 7 * cos(i * 0.31 + length(kind)) AS actual,
+	   100 + CASE WHEN i >= 450 THEN 20 ELSE 0 END AS predicted,
+	   100 + 3 * sin(i * 0.9) AS bench
+  FROM kinds, generate_series(1, 700) i;
+
+CREATE TABLE set_fc (zone text, at timestamptz, predicted float8, bench float8,
+					 actual float8);
+SELECT mlma.attach('set_fc', 'zone', 'actual', 'predicted', 'at',
+				   benchmark_column => 'bench', on_invalid => 'error');
+
+-- a: the row path, one observation at a time, in order
+SELECT count(mlma.observe('a/' || kind, actual, predicted, at, bench))
+  FROM (SELECT * FROM feed ORDER BY i, kind) f;
+
+-- b: multi-row statements, rows of all streams interleaved
+INSERT INTO set_fc SELECT 'b/' || kind, at, predicted, bench, actual
+  FROM feed WHERE i <= 7 ORDER BY i, kind;
+INSERT INTO set_fc SELECT 'b/' || kind, at, predicted, bench, actual
+  FROM feed WHERE i > 7 AND i <= 29 ORDER BY i, kind;
+INSERT INTO set_fc SELECT 'b/' || kind, at, predicted, bench, actual
+  FROM feed WHERE i > 29 AND i <= 31 ORDER BY i, kind;
+INSERT INTO set_fc SELECT 'b/' || kind, at, predicted, bench, actual
+  FROM feed WHERE i > 31 AND i <= 333 ORDER BY i, kind;
+-- a single-row statement in between (the row path of the trigger)
+INSERT INTO set_fc SELECT 'b/' || kind, at, predicted, bench, actual
+  FROM feed WHERE i = 334 AND kind = 'fixed';
+INSERT INTO set_fc SELECT 'b/' || kind, at, predicted, bench, actual
+  FROM feed WHERE i > 333 AND NOT (i = 334 AND kind = 'fixed') ORDER BY i, kind;
+
+-- every table, per kind, without ids and times of the transaction
+CREATE TEMP VIEW cmp_batches AS
+SELECT split_part(s.name, '/', 1) AS p, split_part(s.name, '/', 2) AS kind,
+	   b.batch_no, b.model_version, b.version_no, b.role, b.first_seq, b.first_at,
+	   b.last_at, b.losses, b.offsets, b.benchmark_losses
+  FROM mlma.batches b JOIN mlma.streams s USING (stream_id);
+CREATE TEMP VIEW cmp_checks AS
+SELECT split_part(s.name, '/', 1) AS p, split_part(s.name, '/', 2) AS kind,
+	   c.batch_no, c.model_version, c.method, c.alpha, c.check_mode, c.status,
+	   c.n_reference, c.n_current, c.reference_mean, c.batch_mean, c.statistic,
+	   c.p_value, c.p_adjusted, c.effect, c.significant, c.drift, c.note,
+	   c.threshold, h.first_seq AS ref_first, h.end_seq AS ref_end, h.source AS ref_source
+  FROM mlma.checks c JOIN mlma.streams s USING (stream_id)
+  LEFT JOIN mlma.reference_history h ON h.reference_id = c.reference_id;
+CREATE TEMP VIEW cmp_history AS
+SELECT split_part(s.name, '/', 1) AS p, split_part(s.name, '/', 2) AS kind,
+	   row_number() OVER (PARTITION BY h.stream_id ORDER BY h.reference_id) AS k,
+	   h.version_no, h.model_version, h.source, h.n, h.mean, h.first_seq,
+	   h.end_seq, h.seq_runs
+  FROM mlma.reference_history h JOIN mlma.streams s USING (stream_id);
+CREATE TEMP VIEW cmp_refs AS
+SELECT split_part(s.name, '/', 1) AS p, split_part(s.name, '/', 2) AS kind,
+	   r.version_no, r.model_version, r.source, r.losses, r.seqs, r.end_seq, r.mean
+  FROM mlma.reference_batches r JOIN mlma.streams s USING (stream_id);
+CREATE TEMP VIEW cmp_state AS
+SELECT split_part(s.name, '/', 1) AS p, split_part(s.name, '/', 2) AS kind,
+	   st.config_version, st.open_start_seq, st.batch_no, st.version_no,
+	   st.version_start_seq, st.streak, st.age_flagged, st.skipped
+  FROM mlma.stream_state st JOIN mlma.streams s USING (stream_id);
+CREATE TEMP VIEW cmp_open AS
+SELECT split_part(s.name, '/', 1) AS p, split_part(s.name, '/', 2) AS kind,
+	   o.seq, o.observed_at, o.loss, o.benchmark_loss
+  FROM mlma.observations o JOIN mlma.streams s USING (stream_id);
+CREATE TEMP VIEW cmp_queue AS
+SELECT split_part(s.name, '/', 1) AS p, split_part(s.name, '/', 2) AS kind,
+	   q.batch_no
+  FROM mlma.check_queue q JOIN mlma.streams s USING (stream_id);
+CREATE TEMP VIEW cmp_requests AS
+SELECT split_part(s.name, '/', 1) AS p, split_part(s.name, '/', 2) AS kind,
+	   r.model_version, r.reason, r.status, r.p_value, r.effect, c.batch_no, r.note
+  FROM mlma.retrain_requests r JOIN mlma.streams s USING (stream_id)
+  LEFT JOIN mlma.checks c ON c.check_id = r.check_id;
+
+-- the rows differ only in their p column ('a' or 'b'): compare without it
+CREATE FUNCTION pg_temp.diff(v text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+	n bigint;
+BEGIN
+	EXECUTE format($q$
+		WITH t AS (SELECT p, kind, (to_jsonb(x) - 'p')::text AS r FROM %s x)
+		SELECT count(*) FROM (
+			(SELECT kind, r FROM t WHERE p = 'a' EXCEPT ALL SELECT kind, r FROM t WHERE p = 'b')
+			UNION ALL
+			(SELECT kind, r FROM t WHERE p = 'b' EXCEPT ALL SELECT kind, r FROM t WHERE p = 'a')) d
+	$q$, v) INTO n;
+	RETURN n;
+END;
+$$;
+
+SELECT is(pg_temp.diff('cmp_batches'), 0::bigint, 'closed batches: the same');
+SELECT is(pg_temp.diff('cmp_checks'), 0::bigint, 'checks: the same, against the same references');
+SELECT is(pg_temp.diff('cmp_history'), 0::bigint, 'reference history: the same');
+SELECT is(pg_temp.diff('cmp_refs'), 0::bigint, 'live references: the same');
+SELECT is(pg_temp.diff('cmp_state'), 0::bigint, 'stream state: the same');
+SELECT is(pg_temp.diff('cmp_open'), 0::bigint, 'open batches: the same');
+SELECT is(pg_temp.diff('cmp_queue'), 0::bigint, 'queued scheduled checks: the same');
+SELECT is(pg_temp.diff('cmp_requests'), 0::bigint, 'retrain requests: the same');
+
+-- the comparison is not empty: every kind closed batches, was tested and
+-- (except paused and scheduled) flagged its drift
+SELECT is((SELECT count(DISTINCT kind) FROM cmp_batches WHERE p = 'b'), 8::bigint,
+		  'every kind closed batches');
+SELECT ok((SELECT count(*) FROM cmp_checks WHERE p = 'b' AND status = 'done') >= 100,
+		  'the set path ran the eager checks');
+SELECT is((SELECT array_agg(DISTINCT kind ORDER BY kind) FROM cmp_requests WHERE p = 'b'),
+		  ARRAY['benchmark', 'dm', 'fixed', 'hac', 'rolling', 'seasonal'],
+		  'the drifting streams got their requests');
+SELECT ok((SELECT count(*) FROM cmp_history WHERE p = 'b' AND source = 'rolling') >= 10,
+		  'rolling references rolled');
+SELECT is((SELECT count(*) FROM cmp_queue WHERE p = 'b'), 27::bigint,
+		  'the scheduled stream queued its test batches');
+
+-- a set-path statement rolled back to a savepoint leaves nothing behind
+SAVEPOINT before_rollback;
+INSERT INTO set_fc SELECT 'b/' || kind, at + interval '1 day', predicted, bench, actual
+  FROM feed ORDER BY i, kind;
+ROLLBACK TO SAVEPOINT before_rollback;
+SELECT is(pg_temp.diff('cmp_batches'), 0::bigint, 'a rolled back statement leaves no batch');
+SELECT is(pg_temp.diff('cmp_state'), 0::bigint, '... and the state as it was');
+
+-- the same statement after the rollback: the writer's own earlier work
+-- (the open batch it knows) is read again, not taken from a stale cache
+SELECT count(mlma.observe('a/' || kind, actual, predicted, at + interval '1 day', bench))
+  FROM (SELECT * FROM feed WHERE i <= 50 ORDER BY i, kind) f;
+INSERT INTO set_fc SELECT 'b/' || kind, at + interval '1 day', predicted, bench, actual
+  FROM feed WHERE i <= 50 ORDER BY i, kind;
+SELECT is(pg_temp.diff('cmp_batches'), 0::bigint, 'after a rollback to a savepoint: the same batches');
+SELECT is(pg_temp.diff('cmp_open'), 0::bigint, '... and open batches');
+
+-- invalid rows are skipped on both paths and counted alike
+SELECT mlma.detach('set_fc');
+SELECT mlma.attach('set_fc', 'zone', 'actual', 'predicted', 'at',
+				   benchmark_column => 'bench', on_invalid => 'skip');
+SELECT count(mlma.observe('a/fixed', x, 100, '2024-04-01', 100))
+  FROM unnest(ARRAY[101, 'NaN', 102, 'Infinity', 99]::float8[]) x
+ WHERE x::text NOT IN ('NaN', 'Infinity');
+UPDATE mlma.stream_state SET skipped = skipped + 2
+ WHERE stream_id = (SELECT stream_id FROM mlma.streams WHERE name = 'a/fixed');
+INSERT INTO set_fc SELECT 'b/fixed', '2024-04-01', 100, 100, x
+  FROM unnest(ARRAY[101, 'NaN', 102, 'Infinity', 99]::float8[]) x;
+SELECT is(pg_temp.diff('cmp_open'), 0::bigint, 'invalid rows: the valid ones recorded');
+SELECT is((SELECT skipped FROM mlma.stream_state JOIN mlma.streams USING (stream_id)
+			WHERE name = 'b/fixed'), 2::bigint, '... the others counted as skipped');
+SELECT is(pg_temp.diff('cmp_state'), 0::bigint, '... and the state the same');
+
+SELECT * FROM finish();
+ROLLBACK;
