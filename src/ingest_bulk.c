@@ -41,9 +41,6 @@
 
 PG_FUNCTION_INFO_V1(mlma_observe_statement_trigger);
 
-/* rows decoded, grouped and recorded at a time */
-#define MLMA_BULK_CHUNK 100000
-
 /* the rows of one stream in a chunk */
 typedef struct BulkGroup
 {
@@ -89,7 +86,7 @@ GroupByName(const void *a, const void *b)
  *		SPI.
  */
 static void
-RecordChunk(MlmaObservation *rows, int n, Oid source)
+RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry)
 {
 	HASHCTL		ctl;
 	HTAB	   *groups;
@@ -104,17 +101,6 @@ RecordChunk(MlmaObservation *rows, int n, Oid source)
 	int			i;
 	int			pos;
 
-	if (n == 0)
-		return;
-	if (n == 1)
-	{
-		/* a single-row statement: the row path's one saved statement */
-		const char *reason = mlma_record(&rows[0]);
-
-		if (reason != NULL)
-			mlma_count_skip(rows[0].name, source, reason);
-		return;
-	}
 
 	ctl.keysize = sizeof(char *);
 	ctl.entrysize = sizeof(BulkGroup);
@@ -198,7 +184,7 @@ RecordChunk(MlmaObservation *rows, int n, Oid source)
 		streams[i].n = list[i]->count;
 		streams[i].reasons = &reasons[list[i]->start];
 	}
-	mlma_record_streams(streams, ngroups);
+	mlma_record_streams(streams, ngroups, carry);
 	for (i = 0; i < n; i++)
 		if (reasons[i] != NULL)
 			mlma_count_skip(run[i].name, source, reasons[i]);
@@ -218,11 +204,23 @@ RecordChunk(MlmaObservation *rows, int n, Oid source)
  *		names the table and the attachment.
  */
 static void
-RecordChunkOf(MlmaObservation *rows, int n, Relation rel, const MlmaAttachArgs *a)
+RecordChunkOf(MlmaObservation *rows, int n, Relation rel, const MlmaAttachArgs *a,
+			  MlmaSetCarry *carry, bool first, bool last)
 {
 	PG_TRY();
 	{
-		RecordChunk(rows, n, RelationGetRelid(rel));
+		if (n == 1 && first && last)
+		{
+			/* a single-row statement: the row path's one saved statement */
+			const char *reason = mlma_record(&rows[0]);
+
+			if (reason != NULL)
+				mlma_count_skip(rows[0].name, RelationGetRelid(rel), reason);
+		}
+		else if (n > 0)
+			RecordChunk(rows, n, RelationGetRelid(rel), carry);
+		if (last)
+			mlma_set_carry_finish(carry);
 	}
 	PG_CATCH();
 	{
@@ -257,6 +255,9 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 	MlmaAttachArgs a;
 	int			n = 0;
 	bool		more = true;
+	bool		first = true;
+	int			chunk;
+	MlmaSetCarry *carry;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -302,12 +303,14 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 		tuplestore_rescan(oldtable);
 	}
 
-	rows = palloc(sizeof(MlmaObservation) * MLMA_BULK_CHUNK);
+	chunk = mlma_statement_chunk_size;
+	rows = palloc(sizeof(MlmaObservation) * chunk);
+	carry = mlma_set_carry_create();
 	while (more)
 	{
 		MemoryContextSwitchTo(rowcxt);
 		n = 0;
-		while (n < MLMA_BULK_CHUNK)
+		while (n < chunk)
 		{
 			HeapTuple	newtup;
 			HeapTuple	oldtup = NULL;
@@ -352,7 +355,8 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 		if (oldslot != NULL)
 			ExecClearTuple(oldslot);
 		MemoryContextSwitchTo(cxt);
-		RecordChunkOf(rows, n, rel, &a);
+		RecordChunkOf(rows, n, rel, &a, carry, first, !more);
+		first = false;
 		MemoryContextReset(rowcxt);
 	}
 

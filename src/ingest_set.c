@@ -53,6 +53,7 @@
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/float.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -97,6 +98,7 @@ typedef struct SetStream
 	MlmaStreamRows *rows;
 	MlmaStream	stream;			/* copy of the cache entry */
 	bool		fast;
+	bool		known;			/* taken by an earlier chunk of the statement */
 	bool		closes;			/* a batch closes in this statement */
 	bool		wrote;			/* stream_state changes */
 	/* configuration */
@@ -124,10 +126,13 @@ typedef struct SetStream
 	bool		has_ref;
 	SetRef		ref;
 	bool		ref_changed;	/* upsert reference_batches */
+	/* open observations still in mlma.observations, from table_lo on */
+	int64		table_open;
+	int64		table_lo;
 	/* observations: the open ones (when it closes) then the new ones */
 	SetObs	   *obs;
 	int			nobs;
-	int			nopen;
+	int			nopen;			/* open ones (table and tail) before the new */
 	bool		drifted;		/* first drift check of the statement */
 	int			drift_check;	/* its index in the new checks */
 } SetStream;
@@ -323,9 +328,9 @@ IdArray(SetStream *ss, int n, bool (*want) (SetStream *))
 }
 
 static bool
-IsFast(SetStream *s)
+IsToRead(SetStream *s)
 {
-	return s->fast;
+	return s->fast && !s->known;
 }
 
 static SetStream *
@@ -460,7 +465,7 @@ ReadStreams(SetStream *ss, int n)
 	bool	   *read;
 	TimestampTz xact_start = GetCurrentTransactionStartTimestamp();
 
-	ids = IdArray(ss, n, IsFast);
+	ids = IdArray(ss, n, IsToRead);
 	ret = SPI_execute_with_args(lock_query, 1, &argtype, &ids, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "mlma: locking streams failed: %s", SPI_result_code_string(ret));
@@ -480,7 +485,7 @@ ReadStreams(SetStream *ss, int n)
 		SetStream  *s = FindStream(ss, n, Int64Col(tup, desc, 1, -1));
 		char	   *policy;
 
-		if (s == NULL || !s->fast)
+		if (s == NULL || !s->fast || s->known)
 			continue;
 		read[s - ss] = true;
 		s->config_version = Int32Col(tup, desc, 2, 0);
@@ -521,6 +526,8 @@ ReadStreams(SetStream *ss, int n)
 			s->ref.id = Int64Col(tup, desc, 27, 0);
 			s->ref.pending = 0;
 		}
+		s->table_open = s->next_seq - s->open_start_seq;
+		s->table_lo = s->open_start_seq;
 
 		/* what the set path does not serve */
 		if (s->config_version != s->stream.config_version ||
@@ -532,7 +539,7 @@ ReadStreams(SetStream *ss, int n)
 			s->fast = false;
 	}
 	for (i = 0; i < (uint64) n; i++)
-		if (!read[i])
+		if (!read[i] && !ss[i].known)
 			ss[i].fast = false;
 	SPI_freetuptable(SPI_tuptable);
 }
@@ -554,12 +561,13 @@ TakeOpen(SetStream *ss, int n)
 	int			ret;
 	uint64		r;
 	int		   *fill;
+	int		   *cnt;
 
 	for (i = 0; i < n; i++)
-		if (ss[i].fast && ss[i].closes && ss[i].next_seq > ss[i].open_start_seq)
+		if (ss[i].fast && ss[i].closes && ss[i].table_open > 0)
 		{
 			ids[k] = Int64GetDatum(ss[i].rows->stream_id);
-			los[k] = Int64GetDatum(ss[i].open_start_seq);
+			los[k] = Int64GetDatum(ss[i].table_lo);
 			k++;
 		}
 	if (k == 0)
@@ -571,22 +579,23 @@ TakeOpen(SetStream *ss, int n)
 		elog(ERROR, "mlma: reading open batches failed: %s",
 			 SPI_result_code_string(ret));
 
-	/* count per stream, then place each row at its seq */
+	/* count per stream, then place the rows before those in memory */
 	fill = palloc0(sizeof(int) * n);
+	cnt = palloc0(sizeof(int) * n);
 	for (r = 0; r < SPI_processed; r++)
 	{
 		SetStream  *s = FindStream(ss, n, Int64Col(SPI_tuptable->vals[r],
 												   SPI_tuptable->tupdesc, 1, -1));
 
 		if (s != NULL)
-			s->nopen++;
+			cnt[s - ss]++;
 	}
 	for (i = 0; i < n; i++)
-		if (ss[i].nopen > 0)
+		if (cnt[i] > 0)
 		{
-			SetObs	   *all = palloc(sizeof(SetObs) * (ss[i].nopen + ss[i].nobs));
+			SetObs	   *all = palloc(sizeof(SetObs) * (cnt[i] + ss[i].nobs));
 
-			memcpy(all + ss[i].nopen, ss[i].obs, sizeof(SetObs) * ss[i].nobs);
+			memcpy(all + cnt[i], ss[i].obs, sizeof(SetObs) * ss[i].nobs);
 			ss[i].obs = all;
 		}
 	for (r = 0; r < SPI_processed; r++)
@@ -611,10 +620,10 @@ TakeOpen(SetStream *ss, int n)
 	{
 		int			j;
 
-		if (ss[i].nopen == 0)
+		if (cnt[i] == 0)
 			continue;
 		/* in seq order (the DELETE returns them in any order) */
-		for (j = 1; j < ss[i].nopen; j++)
+		for (j = 1; j < cnt[i]; j++)
 		{
 			SetObs		x = ss[i].obs[j];
 			int			m = j - 1;
@@ -626,7 +635,9 @@ TakeOpen(SetStream *ss, int n)
 			}
 			ss[i].obs[m + 1] = x;
 		}
-		ss[i].nobs += ss[i].nopen;
+		ss[i].nobs += cnt[i];
+		ss[i].nopen += cnt[i];
+		ss[i].table_open = 0;
 	}
 }
 
@@ -966,7 +977,7 @@ CloseBatch(SetWork *w, SetStream *s, int from, int to)
  *		Step 5: write what the statement changed, a statement per table.
  */
 static void
-Flush(SetWork *w, SetStream *ss, int n, RowSet *observations)
+Flush(SetWork *w, SetStream *ss, int n)
 {
 	int			i;
 	int			ret;
@@ -978,9 +989,6 @@ Flush(SetWork *w, SetStream *ss, int n, RowSet *observations)
 
 	RowSetRun(&w->batches,
 			  "INSERT INTO mlma.batches SELECT * FROM unnest($1::mlma.batches[])",
-			  SPI_OK_INSERT);
-	RowSetRun(observations,
-			  "INSERT INTO mlma.observations SELECT * FROM unnest($1::mlma.observations[])",
 			  SPI_OK_INSERT);
 
 	/* new references: their history ids first (the checks point to them) */
@@ -1261,18 +1269,186 @@ Flush(SetWork *w, SetStream *ss, int n, RowSet *observations)
 }
 
 /*
+ * The streams a statement took in earlier chunks: their state as this
+ * statement left it, and their open tail (observations after the last
+ * batch closed) kept in memory instead of mlma.observations until the
+ * statement ends or the tails grow beyond twice mlma.statement_chunk_size
+ * observations.
+ */
+typedef struct CarryEntry
+{
+	int64		stream_id;		/* hash key */
+	SetStream	s;
+} CarryEntry;
+
+struct MlmaSetCarry
+{
+	MemoryContext cxt;
+	HTAB	   *streams;
+	int64		ntail;			/* observations in all tails */
+};
+
+MlmaSetCarry *
+mlma_set_carry_create(void)
+{
+	MlmaSetCarry *c = palloc0(sizeof(MlmaSetCarry));
+	HASHCTL		ctl;
+
+	c->cxt = AllocSetContextCreate(CurrentMemoryContext, "mlma set carry",
+								   ALLOCSET_DEFAULT_SIZES);
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(CarryEntry);
+	ctl.hcxt = c->cxt;
+	c->streams = hash_create("mlma statement streams taken", 1024, &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	return c;
+}
+
+/* a copy in cxt of n elements of size sz */
+static void *
+CopyTo(MemoryContext cxt, const void *p, Size sz, int n)
+{
+	void	   *q = MemoryContextAlloc(cxt, sz * Max(n, 1));
+
+	if (n > 0)
+		memcpy(q, p, sz * n);
+	return q;
+}
+
+/*
+ * KeepStream
+ *		Carry the state of stream s, whose open tail is s->obs[0, nobs),
+ *		to the next chunk of the statement.
+ */
+static void
+KeepStream(MlmaSetCarry *carry, SetStream *s)
+{
+	bool		found;
+	CarryEntry *e = hash_search(carry->streams, &s->rows->stream_id,
+								HASH_ENTER, &found);
+	int			ntail = s->nobs;
+
+	if (found)
+	{
+		carry->ntail -= e->s.nobs;
+		pfree(e->s.obs);
+		if (e->s.ref.losses != s->ref.losses && e->s.ref.losses != NULL)
+		{
+			pfree(e->s.ref.losses);
+			if (e->s.ref.seqs != NULL)
+				pfree(e->s.ref.seqs);
+		}
+	}
+	else
+	{
+		s->stream.name = MemoryContextStrdup(carry->cxt, s->stream.name);
+		s->model_version = MemoryContextStrdup(carry->cxt, s->model_version);
+		s->method_name = MemoryContextStrdup(carry->cxt, s->method_name);
+	}
+	if (!found || e->s.ref.losses != s->ref.losses)
+	{
+		if (s->ref.losses != NULL)
+			s->ref.losses = CopyTo(carry->cxt, s->ref.losses, sizeof(double), s->ref.n);
+		if (s->ref.seqs != NULL)
+			s->ref.seqs = CopyTo(carry->cxt, s->ref.seqs, sizeof(int64), s->ref.n);
+	}
+	s->obs = CopyTo(carry->cxt, s->obs, sizeof(SetObs), ntail);
+	s->nobs = ntail;
+	s->nopen = ntail;
+	s->ref.pending = 0;
+	s->ref_changed = false;
+	s->drifted = false;
+	s->wrote = false;
+	s->rows = NULL;
+	e->s = *s;
+	carry->ntail += ntail;
+}
+
+static const char *insert_observations =
+"INSERT INTO mlma.observations SELECT * FROM unnest($1::mlma.observations[])";
+
+/*
+ * AddTail
+ *		The rows of the open tail of a carried stream, for rs; the stream's
+ *		open batch is then all in the table.
+ */
+static void
+AddTail(RowSet *rs, CarryEntry *e)
+{
+	SetStream  *s = &e->s;
+	int			j;
+
+	for (j = 0; j < s->nobs; j++)
+	{
+		SetObs	   *o = &s->obs[j];
+
+		RowSetBegin(rs);
+		RowSetPut(rs, "stream_id", Int64GetDatum(e->stream_id));
+		RowSetPut(rs, "seq", Int64GetDatum(o->seq));
+		RowSetPut(rs, "observed_at", TimestampTzGetDatum(o->at));
+		RowSetPut(rs, "loss", Float8GetDatum(o->loss));
+		if (o->has_bench)
+			RowSetPut(rs, "benchmark_loss", Float8GetDatum(o->bench));
+		RowSetEnd(rs);
+	}
+	if (s->nobs > 0)
+	{
+		s->table_open = s->next_seq - s->open_start_seq;
+		s->table_lo = s->open_start_seq;
+		s->nobs = 0;
+		s->nopen = 0;
+	}
+}
+
+/*
+ * WriteTails
+ *		Write the open tails of the carried streams to mlma.observations;
+ *		with own, note the streams as this transaction's (end of statement).
+ */
+static void
+WriteTails(MlmaSetCarry *carry, bool own)
+{
+	HASH_SEQ_STATUS it;
+	CarryEntry *e;
+	RowSet		rs;
+
+	RowSetInit(&rs, "observations");
+	hash_seq_init(&it, carry->streams);
+	while ((e = hash_seq_search(&it)) != NULL)
+	{
+		AddTail(&rs, e);
+		if (own)
+			mlma_own_stream(e->stream_id, e->s.open_start_seq, e->s.next_seq,
+							e->s.age_flagged);
+	}
+	RowSetRun(&rs, insert_observations, SPI_OK_INSERT);
+	carry->ntail = 0;
+}
+
+/*
+ * mlma_set_carry_finish
+ *		End of the statement: the open tails go to mlma.observations.
+ */
+void
+mlma_set_carry_finish(MlmaSetCarry *carry)
+{
+	WriteTails(carry, true);
+	MemoryContextDelete(carry->cxt);
+}
+
+/*
  * mlma_record_streams
  *		See mlma.h.  The caller is connected to SPI; streams[] is sorted by
  *		stream_id.
  */
 void
-mlma_record_streams(MlmaStreamRows *streams, int n)
+mlma_record_streams(MlmaStreamRows *streams, int n, MlmaSetCarry *carry)
 {
 	MemoryContext cxt;
 	MemoryContext old;
 	SetStream  *ss;
 	SetWork		w;
-	RowSet		observations;
+	int			ntoread = 0;
 	int			nfast = 0;
 	int			i;
 
@@ -1283,27 +1459,57 @@ mlma_record_streams(MlmaStreamRows *streams, int n)
 	for (i = 0; i < n; i++)
 	{
 		MlmaStream *cached;
+		CarryEntry *e;
 
 		ss[i].rows = &streams[i];
 		ss[i].fast = !IsolationUsesXactSnapshot() && streams[i].stream_id > 0 &&
 			streams[i].n > 0;
 		if (!ss[i].fast)
 			continue;
+		nfast++;
+		e = hash_search(carry->streams, &streams[i].stream_id, HASH_FIND, NULL);
+		if (e != NULL && !e->s.has_ref && e->s.policy != POLICY_BENCHMARK &&
+			e->s.version_start_seq < e->s.open_start_seq)
+		{
+			/*
+			 * Its warm-up needs batches an earlier chunk closed: the row
+			 * path takes it from here, with its open batch in the table.
+			 */
+			RowSet		rs;
+
+			RowSetInit(&rs, "observations");
+			AddTail(&rs, e);
+			RowSetRun(&rs, insert_observations, SPI_OK_INSERT);
+			carry->ntail -= rs.n;
+			hash_search(carry->streams, &streams[i].stream_id, HASH_REMOVE, NULL);
+			ss[i].fast = false;
+			nfast--;
+			continue;
+		}
+		if (e != NULL)
+		{
+			/* taken by an earlier chunk: its state is the one in memory */
+			ss[i] = e->s;
+			ss[i].rows = &streams[i];
+			ss[i].known = true;
+			continue;
+		}
 		cached = mlma_stream_get(streams[i].obs[0].name, false);
 		if (cached == NULL || cached->stream_id != streams[i].stream_id)
 		{
 			ss[i].fast = false;
+			nfast--;
 			continue;
 		}
 		ss[i].stream = *cached;
 		ss[i].stream.name = pstrdup(cached->name);
-		nfast++;
+		ntoread++;
 	}
 
-	if (nfast > 0)
+	if (ntoread > 0)
 		ReadStreams(ss, n);
 
-	/* the new observations of each stream; where its batches close */
+	/* the new observations of each stream, after its tail; does it close? */
 	memset(&w, 0, sizeof(w));
 	w.now = GetCurrentTransactionStartTimestamp();
 	for (i = 0; i < n; i++)
@@ -1315,6 +1521,7 @@ mlma_record_streams(MlmaStreamRows *streams, int n)
 		int		   *keep;
 		int			nkeep;
 		int			j;
+		SetObs	   *all;
 
 		if (!s->fast)
 			continue;
@@ -1323,10 +1530,12 @@ mlma_record_streams(MlmaStreamRows *streams, int n)
 		keep = palloc(sizeof(int) * r->n);
 		nkeep = mlma_check_rows(&s->stream, r->obs, r->n, losses, benches, keep,
 								r->reasons);
-		s->obs = palloc(sizeof(SetObs) * Max(nkeep, 1));
+		all = palloc(sizeof(SetObs) * Max(s->nobs + nkeep, 1));
+		if (s->nobs > 0)
+			memcpy(all, s->obs, sizeof(SetObs) * s->nobs);
 		for (j = 0; j < nkeep; j++)
 		{
-			SetObs	   *o = &s->obs[j];
+			SetObs	   *o = &all[s->nobs + j];
 
 			o->seq = s->next_seq + j;
 			o->at = r->obs[keep[j]].observed_at;
@@ -1334,28 +1543,29 @@ mlma_record_streams(MlmaStreamRows *streams, int n)
 			o->bench = benches[keep[j]];
 			o->has_bench = r->obs[keep[j]].has_benchmark;
 		}
-		s->nobs = nkeep;
+		s->obs = all;
+		s->nobs += nkeep;
 		s->closes = nkeep > 0 &&
 			(s->next_seq - s->open_start_seq) + nkeep >= s->batch_size;
+		s->next_seq += nkeep;
 	}
 	if (nfast > 0)
 		TakeOpen(ss, n);
 
 	/* close the batches in memory */
 	RowSetInit(&w.batches, "batches");
-	RowSetInit(&observations, "observations");
 	for (i = 0; i < n; i++)
 	{
 		SetStream  *s = &ss[i];
 		int			start = 0;	/* first index of the open batch */
-		int			pos = s->nopen;	/* next observation to add */
+		int			pos = s->nopen; /* next observation to add */
 		int64		count;		/* observations in the open batch */
-		int			j;
+		int64		nnew = s->nobs - s->nopen;
 
-		if (!s->fast || s->nobs == s->nopen)
+		if (!s->fast)
 			continue;
 		/* as observations arrive one by one: close when full */
-		count = s->next_seq - s->open_start_seq;
+		count = (s->next_seq - nnew) - s->open_start_seq;
 		while (pos < s->nobs)
 		{
 			int64		room = s->batch_size - count;
@@ -1370,28 +1580,24 @@ mlma_record_streams(MlmaStreamRows *streams, int n)
 				count = 0;
 			}
 		}
-		/* the rest stays open */
-		for (j = Max(start, s->nopen); j < s->nobs; j++)
-		{
-			SetObs	   *o = &s->obs[j];
-
-			RowSetBegin(&observations);
-			RowSetPut(&observations, "stream_id", Int64GetDatum(s->rows->stream_id));
-			RowSetPut(&observations, "seq", Int64GetDatum(o->seq));
-			RowSetPut(&observations, "observed_at", TimestampTzGetDatum(o->at));
-			RowSetPut(&observations, "loss", Float8GetDatum(o->loss));
-			if (o->has_bench)
-				RowSetPut(&observations, "benchmark_loss", Float8GetDatum(o->bench));
-			RowSetEnd(&observations);
-		}
-		s->next_seq = s->obs[s->nobs - 1].seq + 1;
+		/*
+		 * The rest stays open: a tail in memory (after the table's open
+		 * rows when nothing closed, those were not taken).
+		 */
+		s->obs = s->obs + start;
+		s->nobs -= start;
 	}
 	if (nfast > 0)
-		Flush(&w, ss, n, &observations);
+		Flush(&w, ss, n);
 	for (i = 0; i < n; i++)
 		if (ss[i].fast)
-			mlma_own_stream(ss[i].rows->stream_id, ss[i].open_start_seq,
-							ss[i].next_seq, ss[i].age_flagged);
+		{
+			if (ss[i].ref.pending > 0)
+				ss[i].ref.id = w.hist[ss[i].ref.pending - 1].id;
+			KeepStream(carry, &ss[i]);
+		}
+	if (carry->ntail > 2 * (int64) mlma_statement_chunk_size)
+		WriteTails(carry, false);
 
 	/* the rest, one stream at a time */
 	MemoryContextSwitchTo(old);

@@ -20,6 +20,7 @@ double		mlma_fdr = 0.05;
 int			mlma_round_size = 100000;
 int			mlma_round_max_locks = 0;
 int			mlma_stream_cache_size = 10000;
+int			mlma_statement_chunk_size = 100000;
 
 void		_PG_init(void);
 
@@ -64,6 +65,17 @@ _PG_init(void)
 							"tables, so any number of streams can be written.",
 							&mlma_stream_cache_size,
 							10000, 16, 10000000,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("mlma.statement_chunk_size",
+							"Rows of a multi-row statement on an attached table recorded at a time.",
+							"Bounds the working memory of the statement triggers: the rows "
+							"are decoded, grouped by stream and recorded this many at a time; "
+							"the open batches between chunks stay in memory up to twice as "
+							"many observations.",
+							&mlma_statement_chunk_size,
+							100000, 1, 10000000,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 

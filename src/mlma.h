@@ -72,6 +72,9 @@ typedef struct MlmaStream
 /* mlma.stream_cache_size: most streams cached per backend (mlma.c) */
 extern int	mlma_stream_cache_size;
 
+/* mlma.statement_chunk_size: rows of a statement recorded at a time */
+extern int	mlma_statement_chunk_size;
+
 /* stream.c */
 extern uint64 mlma_xact_generation;
 extern MlmaStream *mlma_stream_get(const char *name, bool reload);
@@ -175,8 +178,15 @@ typedef struct MlmaStreamRows
  * once) set-wise (ingest_set.c): the writer locks in stream_id order, the
  * batches they fill closed and checked in C, a few statements for all of
  * them.  Streams it cannot serve that way go through mlma_record_stream.
+ * A statement read in chunks passes the same carry to every chunk: the
+ * streams it took stay taken, their open tails stay in memory, and
+ * mlma_set_carry_finish writes them at the end.
  */
-extern void mlma_record_streams(MlmaStreamRows *streams, int nstreams);
+typedef struct MlmaSetCarry MlmaSetCarry;
+extern MlmaSetCarry *mlma_set_carry_create(void);
+extern void mlma_record_streams(MlmaStreamRows *streams, int nstreams,
+								MlmaSetCarry *carry);
+extern void mlma_set_carry_finish(MlmaSetCarry *carry);
 
 /* what the arguments of an attached table's trigger say */
 typedef struct MlmaAttachArgs

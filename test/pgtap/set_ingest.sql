@@ -7,7 +7,7 @@
 -- and for the cases it hands to the row path (a warm-up that spans
 -- statements); a rollback to a savepoint; invalid rows.
 BEGIN;
-SELECT plan(20);
+SELECT plan(28);
 
 CREATE TEMP TABLE kinds (kind text, opts jsonb);
 INSERT INTO kinds VALUES
@@ -29,8 +29,8 @@ SELECT count(mlma.create_stream(p || '/' || kind,
 		min_effect => coalesce((opts->>'min_effect')::float8, 1.0),
 		consecutive => coalesce((opts->>'consecutive')::int, 1),
 		season_length => (opts->>'season_length')::int))
-  FROM kinds, (VALUES ('a'), ('b')) v(p);
-SELECT mlma.pause(p || '/paused') FROM (VALUES ('a'), ('b')) v(p);
+  FROM kinds, (VALUES ('a'), ('b'), ('c')) v(p);
+SELECT mlma.pause(p || '/paused') FROM (VALUES ('a'), ('b'), ('c')) v(p);
 
 -- 700 observations per kind, much worse from the 450th on; a benchmark value
 -- with each (the challenger's prediction), a second apart
@@ -46,6 +46,19 @@ CREATE TABLE set_fc (zone text, at timestamptz, predicted float8, bench float8,
 					 actual float8);
 SELECT mlma.attach('set_fc', 'zone', 'actual', 'predicted', 'at',
 				   benchmark_column => 'bench', on_invalid => 'error');
+
+-- c: the same statements recorded a few rows at a time (the open batches
+-- carried in memory from chunk to chunk, and written out when they grow)
+SET LOCAL mlma.statement_chunk_size = 7;
+INSERT INTO set_fc SELECT 'c/' || kind, at, predicted, bench, actual
+  FROM feed WHERE i <= 29 ORDER BY i, kind;
+SET LOCAL mlma.statement_chunk_size = 1;
+INSERT INTO set_fc SELECT 'c/' || kind, at, predicted, bench, actual
+  FROM feed WHERE i > 29 AND i <= 40 ORDER BY i, kind;
+SET LOCAL mlma.statement_chunk_size = 500;
+INSERT INTO set_fc SELECT 'c/' || kind, at, predicted, bench, actual
+  FROM feed WHERE i > 40 ORDER BY i, kind;
+RESET mlma.statement_chunk_size;
 
 -- a: the row path, one observation at a time, in order
 SELECT count(mlma.observe('a/' || kind, actual, predicted, at, bench))
@@ -109,18 +122,19 @@ SELECT split_part(s.name, '/', 1) AS p, split_part(s.name, '/', 2) AS kind,
   FROM mlma.retrain_requests r JOIN mlma.streams s USING (stream_id)
   LEFT JOIN mlma.checks c ON c.check_id = r.check_id;
 
--- the rows differ only in their p column ('a' or 'b'): compare without it
-CREATE FUNCTION pg_temp.diff(v text) RETURNS bigint LANGUAGE plpgsql AS $$
+-- the rows differ only in their p column: compare the streams of p1 and p2
+CREATE FUNCTION pg_temp.diff(v text, p1 text DEFAULT 'a', p2 text DEFAULT 'b')
+RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
 	n bigint;
 BEGIN
 	EXECUTE format($q$
 		WITH t AS (SELECT p, kind, (to_jsonb(x) - 'p')::text AS r FROM %s x)
 		SELECT count(*) FROM (
-			(SELECT kind, r FROM t WHERE p = 'a' EXCEPT ALL SELECT kind, r FROM t WHERE p = 'b')
+			(SELECT kind, r FROM t WHERE p = %L EXCEPT ALL SELECT kind, r FROM t WHERE p = %L)
 			UNION ALL
-			(SELECT kind, r FROM t WHERE p = 'b' EXCEPT ALL SELECT kind, r FROM t WHERE p = 'a')) d
-	$q$, v) INTO n;
+			(SELECT kind, r FROM t WHERE p = %L EXCEPT ALL SELECT kind, r FROM t WHERE p = %L)) d
+	$q$, v, p1, p2, p2, p1) INTO n;
 	RETURN n;
 END;
 $$;
@@ -133,6 +147,15 @@ SELECT is(pg_temp.diff('cmp_state'), 0::bigint, 'stream state: the same');
 SELECT is(pg_temp.diff('cmp_open'), 0::bigint, 'open batches: the same');
 SELECT is(pg_temp.diff('cmp_queue'), 0::bigint, 'queued scheduled checks: the same');
 SELECT is(pg_temp.diff('cmp_requests'), 0::bigint, 'retrain requests: the same');
+
+SELECT is(pg_temp.diff('cmp_batches', 'a', 'c'), 0::bigint, 'in chunks: closed batches the same');
+SELECT is(pg_temp.diff('cmp_checks', 'a', 'c'), 0::bigint, 'in chunks: checks the same');
+SELECT is(pg_temp.diff('cmp_history', 'a', 'c'), 0::bigint, 'in chunks: reference history the same');
+SELECT is(pg_temp.diff('cmp_refs', 'a', 'c'), 0::bigint, 'in chunks: live references the same');
+SELECT is(pg_temp.diff('cmp_state', 'a', 'c'), 0::bigint, 'in chunks: stream state the same');
+SELECT is(pg_temp.diff('cmp_open', 'a', 'c'), 0::bigint, 'in chunks: open batches the same');
+SELECT is(pg_temp.diff('cmp_queue', 'a', 'c'), 0::bigint, 'in chunks: queued checks the same');
+SELECT is(pg_temp.diff('cmp_requests', 'a', 'c'), 0::bigint, 'in chunks: requests the same');
 
 -- the comparison is not empty: every kind closed batches, was tested and
 -- (except paused and scheduled) flagged its drift
