@@ -9,37 +9,44 @@
  * TABLE for an UPDATE, whose rows come in the same order), decodes each row
  * with the row trigger's mlma_decode_attached_row (same column and value
  * checks, same on_invalid policy: a row that cannot be an observation fails
- * the statement, or is stored, left out and counted),
- * groups the rows by stream and records each stream's observations with
- * mlma_record_stream: the stream is taken once, in stream_id order, and its
- * observations go in with one INSERT per stretch up to a batch boundary
- * instead of one statement per row.  Batches close exactly as on the row
- * path (mlma._close_batch, inside the writer's transaction, under the
- * stream's writer lock), so checks, requests and NOTIFY are unchanged.
+ * the statement, or is stored, left out and counted) and groups the rows by
+ * stream.  Streams first seen by the statement are created in name order;
+ * then mlma_record_streams (ingest_set.c) records every stream's rows
+ * set-wise: the streams are taken in stream_id order, the batches the rows
+ * fill are closed and checked in C, and each mlma table is written with one
+ * statement.  Checks, requests and NOTIFY are those of the row path.
  *
- * Streams first seen by the statement are created in name order before any
- * is taken.  A very large statement is processed in chunks of
- * MLMA_BULK_CHUNK rows (each sorted by stream_id) so that its working
- * memory stays bounded.
+ * A very large statement is processed in chunks of
+ * mlma.statement_chunk_size rows, so that its working memory stays
+ * bounded; the streams stay taken from chunk to chunk and their open
+ * batches stay in memory until the statement ends.  A single-row statement
+ * takes the row path's one saved statement (mlma_record).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
 #include "mlma.h"
 
 PG_FUNCTION_INFO_V1(mlma_observe_statement_trigger);
+PG_FUNCTION_INFO_V1(mlma_observe_many);
 
 /* the rows of one stream in a chunk */
 typedef struct BulkGroup
@@ -371,4 +378,147 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * ArrayElems
+ *		The elements of the one-dimensional array argument argno (NULL
+ *		argument: NULL, *n = -1).  Arrays of more dimensions are refused.
+ */
+static Datum *
+ArrayElems(FunctionCallInfo fcinfo, int argno, const char *what, Oid elemtype,
+		   bool **nulls, int *n)
+{
+	ArrayType  *a;
+	Datum	   *elems;
+	int16		len;
+	bool		byval;
+	char		align;
+
+	*n = -1;
+	*nulls = NULL;
+	if (PG_ARGISNULL(argno))
+		return NULL;
+	a = PG_GETARG_ARRAYTYPE_P(argno);
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", what)));
+	get_typlenbyvalalign(elemtype, &len, &byval, &align);
+	deconstruct_array(a, elemtype, len, byval, align, &elems, nulls, n);
+	return elems;
+}
+
+/* element i of an argument array must not be NULL */
+static void
+RequireElem(const bool *nulls, int i, const char *what)
+{
+	if (nulls[i])
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not contain NULL", what),
+				 errdetail("Element %d is NULL.", i + 1)));
+}
+
+/*
+ * mlma.observe_many(streams text[], actuals float8[], predicted float8[],
+ *					 observed_at timestamptz[], benchmarks float8[]) -> bigint
+ *		Element i of each array is one observation, as observe() records
+ *		it; recorded set-based like a multi-row statement on an attached
+ *		table, in chunks of mlma.statement_chunk_size.  observed_at NULL:
+ *		now() for all; benchmarks NULL or a NULL element: no benchmark.
+ *		Any invalid observation raises its error and nothing is stored.
+ *		Returns the number of observations recorded.
+ */
+Datum
+mlma_observe_many(PG_FUNCTION_ARGS)
+{
+	Datum	   *names;
+	Datum	   *actuals;
+	Datum	   *predicted;
+	Datum	   *times;
+	Datum	   *benches;
+	bool	   *nn;
+	bool	   *an;
+	bool	   *pn;
+	bool	   *tn;
+	bool	   *bn;
+	int			n;
+	int			na;
+	int			np;
+	int			nt;
+	int			nb;
+	int			chunk = mlma_statement_chunk_size;
+	int			start;
+	MlmaObservation *rows;
+	MlmaSetCarry *carry;
+	MemoryContext cxt;
+	MemoryContext old;
+
+	names = ArrayElems(fcinfo, 0, "streams", TEXTOID, &nn, &n);
+	actuals = ArrayElems(fcinfo, 1, "actuals", FLOAT8OID, &an, &na);
+	predicted = ArrayElems(fcinfo, 2, "predicted", FLOAT8OID, &pn, &np);
+	times = ArrayElems(fcinfo, 3, "observed_at", TIMESTAMPTZOID, &tn, &nt);
+	benches = ArrayElems(fcinfo, 4, "benchmarks", FLOAT8OID, &bn, &nb);
+	if (names == NULL || actuals == NULL || predicted == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("streams, actuals and predicted must not be null")));
+	if (na != n || np != n || (times != NULL && nt != n) ||
+		(benches != NULL && nb != n))
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("the arrays of observe_many must have the same length"),
+				 errdetail("Lengths: streams %d, actuals %d, predicted %d, observed_at %s, benchmarks %s.",
+						   n, na, np,
+						   times != NULL ? psprintf("%d", nt) : "NULL",
+						   benches != NULL ? psprintf("%d", nb) : "NULL")));
+	if (n == 0)
+		PG_RETURN_INT64(0);
+
+	SPI_connect();
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "mlma observe_many",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	carry = mlma_set_carry_create();
+	rows = palloc(sizeof(MlmaObservation) * Min(n, chunk));
+	for (start = 0; start < n; start += chunk)
+	{
+		int			m = Min(chunk, n - start);
+		int			i;
+
+		for (i = 0; i < m; i++)
+		{
+			int			k = start + i;
+			MlmaObservation *o = &rows[i];
+
+			RequireElem(nn, k, "streams");
+			RequireElem(an, k, "actuals");
+			RequireElem(pn, k, "predicted");
+			memset(o, 0, sizeof(*o));
+			o->name = TextDatumGetCString(names[k]);
+			o->actual = DatumGetFloat8(actuals[k]);
+			o->predicted = DatumGetFloat8(predicted[k]);
+			o->observed_at = GetCurrentTransactionStartTimestamp();
+			if (times != NULL)
+			{
+				RequireElem(tn, k, "observed_at");
+				o->observed_at = DatumGetTimestampTz(times[k]);
+			}
+			if (benches != NULL && !bn[k])
+			{
+				o->has_benchmark = true;
+				o->benchmark = DatumGetFloat8(benches[k]);
+			}
+		}
+		if (n == 1)
+			(void) mlma_record(&rows[0]);
+		else
+			RecordChunk(rows, m, InvalidOid, carry);
+	}
+	mlma_set_carry_finish(carry);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	SPI_finish();
+	PG_RETURN_INT64(n);
 }

@@ -22,12 +22,17 @@
  *	   fill is closed exactly as mlma._close_batch closes it (role, warm-up,
  *	   rolled reference, eager check and decision with mlma_evaluate_losses
  *	   and mlma_decide, or the scheduled queue);
- *	5. one INSERT each for batches, the rest of the open batches
- *	   (observations), reference_history, checks and check_queue, one
- *	   upsert of reference_batches, one UPDATE of stream_state, and one
- *	   mlma._raise_requests for the streams that drift (NOTIFY as always,
- *	   on commit).
+ *	5. one INSERT each for batches, reference_history, checks and
+ *	   check_queue, one upsert of reference_batches, one UPDATE of
+ *	   stream_state, and one mlma._raise_requests for the streams that
+ *	   drift (NOTIFY as always, on commit);
+ *	6. at the end of the statement, one INSERT of the observations left in
+ *	   open batches (mlma.observations).
  *
+ * A statement read in chunks (mlma.statement_chunk_size) runs steps 1-5
+ * per chunk; a stream taken by an earlier chunk is not read again (its
+ * state is the one in memory), and its open tail stays in memory until
+ * step 6 (or until the tails of all streams exceed twice the chunk size).
  * Observations of batches that close within the statement never touch
  * mlma.observations.  Everything runs inside the writer's transaction:
  * a rollback leaves nothing.

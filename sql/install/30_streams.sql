@@ -589,6 +589,21 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'mlma_observe_loss'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE;
 
+-- Many observations in one call (src/ingest_bulk.c): element i of the
+-- arrays is observe(streams[i], actuals[i], predicted[i], observed_at[i],
+-- benchmarks[i]), recorded set-based as a multi-row statement on an
+-- attached table is (each stream taken once, the batches the observations
+-- fill closed and checked in C).  observed_at NULL: now() for all;
+-- benchmarks NULL or a NULL element: no benchmark value.  Each stream's
+-- observations are recorded in array order.  Any invalid observation
+-- raises its error and nothing is stored.  Returns the number recorded.
+CREATE FUNCTION @extschema@.observe_many(streams text[], actuals float8[],
+	predicted float8[], observed_at timestamptz[] DEFAULT NULL,
+	benchmarks float8[] DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mlma_observe_many'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
 CREATE FUNCTION @extschema@._observe_trigger()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'mlma_observe_trigger'

@@ -1,7 +1,7 @@
 -- mlma: roles and privileges
 --
 --   mlma_reader  views, tables (read only), history, replay, the statistics
---   mlma_writer  observe, observe_loss (and the triggers of attached tables)
+--   mlma_writer  observe, observe_loss, observe_many (and the triggers of attached tables)
 --   mlma_agent   claim_retrain, complete_retrain, fail_retrain
 --   mlma_admin   everything: member of the three, every function and table
 --                (approve and dismiss of retrain requests are the admin's only)
@@ -33,6 +33,8 @@ GRANT USAGE ON SCHEMA @extschema@ TO mlma_reader, mlma_writer, mlma_agent, mlma_
 ALTER FUNCTION @extschema@.observe(text, float8, float8, timestamptz, float8)
 	SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION @extschema@.observe_loss(text, float8, timestamptz, float8)
+	SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION @extschema@.observe_many(text[], float8[], float8[], timestamptz[], float8[])
 	SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION @extschema@._observe_trigger()
 	SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
@@ -87,6 +89,7 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION
 	@extschema@.observe(text, float8, float8, timestamptz, float8),
 	@extschema@.observe_loss(text, float8, timestamptz, float8),
+	@extschema@.observe_many(text[], float8[], float8[], timestamptz[], float8[]),
 	@extschema@.loss(text, float8, float8, float8)
 	TO mlma_writer;
 

@@ -28,6 +28,7 @@ BEGIN
 			('resume', 'Resumes a paused stream.'),
 			('observe', 'Records one realized forecast (actual, predicted) of a stream; the loss is computed with the stream''s loss function. Closing a batch runs its check (eager mode) in this transaction.'),
 			('observe_loss', 'Records one observation of a stream by its loss.'),
+			('observe_many', 'Records many observations in one call (element i of the arrays is one observe()), set-based: each stream is taken once and the batches they fill are closed and checked together. Returns the number recorded.'),
 			('attach', 'Watches a table: each inserted, copied or actual-filling updated row becomes an observation of the stream named in stream_column (unknown streams are created with defaults).'),
 			('detach', 'Stops watching a table attached with attach().'),
 			('evaluate_batch', 'Re-tests a closed batch and returns the statistic, p-value and effect without recording anything.'),

@@ -1,7 +1,7 @@
 -- The role matrix: each mlma role can do exactly its part and is refused
 -- the rest; nothing is granted to PUBLIC.
 BEGIN;
-SELECT plan(38);
+SELECT plan(40);
 
 -- pgTAP keeps its state in temporary tables of the session owner: let the
 -- roles this test switches to use them.
@@ -47,6 +47,7 @@ SELECT lives_ok($$SELECT * FROM mlma.check_history('roles/s')$$, 'reader reads h
 SELECT lives_ok($$SELECT * FROM mlma.replay('roles/s')$$, 'reader replays');
 SELECT lives_ok($$SELECT * FROM mlma.welch_test('{1,2,3}', '{2,3,4}')$$, 'reader runs statistics');
 SELECT throws_ok($$SELECT mlma.observe_loss('roles/s', 1)$$, '42501', NULL, 'reader cannot observe');
+SELECT throws_ok($$SELECT mlma.observe_many('{roles/s}', '{3}', '{2}')$$, '42501', NULL, 'reader cannot observe many');
 SELECT throws_ok($$SELECT mlma.configure('roles/s', alpha => 0.01)$$, '42501', NULL, 'reader cannot configure');
 SELECT throws_ok($$SELECT * FROM mlma.claim_retrain('w')$$, '42501', NULL, 'reader cannot claim');
 SELECT throws_ok($$DELETE FROM mlma.checks$$, '42501', NULL, 'reader cannot delete history');
@@ -56,6 +57,7 @@ RESET ROLE;
 SET ROLE mlma_test_writer;
 SELECT lives_ok($$SELECT mlma.observe_loss('roles/s', 1)$$, 'writer observes a loss');
 SELECT lives_ok($$SELECT mlma.observe('roles/s', 3, 2)$$, 'writer observes actual and predicted');
+SELECT lives_ok($$SELECT mlma.observe_many('{roles/s,roles/s}', '{3,4}', '{2,2}')$$, 'writer observes many');
 SELECT throws_ok($$SELECT mlma.dismiss(1, 'no')$$, '42501', NULL, 'writer cannot dismiss');
 SELECT throws_ok($$SELECT mlma.configure('roles/s', alpha => 0.01)$$, '42501', NULL, 'writer cannot configure');
 SELECT throws_ok($$SELECT mlma.create_stream('roles/other')$$, '42501', NULL, 'writer cannot create streams');
@@ -65,7 +67,7 @@ SELECT throws_ok($$SELECT * FROM mlma.checks$$, '42501', NULL, 'writer cannot re
 SELECT lives_ok($$INSERT INTO roles_forecasts VALUES ('roles/s', 1, 2), ('roles/new', 5, 4)$$,
 				'writer inserts into an attached table');
 RESET ROLE;
-SELECT is((SELECT observations FROM mlma.stream_status WHERE name = 'roles/s'), 3::bigint,
+SELECT is((SELECT observations FROM mlma.stream_status WHERE name = 'roles/s'), 5::bigint,
 		  'the writer''s observations are recorded');
 SELECT is((SELECT observations FROM mlma.stream_status WHERE name = 'roles/new'), 1::bigint,
 		  'the attached table''s trigger created the new stream for the writer');

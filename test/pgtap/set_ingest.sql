@@ -7,7 +7,7 @@
 -- and for the cases it hands to the row path (a warm-up that spans
 -- statements); a rollback to a savepoint; invalid rows.
 BEGIN;
-SELECT plan(28);
+SELECT plan(37);
 
 CREATE TEMP TABLE kinds (kind text, opts jsonb);
 INSERT INTO kinds VALUES
@@ -29,8 +29,8 @@ SELECT count(mlma.create_stream(p || '/' || kind,
 		min_effect => coalesce((opts->>'min_effect')::float8, 1.0),
 		consecutive => coalesce((opts->>'consecutive')::int, 1),
 		season_length => (opts->>'season_length')::int))
-  FROM kinds, (VALUES ('a'), ('b'), ('c')) v(p);
-SELECT mlma.pause(p || '/paused') FROM (VALUES ('a'), ('b'), ('c')) v(p);
+  FROM kinds, (VALUES ('a'), ('b'), ('c'), ('d')) v(p);
+SELECT mlma.pause(p || '/paused') FROM (VALUES ('a'), ('b'), ('c'), ('d')) v(p);
 
 -- 700 observations per kind, much worse from the 450th on; a benchmark value
 -- with each (the challenger's prediction), a second apart
@@ -58,6 +58,19 @@ INSERT INTO set_fc SELECT 'c/' || kind, at, predicted, bench, actual
 SET LOCAL mlma.statement_chunk_size = 500;
 INSERT INTO set_fc SELECT 'c/' || kind, at, predicted, bench, actual
   FROM feed WHERE i > 40 ORDER BY i, kind;
+RESET mlma.statement_chunk_size;
+
+-- d: observe_many, two calls, the second in chunks of 9
+SELECT is(mlma.observe_many(array_agg('d/' || kind ORDER BY i, kind),
+		array_agg(actual ORDER BY i, kind), array_agg(predicted ORDER BY i, kind),
+		array_agg(at ORDER BY i, kind), array_agg(bench ORDER BY i, kind)),
+		(SELECT count(*) FROM feed WHERE i <= 100), 'observe_many returns the number recorded')
+  FROM feed WHERE i <= 100;
+SET LOCAL mlma.statement_chunk_size = 9;
+SELECT mlma.observe_many(array_agg('d/' || kind ORDER BY i, kind),
+		array_agg(actual ORDER BY i, kind), array_agg(predicted ORDER BY i, kind),
+		array_agg(at ORDER BY i, kind), array_agg(bench ORDER BY i, kind))
+  FROM feed WHERE i > 100;
 RESET mlma.statement_chunk_size;
 
 -- a: the row path, one observation at a time, in order
@@ -156,6 +169,27 @@ SELECT is(pg_temp.diff('cmp_state', 'a', 'c'), 0::bigint, 'in chunks: stream sta
 SELECT is(pg_temp.diff('cmp_open', 'a', 'c'), 0::bigint, 'in chunks: open batches the same');
 SELECT is(pg_temp.diff('cmp_queue', 'a', 'c'), 0::bigint, 'in chunks: queued checks the same');
 SELECT is(pg_temp.diff('cmp_requests', 'a', 'c'), 0::bigint, 'in chunks: requests the same');
+
+SELECT is(pg_temp.diff('cmp_batches', 'a', 'd'), 0::bigint, 'observe_many: closed batches the same');
+SELECT is(pg_temp.diff('cmp_checks', 'a', 'd'), 0::bigint, 'observe_many: checks the same');
+SELECT is(pg_temp.diff('cmp_history', 'a', 'd') + pg_temp.diff('cmp_refs', 'a', 'd'), 0::bigint,
+		  'observe_many: references the same');
+SELECT is(pg_temp.diff('cmp_state', 'a', 'd') + pg_temp.diff('cmp_open', 'a', 'd')
+		  + pg_temp.diff('cmp_queue', 'a', 'd') + pg_temp.diff('cmp_requests', 'a', 'd'),
+		  0::bigint, 'observe_many: state, open batches, queue and requests the same');
+
+-- bad input to observe_many: an error, and nothing stored
+CREATE TEMP TABLE before_bad AS SELECT count(*) AS n FROM mlma.observations;
+SELECT throws_ok($$SELECT mlma.observe_many(ARRAY['d/fixed', 'd/fixed'], ARRAY[1.0], ARRAY[1.0, 2.0])$$,
+	'2202E', 'the arrays of observe_many must have the same length',
+	'observe_many: arrays of different lengths');
+SELECT throws_ok($$SELECT mlma.observe_many(ARRAY['d/fixed', 'd/fixed'], ARRAY[1.0, NULL], ARRAY[1.0, 2.0])$$,
+	'22004', 'actuals must not contain NULL', 'observe_many: a NULL actual');
+SELECT throws_ok($$SELECT mlma.observe_many(ARRAY['d/fixed', 'd/nope', 'd/fixed'],
+		ARRAY[1.0, 2.0, 3.0], ARRAY[1.0, 2.0, 3.0])$$,
+	'42704', 'stream "d/nope" does not exist', 'observe_many: an unknown stream');
+SELECT is((SELECT count(*) FROM mlma.observations), (SELECT n FROM before_bad),
+		  '... and nothing was stored');
 
 -- the comparison is not empty: every kind closed batches, was tested and
 -- (except paused and scheduled) flagged its drift

@@ -599,6 +599,13 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'mlma_observe_loss'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE;
 
+CREATE OR REPLACE FUNCTION @extschema@.observe_many(streams text[], actuals float8[],
+	predicted float8[], observed_at timestamptz[] DEFAULT NULL,
+	benchmarks float8[] DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mlma_observe_many'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
 CREATE OR REPLACE FUNCTION @extschema@._observe_trigger()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'mlma_observe_trigger'
