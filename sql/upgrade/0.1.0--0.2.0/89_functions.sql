@@ -222,7 +222,8 @@ BEGIN
 	ON CONFLICT DO NOTHING;
 	IF FOUND THEN
 		INSERT INTO @extschema@.stream_state (stream_id, config_version)
-		VALUES (v_id, 1 + floor(random() * 1000000000)::int);
+		VALUES (v_id, 1 + ('x' || left(gen_random_uuid()::text, 8))::bit(32)::int
+						  % 1000000000);
 		RETURN v_id;
 	END IF;
 
