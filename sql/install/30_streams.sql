@@ -181,7 +181,7 @@ $$;
 -- created by a concurrent transaction that committed first).  A different
 -- stream that holds the id derived from the name (a hash collision, or a
 -- stream of 0.1.0 numbered by its sequence) is an error, never a merge.
--- A new stream's config_version starts at a random value in [1, 1e9] (from
+-- A new stream's config_version starts at a random value in [1, 2^30] (from
 -- gen_random_uuid(), which leaves the session's setseed() sequence alone):
 -- a backend that still caches a dropped stream of the same name (and so the
 -- same id) sees another config_version and reloads (src/stream.c).
@@ -206,8 +206,8 @@ BEGIN
 	ON CONFLICT DO NOTHING;
 	IF FOUND THEN
 		INSERT INTO @extschema@.stream_state (stream_id, config_version)
-		VALUES (v_id, 1 + ('x' || left(gen_random_uuid()::text, 8))::bit(32)::int
-						  % 1000000000);
+		VALUES (v_id, 1 + (('x' || left(gen_random_uuid()::text, 8))::bit(32)::int
+						   & 1073741823));
 		RETURN v_id;
 	END IF;
 

@@ -24,7 +24,7 @@ SELECT mlma.create_stream('cfg/defaults') > 0 AS created;
 -- random value, so that a backend caching a dropped stream of the same name
 -- (the same id) does not take the new one for it
 SELECT s.stream_id = mlma._derive_stream_id('cfg/defaults') AS derived,
-	   st.config_version BETWEEN 1 AND 1000000000 AS in_range
+	   st.config_version BETWEEN 1 AND 1073741824 AS in_range
   FROM mlma.streams s JOIN mlma.stream_state st USING (stream_id)
  WHERE s.name = 'cfg/defaults';
 CREATE TEMP TABLE cv0 AS

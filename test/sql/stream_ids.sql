@@ -49,6 +49,17 @@ SELECT * FROM ids_history;
 SELECT state, batch_n, open_request_id, retrains_30d
   FROM mlma.stream_status WHERE name = 'ids/a';
 
+-- a new stream's config_version starts at a random value in [1, 2^30]
+-- (never 0 or negative: the hot path uses -1 as "matches nothing")
+SELECT count(mlma.create_stream('ids/many-' || g, batch_size => 4))
+  FROM generate_series(1, 200) g;
+SELECT min(st.config_version) >= 1 AS positive,
+	   max(st.config_version) <= 1073741824 AS bounded,
+	   count(DISTINCT st.config_version) > 190 AS spread
+  FROM mlma.stream_state st JOIN mlma.streams s USING (stream_id)
+ WHERE s.name LIKE 'ids/many-%';
+SELECT count(mlma.drop_stream(name)) FROM mlma.streams WHERE name LIKE 'ids/many-%';
+
 -- another stream holds the id derived from a name (put in by hand here; by
 -- the hash, practically impossible): creating that name is an error
 INSERT INTO mlma.streams (stream_id, name, batch_size, reference_size, method,

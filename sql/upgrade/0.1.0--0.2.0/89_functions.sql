@@ -222,8 +222,8 @@ BEGIN
 	ON CONFLICT DO NOTHING;
 	IF FOUND THEN
 		INSERT INTO @extschema@.stream_state (stream_id, config_version)
-		VALUES (v_id, 1 + ('x' || left(gen_random_uuid()::text, 8))::bit(32)::int
-						  % 1000000000);
+		VALUES (v_id, 1 + (('x' || left(gen_random_uuid()::text, 8))::bit(32)::int
+						   & 1073741823));
 		RETURN v_id;
 	END IF;
 
