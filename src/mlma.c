@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * mlma.c
- *	  Module entry point of mlma: PG_MODULE_MAGIC, _PG_init and GUCs.
+ *	  Module entry point of mlma: PG_MODULE_MAGIC, _PG_init and GUCs, and
+ *	  mlma._notify_on(), which tells the SQL side whether to send NOTIFY.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,8 +22,11 @@ int			mlma_round_size = 100000;
 int			mlma_round_max_locks = 0;
 int			mlma_stream_cache_size = 10000;
 int			mlma_statement_chunk_size = 100000;
+bool		mlma_notify = true;
 
 void		_PG_init(void);
+
+PG_FUNCTION_INFO_V1(mlma_notify_on);
 
 /*
  * _PG_init
@@ -79,5 +83,27 @@ _PG_init(void)
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("mlma.notify",
+							 "Send NOTIFY mlma_retrain and mlma_cancel with retrain requests.",
+							 "Off: no NOTIFY at all, so a transaction that is prepared "
+							 "(two-phase commit, e.g. on Citus) can raise requests; they are "
+							 "recorded all the same and agents find them by polling.",
+							 &mlma_notify,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("mlma");
+}
+
+/*
+ * mlma_notify_on() -> bool
+ *		mlma._notify_on(): the value of mlma.notify.  Calling it loads the
+ *		module, so the setting is defined (and a placeholder set before the
+ *		load validated) whenever SQL asks.
+ */
+Datum
+mlma_notify_on(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(mlma_notify);
 }

@@ -31,6 +31,9 @@ extern double mlma_fdr;
 extern int	mlma_round_size;
 extern int	mlma_round_max_locks;
 
+/* mlma.notify: whether retrain requests and cancellations send NOTIFY (mlma.c) */
+extern bool mlma_notify;
+
 /*
  * Name parsing, losses and test errors with the same messages everywhere
  * (stats_sql.c): each raises a clear ereport(ERROR) on bad input.

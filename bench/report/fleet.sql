@@ -41,7 +41,8 @@ SELECT s, format('%s/zone-%s/orders', city, lpad(s::text, 4, '0')), 96, 96, 'wel
 	   'eager', 'fixed', 1.1, 1, s % 97 = 0,
 	   min(first_at), min(first_at)
   FROM fleet_plan GROUP BY s, city, outcome, k;
-SELECT setval('mlma.streams_stream_id_seq', :streams);
+-- (numbered 1..:streams like streams of 0.1.0; a stream created later
+-- gets the id derived from its name, 63 bits: practically never one of these)
 
 INSERT INTO mlma.batches (stream_id, batch_no, model_version, version_no, role,
 	first_seq, first_at, last_at, losses, offsets)

@@ -1,12 +1,18 @@
 -- mlma: tables of the monitoring loop
 --
--- Every table is keyed by stream_id first, so that a distributed PostgreSQL
--- (Citus, distributed by stream_id) could shard all of them the same way.
+-- Every per-stream table is keyed by stream_id first (primary keys and
+-- unique indexes), so that a distributed PostgreSQL (Citus, distributed by
+-- stream_id) can shard all of them the same way; the fleet-wide tables
+-- rounds and attachments are not per-stream and keep keys of their own.
 -- See docs/monitoring.md for how the loop uses them.
 
 -- Configuration: one row per stream, every create_stream option.
+-- stream_id is derived from the name (_derive_stream_id: 63 bits of the SHA-256 of
+-- its UTF-8 bytes), the same on every node; streams created by 0.1.0 keep
+-- the ids its sequence gave them.  The name is unique on its own: a stream
+-- of 0.1.0 has an id that is not derived from its name.
 CREATE TABLE @extschema@.streams (
-	stream_id		bigserial PRIMARY KEY,
+	stream_id		bigint PRIMARY KEY CHECK (stream_id > 0),
 	name			text NOT NULL UNIQUE
 		CHECK (length(name) BETWEEN 1 AND 255),
 	batch_size		int NOT NULL CHECK (batch_size >= 2),
@@ -122,7 +128,7 @@ CREATE TABLE @extschema@.reference_batches (
 -- `consecutive` batches in a row.  note: why a batch could not be tested
 -- (recorded as p = 1, not significant).
 CREATE TABLE @extschema@.checks (
-	check_id		bigserial PRIMARY KEY,
+	check_id		bigserial,
 	stream_id		bigint NOT NULL,
 	model_version	text NOT NULL,
 	batch_no		int NOT NULL,
@@ -146,8 +152,11 @@ CREATE TABLE @extschema@.checks (
 	note			text,
 	reference_id	bigint,		-- reference_history row live when the batch closed
 	threshold		float8,		-- level p (eager) or p_adjusted (scheduled: the round's fdr) was compared with
+	PRIMARY KEY (stream_id, check_id),
 	UNIQUE (stream_id, batch_no)
 );
+-- requests, reports and explain find a check by its id alone
+CREATE INDEX checks_check_id_idx ON @extschema@.checks (check_id);
 CREATE INDEX checks_checked_at_idx ON @extschema@.checks (checked_at);
 
 -- Closed batches of scheduled streams waiting for run_checks(): a queue
@@ -162,6 +171,8 @@ CREATE TABLE @extschema@.check_queue (
 
 -- One row per run_checks() round: when it ran, the checks it recorded, the
 -- new retrain requests, and the batches it left queued (stream busy).
+-- Fleet-wide, not per stream: no stream_id and no key (on a distributed
+-- cluster it stays on the coordinator).
 CREATE TABLE @extschema@.rounds (
 	started_at		timestamptz NOT NULL,
 	finished_at		timestamptz NOT NULL,
@@ -176,7 +187,7 @@ CREATE INDEX rounds_finished_at_idx ON @extschema@.rounds (finished_at);
 -- pending -> claimed -> completed | failed, pending|claimed -> dismissed.
 -- Open requests: proposed, pending, claimed.
 CREATE TABLE @extschema@.retrain_requests (
-	request_id		bigserial PRIMARY KEY,
+	request_id		bigserial,
 	stream_id		bigint NOT NULL,
 	model_version	text NOT NULL,
 	reason			text NOT NULL CHECK (reason IN ('drift', 'manual', 'age')),
@@ -194,8 +205,12 @@ CREATE TABLE @extschema@.retrain_requests (
 	new_model_version text,
 	error			text,
 	approved_at		timestamptz,	-- a proposed request became pending
-	approved_by		text			-- the approving role, or 'approve_after'
+	approved_by		text,			-- the approving role, or 'approve_after'
+	PRIMARY KEY (stream_id, request_id)
 );
+-- the lifecycle functions and the agent find a request by its id alone
+CREATE INDEX retrain_requests_request_id_idx
+	ON @extschema@.retrain_requests (request_id);
 -- at most one open request per stream
 CREATE UNIQUE INDEX retrain_requests_open_idx
 	ON @extschema@.retrain_requests (stream_id)
@@ -212,7 +227,7 @@ CREATE INDEX retrain_requests_stream_idx
 -- are read back from batches/observations (_reference_losses) while that
 -- history is kept.  checks.reference_id points here.
 CREATE TABLE @extschema@.reference_history (
-	reference_id	bigserial PRIMARY KEY,
+	reference_id	bigserial,
 	stream_id		bigint NOT NULL,
 	version_no		int NOT NULL,
 	model_version	text NOT NULL,
@@ -222,12 +237,15 @@ CREATE TABLE @extschema@.reference_history (
 	first_seq		bigint NOT NULL,
 	end_seq			bigint NOT NULL,	-- 1 + the last seq
 	seq_runs		int8[] NOT NULL,
-	built_at		timestamptz NOT NULL DEFAULT now()
+	built_at		timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (stream_id, reference_id)
 );
-CREATE INDEX reference_history_stream_idx
-	ON @extschema@.reference_history (stream_id, reference_id);
+-- explain finds a check's reference by its id alone
+CREATE INDEX reference_history_reference_id_idx
+	ON @extschema@.reference_history (reference_id);
 
--- Tables watched by attach(): the mapping of their columns.  on_invalid:
+-- Tables watched by attach() (fleet-wide, not per stream: keyed by the
+-- user's table): the mapping of their columns.  on_invalid:
 -- what a row that cannot be an observation does ('error': fails the
 -- statement, 'skip': stored in the table, not observed, counted).  A skip
 -- of a known stream is counted in its stream_state row, any other skip
@@ -253,7 +271,6 @@ CREATE TABLE @extschema@.attachments (
 
 -- configuration and history survive pg_dump / restore
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.streams', '');
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.streams_stream_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.stream_state', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.observations', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.batches', '');

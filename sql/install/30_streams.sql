@@ -161,6 +161,69 @@ BEGIN
 END;
 $$;
 
+-- The id of the stream of this name: the first 63 bits of the SHA-256 of
+-- the name's UTF-8 bytes, as a positive bigint (0 becomes 1).  The same on
+-- every node, in every database encoding and on every platform, so a
+-- distributed cluster needs no shared sequence.  Streams created by 0.1.0
+-- keep the ids its sequence gave them.
+CREATE FUNCTION @extschema@._derive_stream_id(name text)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT greatest(1, ('x' || left(encode(sha256(convert_to(name, 'UTF8')), 'hex'), 16))::bit(64)::bigint
+					   & 9223372036854775807)
+$$;
+
+-- Inserts a validated stream (its streams row o: the options and the
+-- name; ids, flags and times unset) and its state row.  Returns the new
+-- stream's id, or NULL when a stream of that name exists (also one
+-- created by a concurrent transaction that committed first).  A different
+-- stream that holds the id derived from the name (a hash collision, or a
+-- stream of 0.1.0 numbered by its sequence) is an error, never a merge.
+-- A new stream's config_version starts at a random value in [1, 2^30] (from
+-- gen_random_uuid(), which leaves the session's setseed() sequence alone):
+-- a backend that still caches a dropped stream of the same name (and so the
+-- same id) sees another config_version and reloads (src/stream.c).
+CREATE FUNCTION @extschema@._insert_stream(o @extschema@.streams)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_id	bigint := @extschema@._derive_stream_id(o.name);
+	v_other	text;
+BEGIN
+	INSERT INTO @extschema@.streams AS s
+		(stream_id, name, batch_size, reference_size, method, alpha, loss,
+		 loss_param, model_version, labels, check_mode, reference_policy,
+		 min_effect, consecutive, season_length, max_model_age, approval,
+		 approve_after)
+	VALUES (v_id, o.name, o.batch_size, o.reference_size, o.method, o.alpha,
+			o.loss, o.loss_param, o.model_version, o.labels, o.check_mode,
+			o.reference_policy, o.min_effect, o.consecutive, o.season_length,
+			o.max_model_age, o.approval, o.approve_after)
+	ON CONFLICT DO NOTHING;
+	IF FOUND THEN
+		INSERT INTO @extschema@.stream_state (stream_id, config_version)
+		VALUES (v_id, 1 + (('x' || left(gen_random_uuid()::text, 8))::bit(32)::int
+						   & 1073741823));
+		RETURN v_id;
+	END IF;
+
+	PERFORM 1 FROM @extschema@.streams s WHERE s.name = o.name;
+	IF FOUND THEN
+		RETURN NULL;
+	END IF;
+	SELECT s.name INTO v_other FROM @extschema@.streams s WHERE s.stream_id = v_id;
+	RAISE EXCEPTION 'stream id % of stream "%" is taken by stream "%"',
+		v_id, o.name, v_other
+		USING ERRCODE = 'unique_violation',
+		DETAIL = 'A stream''s id is derived from its name; two names gave the same id.',
+		HINT = 'Choose another name for the new stream, or drop the other stream first.';
+END;
+$$;
+
 CREATE FUNCTION @extschema@.create_stream(
 	name text,
 	batch_size int DEFAULT 96,
@@ -186,6 +249,7 @@ AS $$
 DECLARE
 	v_id		bigint;
 	v_refsize	int := coalesce(reference_size, season_length, batch_size);
+	o			@extschema@.streams;
 BEGIN
 	PERFORM @extschema@._check_stream_name(name);
 	PERFORM @extschema@._validate_options(batch_size, v_refsize, method, alpha,
@@ -193,26 +257,28 @@ BEGIN
 		season_length, max_model_age, model_version, labels, approval,
 		approve_after);
 
-	INSERT INTO @extschema@.streams AS s
-		(name, batch_size, reference_size, method, alpha, loss, loss_param,
-		 model_version, labels, check_mode, reference_policy, min_effect,
-		 consecutive, season_length, max_model_age, approval, approve_after)
-	VALUES (create_stream.name, create_stream.batch_size, v_refsize,
-			create_stream.method, create_stream.alpha, create_stream.loss,
-			create_stream.loss_param, create_stream.model_version,
-			create_stream.labels, create_stream.check_mode,
-			create_stream.reference_policy, create_stream.min_effect,
-			create_stream.consecutive, create_stream.season_length,
-			create_stream.max_model_age, create_stream.approval,
-			create_stream.approve_after)
-	ON CONFLICT ON CONSTRAINT streams_name_key DO NOTHING
-	RETURNING s.stream_id INTO v_id;
-
+	o.name := create_stream.name;
+	o.batch_size := create_stream.batch_size;
+	o.reference_size := v_refsize;
+	o.method := create_stream.method;
+	o.alpha := create_stream.alpha;
+	o.loss := create_stream.loss;
+	o.loss_param := create_stream.loss_param;
+	o.model_version := create_stream.model_version;
+	o.labels := create_stream.labels;
+	o.check_mode := create_stream.check_mode;
+	o.reference_policy := create_stream.reference_policy;
+	o.min_effect := create_stream.min_effect;
+	o.consecutive := create_stream.consecutive;
+	o.season_length := create_stream.season_length;
+	o.max_model_age := create_stream.max_model_age;
+	o.approval := create_stream.approval;
+	o.approve_after := create_stream.approve_after;
+	v_id := @extschema@._insert_stream(o);
 	IF v_id IS NULL THEN
 		RAISE EXCEPTION 'stream "%" already exists', name
 			USING ERRCODE = 'duplicate_object';
 	END IF;
-	INSERT INTO @extschema@.stream_state (stream_id) VALUES (v_id);
 	RETURN v_id;
 END;
 $$;
@@ -262,22 +328,11 @@ DECLARE
 	v_id	bigint;
 BEGIN
 	PERFORM @extschema@._check_stream_name(name);
-	INSERT INTO @extschema@.streams AS s
-		(name, batch_size, reference_size, method, alpha, loss, loss_param,
-		 model_version, labels, check_mode, reference_policy, min_effect,
-		 consecutive, season_length, max_model_age, approval, approve_after)
-	VALUES (name, o.batch_size, o.reference_size, o.method, o.alpha, o.loss,
-			o.loss_param, o.model_version, o.labels, o.check_mode,
-			o.reference_policy, o.min_effect, o.consecutive, o.season_length,
-			o.max_model_age, o.approval, o.approve_after)
-	ON CONFLICT ON CONSTRAINT streams_name_key DO NOTHING
-	RETURNING s.stream_id INTO v_id;
-
+	o.name := _auto_create_stream.name;
+	v_id := @extschema@._insert_stream(o);
 	IF v_id IS NULL THEN
 		SELECT s.stream_id INTO v_id FROM @extschema@.streams s
 		 WHERE s.name = _auto_create_stream.name;
-	ELSE
-		INSERT INTO @extschema@.stream_state (stream_id) VALUES (v_id);
 	END IF;
 	RETURN v_id;
 END;

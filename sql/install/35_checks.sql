@@ -40,6 +40,15 @@ RETURNS record
 AS 'MODULE_PATHNAME', 'mlma_evaluate_benchmark'
 LANGUAGE C IMMUTABLE PARALLEL SAFE CALLED ON NULL INPUT;
 
+-- C helper: the setting mlma.notify (src/mlma.c).  Every NOTIFY of mlma
+-- (mlma_retrain, mlma_cancel) is sent only when it is on; off, a
+-- transaction that raises a request can be prepared (PREPARE TRANSACTION,
+-- Citus two-phase commit) and agents find the request by polling.
+CREATE FUNCTION @extschema@._notify_on()
+RETURNS bool
+AS 'MODULE_PATHNAME', 'mlma_notify_on'
+LANGUAGE C STABLE;
+
 -- The JSON payload of a retrain notification; always well below 8000 bytes:
 -- stream names have at most 255 characters, model versions at most 255
 -- (longer historical values are cut), and every string is JSON-escaped.
@@ -66,7 +75,7 @@ $$;
 -- Raises retrain requests for several streams at once (run_checks raises
 -- all of a round's in one call): a stream that already has an open request
 -- gets none.  Each new request sends NOTIFY mlma_retrain (delivered on
--- commit only).  Drift and age requests of a stream with approval 'manual'
+-- commit only) unless mlma.notify is off.  Drift and age requests of a stream with approval 'manual'
 -- start as 'proposed' (the payload says so; agents do not claim them);
 -- manual requests are approved by definition.  Returns the new request ids.
 CREATE FUNCTION @extschema@._raise_requests(p_stream_ids bigint[], p_reason text,
@@ -91,8 +100,10 @@ BEGIN
 		ON CONFLICT (stream_id) WHERE status IN ('proposed', 'pending', 'claimed') DO NOTHING
 		RETURNING request_id)
 	SELECT array_agg(request_id ORDER BY request_id) INTO v_ids FROM ins;
-	PERFORM pg_notify('mlma_retrain', @extschema@._notify_payload(id))
-	   FROM unnest(v_ids) AS id ORDER BY id;
+	IF @extschema@._notify_on() THEN
+		PERFORM pg_notify('mlma_retrain', @extschema@._notify_payload(id))
+		   FROM unnest(v_ids) AS id ORDER BY id;
+	END IF;
 	RETURN coalesce(v_ids, '{}');
 END;
 $$;

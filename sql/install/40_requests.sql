@@ -7,7 +7,9 @@
 -- 'proposed' is the approval gate (streams with approval 'manual'): agents
 -- never claim a proposed request and cannot complete or fail it.  Dismissing
 -- a claimed request sends NOTIFY mlma_cancel (payload: the request id) so
--- that the agent running it stops its command.
+-- that the agent running it stops its command (with mlma.notify off the
+-- agent finds out on its next poll).  No NOTIFY is sent when mlma.notify
+-- is off.
 --
 -- complete_retrain and fail_retrain also accept a pending request (a model
 -- retrained by hand, without an agent claiming it first).  Finished requests
@@ -85,7 +87,9 @@ BEGIN
 								  AND x.status = 'proposed'
 								  FOR UPDATE SKIP LOCKED);
 		IF FOUND THEN
-			PERFORM pg_notify('mlma_retrain', @extschema@._notify_payload(v_cand.request_id));
+			IF @extschema@._notify_on() THEN
+				PERFORM pg_notify('mlma_retrain', @extschema@._notify_payload(v_cand.request_id));
+			END IF;
 			v_n := v_n + 1;
 		END IF;
 	END LOOP;
@@ -112,7 +116,9 @@ BEGIN
 	   SET status = 'pending', approved_at = now(), approved_by = session_user,
 		   note = coalesce(approve.note, q.note)
 	 WHERE q.request_id = r.request_id;
-	PERFORM pg_notify('mlma_retrain', @extschema@._notify_payload(r.request_id));
+	IF @extschema@._notify_on() THEN
+		PERFORM pg_notify('mlma_retrain', @extschema@._notify_payload(r.request_id));
+	END IF;
 END;
 $$;
 
@@ -244,8 +250,9 @@ BEGIN
 		   lease_until = NULL
 	 WHERE q.request_id = r.request_id;
 	UPDATE @extschema@.stream_state SET streak = 0 WHERE stream_id = r.stream_id;
-	-- an agent is running it: tell it to stop (delivered on commit)
-	IF r.status = 'claimed' THEN
+	-- an agent is running it: tell it to stop (delivered on commit; with
+	-- mlma.notify off the agent notices on its next poll)
+	IF r.status = 'claimed' AND @extschema@._notify_on() THEN
 		PERFORM pg_notify('mlma_cancel', r.request_id::text);
 	END IF;
 END;

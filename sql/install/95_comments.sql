@@ -85,6 +85,7 @@ COMMENT ON VIEW @extschema@.fleet_daily IS 'For dashboards: one row per day — 
 COMMENT ON VIEW @extschema@.batch_series IS 'For dashboards: one row per checked batch — stream, labels, model version, time range, batch mean, reference mean, p, adjusted p, effect, decision.';
 COMMENT ON VIEW @extschema@.fleet_status IS 'One row of key metrics for the whole fleet: streams by state, checks and flags in 24 hours, requests, median time to retrain, dismissal rate.';
 
+COMMENT ON COLUMN @extschema@.streams.stream_id IS 'Derived from the name: the first 63 bits of the SHA-256 of its UTF-8 bytes, the same on every node (streams created by 0.1.0 keep the ids of its sequence).';
 COMMENT ON COLUMN @extschema@.checks.p_value IS 'p-value of the test (alternative greater: the model got worse).';
 COMMENT ON COLUMN @extschema@.checks.p_adjusted IS 'Benjamini-Hochberg adjusted p-value of the scheduled round; NULL for eager checks.';
 COMMENT ON COLUMN @extschema@.checks.effect IS 'mean(batch losses) / mean(reference losses).';

@@ -20,6 +20,16 @@ SELECT name, batch_size, reference_size, method, alpha, loss, loss_param,
 
 -- defaults of the contract
 SELECT mlma.create_stream('cfg/defaults') > 0 AS created;
+-- the id is derived from the name; the configuration version starts at a
+-- random value, so that a backend caching a dropped stream of the same name
+-- (the same id) does not take the new one for it
+SELECT s.stream_id = mlma._derive_stream_id('cfg/defaults') AS derived,
+	   st.config_version BETWEEN 1 AND 1073741824 AS in_range
+  FROM mlma.streams s JOIN mlma.stream_state st USING (stream_id)
+ WHERE s.name = 'cfg/defaults';
+CREATE TEMP TABLE cv0 AS
+SELECT st.config_version AS v FROM mlma.stream_state st JOIN mlma.streams s USING (stream_id)
+ WHERE s.name = 'cfg/defaults';
 -- every option
 SELECT mlma.create_stream('cfg/all', batch_size => 48, reference_size => 96,
 	method => 'hac', alpha => 0.01, loss => 'pinball', loss_param => 0.9,
@@ -83,7 +93,8 @@ SELECT mlma.configure('cfg/all', loss => 'squared');	-- drops pinball's paramete
 SELECT mlma.configure('cfg/all', reference_policy => 'fixed', check_mode => 'eager');
 SELECT * FROM cfg;
 -- configure bumps the configuration version (the hot path cache key)
-SELECT st.config_version FROM mlma.stream_state st JOIN mlma.streams s USING (stream_id)
+SELECT st.config_version - cv0.v AS config_changes
+  FROM mlma.stream_state st JOIN mlma.streams s USING (stream_id), cv0
  WHERE s.name = 'cfg/defaults';
 -- configure validates the merged options and stores nothing on error
 SELECT pg_temp.try($$SELECT mlma.configure('cfg/defaults', alpha => 2)$$);
@@ -95,8 +106,8 @@ SELECT pg_temp.try($$SELECT mlma.configure(NULL, alpha => 0.1)$$);
 SELECT * FROM cfg;
 -- a new model_version through configure starts a new reference
 SELECT mlma.configure('cfg/defaults', model_version => 'v7');
-SELECT s.name, s.model_version, st.version_no, st.config_version
-  FROM mlma.stream_state st JOIN mlma.streams s USING (stream_id)
+SELECT s.name, s.model_version, st.version_no, st.config_version - cv0.v AS config_changes
+  FROM mlma.stream_state st JOIN mlma.streams s USING (stream_id), cv0
  WHERE s.name = 'cfg/defaults';
 
 -- observe: bad input is refused with a clear error, nothing is stored

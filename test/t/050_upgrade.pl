@@ -69,6 +69,13 @@ $node->safe_psql('postgres', 'CREATE DATABASE fresh; CREATE DATABASE upgraded');
 $node->safe_psql('fresh', 'CREATE EXTENSION mlma');
 my $default = $node->safe_psql('fresh', q{SELECT extversion FROM pg_extension WHERE extname = 'mlma'});
 $node->safe_psql('upgraded', q{CREATE EXTENSION mlma VERSION '0.1.0'});
+# 0.1.0 data: streams numbered by its sequence and a request (observations
+# need the C functions of 0.1.0, which are not installed)
+$node->safe_psql('upgraded', q{
+	SELECT mlma.create_stream('old/a', batch_size => 4);
+	SELECT mlma.create_stream('old/b', batch_size => 4);
+	SELECT mlma.request_retrain('old/b', 'before the update');
+});
 $node->safe_psql('upgraded', 'ALTER EXTENSION mlma UPDATE');
 is($node->safe_psql('upgraded', q{SELECT extversion FROM pg_extension WHERE extname = 'mlma'}),
 	$default, "0.1.0 updates to the default version $default");
@@ -95,8 +102,39 @@ $node->safe_psql('upgraded', q{
 	SELECT mlma.create_stream('upgrade/s', batch_size => 4);
 	SELECT count(mlma.observe_loss('upgrade/s', i)) FROM generate_series(1, 8) i;
 });
-is($node->safe_psql('upgraded', q{SELECT count(*) FROM mlma.checks WHERE status = 'done'}),
+is($node->safe_psql('upgraded', q{SELECT count(*) FROM mlma.checks c JOIN mlma.streams s USING (stream_id) WHERE s.name = 'upgrade/s' AND c.status = 'done'}),
 	'1', 'the updated extension monitors');
+
+# streams of 0.1.0 keep their ids and history; new ones get the id derived
+# from their name, as on a fresh install
+is($node->safe_psql('upgraded', q{
+	SELECT string_agg(s.name || '=' || s.stream_id
+					  || ' checks ' || (SELECT count(*) FROM mlma.checks c WHERE c.stream_id = s.stream_id)
+					  || ' requests ' || (SELECT count(*) FROM mlma.retrain_requests r WHERE r.stream_id = s.stream_id),
+					  ', ' ORDER BY s.name)
+	  FROM mlma.streams s WHERE s.name LIKE 'old/%'}),
+	'old/a=1 checks 0 requests 0, old/b=2 checks 0 requests 1',
+	'streams of 0.1.0 keep their ids and requests');
+is($node->safe_psql('upgraded', q{
+	SELECT stream_id = mlma._derive_stream_id('upgrade/s') FROM mlma.streams WHERE name = 'upgrade/s'}),
+	't', 'a stream created after the update has the id derived from its name');
+is($node->safe_psql('fresh', q{
+	SELECT mlma.create_stream('upgrade/s', batch_size => 4)}),
+	$node->safe_psql('upgraded', q{SELECT stream_id FROM mlma.streams WHERE name = 'upgrade/s'}),
+	'the same name gets the same id in another database');
+$node->safe_psql('upgraded', q{
+	SELECT count(mlma.observe_loss('old/a', i)) FROM generate_series(1, 8) i;
+	SELECT mlma.complete_retrain(r.request_id, 'v2') FROM mlma.retrain_requests r WHERE r.stream_id = 2;
+	SELECT mlma.drop_stream('old/b');
+	SELECT mlma.create_stream('old/b', batch_size => 4);
+});
+is($node->safe_psql('upgraded', q{
+	SELECT string_agg(s.name || ' ' || (s.stream_id = mlma._derive_stream_id(s.name))
+					  || ' checks ' || (SELECT count(*) FROM mlma.checks c WHERE c.stream_id = s.stream_id),
+					  ', ' ORDER BY s.name)
+	  FROM mlma.streams s WHERE s.name LIKE 'old/%'}),
+	'old/a false checks 1, old/b true checks 0',
+	'an old stream goes on with its id; created again it gets the derived id');
 
 $node->stop;
 done_testing();

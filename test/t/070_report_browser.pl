@@ -43,7 +43,7 @@ $node->safe_psql('postgres', qq{
 					'{"owner":"<img src=x onerror=alert(2)>","x&y":"\\"quoted\\""}', 'eager')) v(s, l, m);
 	CREATE FUNCTION pg_temp.feed(lo int, hi int) RETURNS bigint LANGUAGE sql AS \$\$
 		SELECT count(mlma.observe_loss(s.name,
-				1 + ((x.i * 7919 + s.stream_id * 31) % 100) / 100.0
+				1 + ((x.i * 7919 + (s.stream_id % 100) * 31) % 100) / 100.0
 				  + CASE WHEN x.i > 480 AND (s.name IN ('shop/drifting', 'shop/retrained',
 						'shop/dismissed', 'shop/failed', 'shop/scheduled') OR s.name LIKE '<%')
 						 THEN 2 ELSE 0 END,

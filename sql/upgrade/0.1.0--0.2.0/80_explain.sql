@@ -12,7 +12,7 @@ ALTER TABLE @extschema@.checks ADD COLUMN threshold float8;
 -- are read back from batches/observations (_reference_losses) while that
 -- history is kept.  checks.reference_id points here.
 CREATE TABLE @extschema@.reference_history (
-	reference_id	bigserial PRIMARY KEY,
+	reference_id	bigserial,
 	stream_id		bigint NOT NULL,
 	version_no		int NOT NULL,
 	model_version	text NOT NULL,
@@ -22,10 +22,11 @@ CREATE TABLE @extschema@.reference_history (
 	first_seq		bigint NOT NULL,
 	end_seq			bigint NOT NULL,	-- 1 + the last seq
 	seq_runs		int8[] NOT NULL,
-	built_at		timestamptz NOT NULL DEFAULT now()
+	built_at		timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (stream_id, reference_id)
 );
-CREATE INDEX reference_history_stream_idx
-	ON @extschema@.reference_history (stream_id, reference_id);
+CREATE INDEX reference_history_reference_id_idx
+	ON @extschema@.reference_history (reference_id);
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.reference_history', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.reference_history_reference_id_seq', '');

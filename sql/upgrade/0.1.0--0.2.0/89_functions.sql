@@ -192,6 +192,54 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION @extschema@._derive_stream_id(name text)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT greatest(1, ('x' || left(encode(sha256(convert_to(name, 'UTF8')), 'hex'), 16))::bit(64)::bigint
+					   & 9223372036854775807)
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@._insert_stream(o @extschema@.streams)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_id	bigint := @extschema@._derive_stream_id(o.name);
+	v_other	text;
+BEGIN
+	INSERT INTO @extschema@.streams AS s
+		(stream_id, name, batch_size, reference_size, method, alpha, loss,
+		 loss_param, model_version, labels, check_mode, reference_policy,
+		 min_effect, consecutive, season_length, max_model_age, approval,
+		 approve_after)
+	VALUES (v_id, o.name, o.batch_size, o.reference_size, o.method, o.alpha,
+			o.loss, o.loss_param, o.model_version, o.labels, o.check_mode,
+			o.reference_policy, o.min_effect, o.consecutive, o.season_length,
+			o.max_model_age, o.approval, o.approve_after)
+	ON CONFLICT DO NOTHING;
+	IF FOUND THEN
+		INSERT INTO @extschema@.stream_state (stream_id, config_version)
+		VALUES (v_id, 1 + (('x' || left(gen_random_uuid()::text, 8))::bit(32)::int
+						   & 1073741823));
+		RETURN v_id;
+	END IF;
+
+	PERFORM 1 FROM @extschema@.streams s WHERE s.name = o.name;
+	IF FOUND THEN
+		RETURN NULL;
+	END IF;
+	SELECT s.name INTO v_other FROM @extschema@.streams s WHERE s.stream_id = v_id;
+	RAISE EXCEPTION 'stream id % of stream "%" is taken by stream "%"',
+		v_id, o.name, v_other
+		USING ERRCODE = 'unique_violation',
+		DETAIL = 'A stream''s id is derived from its name; two names gave the same id.',
+		HINT = 'Choose another name for the new stream, or drop the other stream first.';
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION @extschema@.create_stream(
 	name text,
 	batch_size int DEFAULT 96,
@@ -217,6 +265,7 @@ AS $$
 DECLARE
 	v_id		bigint;
 	v_refsize	int := coalesce(reference_size, season_length, batch_size);
+	o			@extschema@.streams;
 BEGIN
 	PERFORM @extschema@._check_stream_name(name);
 	PERFORM @extschema@._validate_options(batch_size, v_refsize, method, alpha,
@@ -224,26 +273,28 @@ BEGIN
 		season_length, max_model_age, model_version, labels, approval,
 		approve_after);
 
-	INSERT INTO @extschema@.streams AS s
-		(name, batch_size, reference_size, method, alpha, loss, loss_param,
-		 model_version, labels, check_mode, reference_policy, min_effect,
-		 consecutive, season_length, max_model_age, approval, approve_after)
-	VALUES (create_stream.name, create_stream.batch_size, v_refsize,
-			create_stream.method, create_stream.alpha, create_stream.loss,
-			create_stream.loss_param, create_stream.model_version,
-			create_stream.labels, create_stream.check_mode,
-			create_stream.reference_policy, create_stream.min_effect,
-			create_stream.consecutive, create_stream.season_length,
-			create_stream.max_model_age, create_stream.approval,
-			create_stream.approve_after)
-	ON CONFLICT ON CONSTRAINT streams_name_key DO NOTHING
-	RETURNING s.stream_id INTO v_id;
-
+	o.name := create_stream.name;
+	o.batch_size := create_stream.batch_size;
+	o.reference_size := v_refsize;
+	o.method := create_stream.method;
+	o.alpha := create_stream.alpha;
+	o.loss := create_stream.loss;
+	o.loss_param := create_stream.loss_param;
+	o.model_version := create_stream.model_version;
+	o.labels := create_stream.labels;
+	o.check_mode := create_stream.check_mode;
+	o.reference_policy := create_stream.reference_policy;
+	o.min_effect := create_stream.min_effect;
+	o.consecutive := create_stream.consecutive;
+	o.season_length := create_stream.season_length;
+	o.max_model_age := create_stream.max_model_age;
+	o.approval := create_stream.approval;
+	o.approve_after := create_stream.approve_after;
+	v_id := @extschema@._insert_stream(o);
 	IF v_id IS NULL THEN
 		RAISE EXCEPTION 'stream "%" already exists', name
 			USING ERRCODE = 'duplicate_object';
 	END IF;
-	INSERT INTO @extschema@.stream_state (stream_id) VALUES (v_id);
 	RETURN v_id;
 END;
 $$;
@@ -287,22 +338,11 @@ DECLARE
 	v_id	bigint;
 BEGIN
 	PERFORM @extschema@._check_stream_name(name);
-	INSERT INTO @extschema@.streams AS s
-		(name, batch_size, reference_size, method, alpha, loss, loss_param,
-		 model_version, labels, check_mode, reference_policy, min_effect,
-		 consecutive, season_length, max_model_age, approval, approve_after)
-	VALUES (name, o.batch_size, o.reference_size, o.method, o.alpha, o.loss,
-			o.loss_param, o.model_version, o.labels, o.check_mode,
-			o.reference_policy, o.min_effect, o.consecutive, o.season_length,
-			o.max_model_age, o.approval, o.approve_after)
-	ON CONFLICT ON CONSTRAINT streams_name_key DO NOTHING
-	RETURNING s.stream_id INTO v_id;
-
+	o.name := _auto_create_stream.name;
+	v_id := @extschema@._insert_stream(o);
 	IF v_id IS NULL THEN
 		SELECT s.stream_id INTO v_id FROM @extschema@.streams s
 		 WHERE s.name = _auto_create_stream.name;
-	ELSE
-		INSERT INTO @extschema@.stream_state (stream_id) VALUES (v_id);
 	END IF;
 	RETURN v_id;
 END;
@@ -794,6 +834,11 @@ RETURNS record
 AS 'MODULE_PATHNAME', 'mlma_evaluate_benchmark'
 LANGUAGE C IMMUTABLE PARALLEL SAFE CALLED ON NULL INPUT;
 
+CREATE OR REPLACE FUNCTION @extschema@._notify_on()
+RETURNS bool
+AS 'MODULE_PATHNAME', 'mlma_notify_on'
+LANGUAGE C STABLE;
+
 CREATE OR REPLACE FUNCTION @extschema@._notify_payload(p_request_id bigint)
 RETURNS text
 LANGUAGE sql STABLE
@@ -836,8 +881,10 @@ BEGIN
 		ON CONFLICT (stream_id) WHERE status IN ('proposed', 'pending', 'claimed') DO NOTHING
 		RETURNING request_id)
 	SELECT array_agg(request_id ORDER BY request_id) INTO v_ids FROM ins;
-	PERFORM pg_notify('mlma_retrain', @extschema@._notify_payload(id))
-	   FROM unnest(v_ids) AS id ORDER BY id;
+	IF @extschema@._notify_on() THEN
+		PERFORM pg_notify('mlma_retrain', @extschema@._notify_payload(id))
+		   FROM unnest(v_ids) AS id ORDER BY id;
+	END IF;
 	RETURN coalesce(v_ids, '{}');
 END;
 $$;
@@ -1290,7 +1337,9 @@ BEGIN
 								  AND x.status = 'proposed'
 								  FOR UPDATE SKIP LOCKED);
 		IF FOUND THEN
-			PERFORM pg_notify('mlma_retrain', @extschema@._notify_payload(v_cand.request_id));
+			IF @extschema@._notify_on() THEN
+				PERFORM pg_notify('mlma_retrain', @extschema@._notify_payload(v_cand.request_id));
+			END IF;
 			v_n := v_n + 1;
 		END IF;
 	END LOOP;
@@ -1316,7 +1365,9 @@ BEGIN
 	   SET status = 'pending', approved_at = now(), approved_by = session_user,
 		   note = coalesce(approve.note, q.note)
 	 WHERE q.request_id = r.request_id;
-	PERFORM pg_notify('mlma_retrain', @extschema@._notify_payload(r.request_id));
+	IF @extschema@._notify_on() THEN
+		PERFORM pg_notify('mlma_retrain', @extschema@._notify_payload(r.request_id));
+	END IF;
 END;
 $$;
 
@@ -1446,8 +1497,9 @@ BEGIN
 		   lease_until = NULL
 	 WHERE q.request_id = r.request_id;
 	UPDATE @extschema@.stream_state SET streak = 0 WHERE stream_id = r.stream_id;
-	-- an agent is running it: tell it to stop (delivered on commit)
-	IF r.status = 'claimed' THEN
+	-- an agent is running it: tell it to stop (delivered on commit; with
+	-- mlma.notify off the agent notices on its next poll)
+	IF r.status = 'claimed' AND @extschema@._notify_on() THEN
 		PERFORM pg_notify('mlma_cancel', r.request_id::text);
 	END IF;
 END;
