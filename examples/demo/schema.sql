@@ -70,7 +70,7 @@ CREATE INDEX orders_forecast_slot_idx ON demo.orders_forecast (slot_at);
 -- a cheap model refitted every midnight (simulate.py: the trailing 2-week
 -- slot-of-week profile corrected by how yesterday's orders, hour by hour,
 -- compared with what that profile expected).  Both are recorded with
--- mlma.observe(stream, actual, predicted, slot_at, benchmark => challenger).
+-- mlma.observe_many(streams, actuals, predicted, slot_ats, benchmarks => challengers).
 CREATE TABLE demo.bm_forecast (
 	zone		text NOT NULL,
 	slot_at		timestamptz NOT NULL,

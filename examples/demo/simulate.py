@@ -14,7 +14,7 @@ weeks of 15-minute slots, one simulated hour per transaction:
   each hour   the actual order counts of the hour's slots are filled in by one
               UPDATE of demo.orders_forecast; mlma's trigger turns them into
               losses, closes batches and checks them; the same slots go to the
-              streams bm/<zone> through mlma.observe(..., benchmark => the
+              streams bm/<zone> through mlma.observe_many(..., benchmarks => the
               challenger's forecast);
   end of day  mlma-agent (--once) runs the retrain command of every zone mlma
               flagged; the replay waits until no request is open.
@@ -295,15 +295,18 @@ class Demo:
         # the champion-vs-challenger streams: the same actuals, the
         # 'mlma_bm' champion's forecast and the challenger's as benchmark
         self.q("""
-            SELECT count(mlma.observe('bm/' || zone, actual, predicted, slot_at,
-                                      benchmark => challenger))
+            SELECT mlma.observe_many(
+                       coalesce(array_agg('bm/' || zone ORDER BY zone, slot_at), '{}'),
+                       coalesce(array_agg(actual ORDER BY zone, slot_at), '{}'),
+                       coalesce(array_agg(predicted ORDER BY zone, slot_at), '{}'),
+                       coalesce(array_agg(slot_at ORDER BY zone, slot_at), '{}'),
+                       coalesce(array_agg(challenger ORDER BY zone, slot_at), '{}'))
             FROM (SELECT f.zone, f.slot_at, f.actual, b.predicted,
                          c.predicted AS challenger
                   FROM demo.orders_forecast f
                   JOIN demo.bm_forecast b USING (zone, slot_at)
                   JOIN demo.challenger_forecast c USING (zone, slot_at)
-                  WHERE f.slot_at >= %s AND f.slot_at < %s
-                  ORDER BY f.zone, f.slot_at) o""",
+                  WHERE f.slot_at >= %s AND f.slot_at < %s) o""",
                (start, end))
         if roll_up:
             self.q("SELECT demo.roll_up(%s)", (start.date(),))
