@@ -118,7 +118,7 @@ SELECT split_part(s.name, '/', 1) AS p, split_part(s.name, '/', 2) AS kind,
   FROM mlma.reference_batches r JOIN mlma.streams s USING (stream_id);
 CREATE TEMP VIEW cmp_state AS
 SELECT split_part(s.name, '/', 1) AS p, split_part(s.name, '/', 2) AS kind,
-	   st.config_version, st.open_start_seq, st.batch_no, st.version_no,
+	   st.open_start_seq, st.batch_no, st.version_no,
 	   st.version_start_seq, st.streak, st.age_flagged, st.skipped
   FROM mlma.stream_state st JOIN mlma.streams s USING (stream_id);
 CREATE TEMP VIEW cmp_open AS
