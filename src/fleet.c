@@ -204,82 +204,6 @@ ExtQuery(const char *query, const char *schema)
 	return buf.data;
 }
 
-static double
-GetFloat8(HeapTuple tup, TupleDesc desc, int col, bool *isnull)
-{
-	Datum		d = SPI_getbinval(tup, desc, col, isnull);
-
-	return *isnull ? 0.0 : DatumGetFloat8(d);
-}
-
-static int64
-GetInt64(HeapTuple tup, TupleDesc desc, int col)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
-
-	return isnull ? 0 : DatumGetInt64(d);
-}
-
-static int32
-GetInt32(HeapTuple tup, TupleDesc desc, int col)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
-
-	return isnull ? 0 : DatumGetInt32(d);
-}
-
-static bool
-GetBool(HeapTuple tup, TupleDesc desc, int col)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
-
-	return isnull ? false : DatumGetBool(d);
-}
-
-/*
- * GetArray
- *		The elements of a one-dimensional array column without NULLs, read
- *		in place (detoasted into the current memory context); NULL when the
- *		column is NULL, has NULL elements or is not one-dimensional.
- */
-static const void *
-GetArray(HeapTuple tup, TupleDesc desc, int col, int *n)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
-	ArrayType  *a;
-
-	*n = 0;
-	if (isnull)
-		return NULL;
-	a = DatumGetArrayTypeP(d);
-	if (ARR_NDIM(a) != 1 || ARR_HASNULL(a))
-		return NULL;
-	*n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
-	return ARR_DATA_PTR(a);
-}
-
-/* A one-dimensional array of n Datums of the given type (nulls may be NULL). */
-static Datum
-MakeArray(Datum *elems, bool *nulls, int n, Oid type)
-{
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			dims[1];
-	int			lbs[1] = {1};
-
-	if (n == 0)
-		return PointerGetDatum(construct_empty_array(type));
-	dims[0] = n;
-	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type,
-											  typlen, typbyval, typalign));
-}
-
 static void
 ExecOrError(const char *query, int nargs, Oid *types, Datum *values, int expected)
 {
@@ -338,28 +262,28 @@ Evaluate(DueCheck *d, HeapTuple tup, TupleDesc desc, MemoryContext round_cxt)
 	int			rc;
 
 	d->found = true;
-	d->skip = GetBool(tup, desc, 2);
+	d->skip = mlma_spi_bool(tup, desc, 2);
 	old = MemoryContextSwitchTo(round_cxt);
 	d->model_version = SPI_getvalue(tup, desc, 3);
 	d->method = SPI_getvalue(tup, desc, 4);
 	MemoryContextSwitchTo(old);
-	d->alpha = GetFloat8(tup, desc, 5, &isnull);
-	season = GetInt32(tup, desc, 6);
-	d->min_effect = GetFloat8(tup, desc, 7, &isnull);
-	d->consecutive = GetInt32(tup, desc, 8);
-	d->paused = GetBool(tup, desc, 9);
-	d->rolling = GetBool(tup, desc, 10);
-	d->streak = GetInt32(tup, desc, 11);
+	d->alpha = mlma_spi_float8(tup, desc, 5, &isnull);
+	season = mlma_spi_int32(tup, desc, 6);
+	d->min_effect = mlma_spi_float8(tup, desc, 7, &isnull);
+	d->consecutive = mlma_spi_int32(tup, desc, 8);
+	d->paused = mlma_spi_bool(tup, desc, 9);
+	d->rolling = mlma_spi_bool(tup, desc, 10);
+	d->streak = mlma_spi_int32(tup, desc, 11);
 	if (d->skip)
 		return;
 
-	cur = GetArray(tup, desc, 12, &ncur);
-	first_seq = GetInt64(tup, desc, 13);
-	ref = GetArray(tup, desc, 14, &nref);
-	ref_seqs = GetArray(tup, desc, 15, &nseq);
+	cur = mlma_spi_array(tup, desc, 12, &ncur);
+	first_seq = mlma_spi_int64(tup, desc, 13);
+	ref = mlma_spi_array(tup, desc, 14, &nref);
+	ref_seqs = mlma_spi_array(tup, desc, 15, &nseq);
 	method = mlma_method_kind(d->method);
 
-	if (cur != NULL && method != MLMA_METHOD_INVALID && GetBool(tup, desc, 16))
+	if (cur != NULL && method != MLMA_METHOD_INVALID && mlma_spi_bool(tup, desc, 16))
 	{
 		/* benchmark policy: the challenger's losses on the same observations */
 		Datum		bd = SPI_getbinval(tup, desc, 17, &isnull);
@@ -531,7 +455,7 @@ InsertChecks(DueCheck *due, uint64 ndue, const char *schema, double fdr)
 		if (n > 0)
 		{
 			for (c = 0; c < 18; c++)
-				args[c] = MakeArray(cols[c], nulls[c], n, elemtypes[c]);
+				args[c] = mlma_array_datum(cols[c], nulls[c], n, elemtypes[c]);
 			MemoryContextSwitchTo(old);
 			args[18] = Float8GetDatum(fdr);	/* the round's threshold */
 			ExecOrError(sql, 19, types, args, SPI_OK_INSERT_RETURNING);
@@ -539,11 +463,11 @@ InsertChecks(DueCheck *due, uint64 ndue, const char *schema, double fdr)
 			{
 				HeapTuple	tup = SPI_tuptable->vals[r];
 				TupleDesc	desc = SPI_tuptable->tupdesc;
-				DueCheck   *d = FindDue(due, ndue, GetInt64(tup, desc, 2),
-										GetInt32(tup, desc, 3));
+				DueCheck   *d = FindDue(due, ndue, mlma_spi_int64(tup, desc, 2),
+										mlma_spi_int32(tup, desc, 3));
 
 				if (d != NULL)
-					d->check_id = GetInt64(tup, desc, 1);
+					d->check_id = mlma_spi_int64(tup, desc, 1);
 			}
 			SPI_freetuptable(SPI_tuptable);
 		}
@@ -616,8 +540,8 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 
-		due[i].stream_id = GetInt64(tup, desc, 1);
-		due[i].batch_no = GetInt32(tup, desc, 2);
+		due[i].stream_id = mlma_spi_int64(tup, desc, 1);
+		due[i].batch_no = mlma_spi_int32(tup, desc, 2);
 		due[i].queued_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
 	}
 	SPI_freetuptable(SPI_tuptable);
@@ -651,15 +575,15 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 				bnos[j] = Int32GetDatum(due[base + j].batch_no);
 			}
 			old = MemoryContextSwitchTo(chunk_cxt);
-			args[0] = MakeArray(sids, NULL, n, INT8OID);
-			args[1] = MakeArray(bnos, NULL, n, INT4OID);
+			args[0] = mlma_array_datum(sids, NULL, n, INT8OID);
+			args[1] = mlma_array_datum(bnos, NULL, n, INT4OID);
 			MemoryContextSwitchTo(old);
 			ExecOrError(sql, 2, types, args, SPI_OK_SELECT);
 			old = MemoryContextSwitchTo(chunk_cxt);
 			for (r = 0; r < SPI_processed; r++)
 			{
 				HeapTuple	tup = SPI_tuptable->vals[r];
-				int64		ord = GetInt64(tup, SPI_tuptable->tupdesc, 1);
+				int64		ord = mlma_spi_int64(tup, SPI_tuptable->tupdesc, 1);
 
 				if (ord >= 1 && ord <= n)
 					Evaluate(&due[base + ord - 1], tup, SPI_tuptable->tupdesc,
@@ -755,19 +679,19 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 			Oid			argtypes[1] = {INT8ARRAYOID};
 			Datum		args[1];
 
-			args[0] = MakeArray(locked, NULL, nlocked, INT8OID);
+			args[0] = mlma_array_datum(locked, NULL, nlocked, INT8OID);
 			ExecOrError(ExtQuery(streak_query, schema), 1, argtypes, args,
 						SPI_OK_SELECT);
 			/* both lists are sorted by stream_id: merge */
 			k = 0;
 			for (i = 0; i < SPI_processed; i++)
 			{
-				int64		sid = GetInt64(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+				int64		sid = mlma_spi_int64(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
 
 				while (k < nstreams && stream_ids[k] < sid)
 					k++;
 				if (k < nstreams && stream_ids[k] == sid)
-					old_streaks[k] = GetInt32(SPI_tuptable->vals[i],
+					old_streaks[k] = mlma_spi_int32(SPI_tuptable->vals[i],
 											  SPI_tuptable->tupdesc, 2);
 			}
 			SPI_freetuptable(SPI_tuptable);
@@ -810,9 +734,9 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 			Oid			types[3] = {INT8ARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID};
 			Datum		args[3];
 
-			args[0] = MakeArray(sids, NULL, ndeferred, INT8OID);
-			args[1] = MakeArray(bnos, NULL, ndeferred, INT4OID);
-			args[2] = MakeArray(qs, NULL, ndeferred, TIMESTAMPTZOID);
+			args[0] = mlma_array_datum(sids, NULL, ndeferred, INT8OID);
+			args[1] = mlma_array_datum(bnos, NULL, ndeferred, INT4OID);
+			args[2] = mlma_array_datum(qs, NULL, ndeferred, TIMESTAMPTZOID);
 			ExecOrError(ExtQuery(requeue_query, schema), 3, types, args,
 						SPI_OK_INSERT);
 		}
@@ -836,8 +760,8 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 		}
 		if (nchanged > 0)
 		{
-			args[0] = MakeArray(sids, NULL, nchanged, INT8OID);
-			args[1] = MakeArray(sks, NULL, nchanged, INT4OID);
+			args[0] = mlma_array_datum(sids, NULL, nchanged, INT8OID);
+			args[1] = mlma_array_datum(sks, NULL, nchanged, INT4OID);
 			ExecOrError(ExtQuery(update_streaks_query, schema), 2, types, args,
 						SPI_OK_UPDATE);
 		}
@@ -877,10 +801,10 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 			Datum		args[4];
 			bool		isnull;
 
-			args[0] = MakeArray(sids, NULL, nraise, INT8OID);
-			args[1] = MakeArray(ps, NULL, nraise, FLOAT8OID);
-			args[2] = MakeArray(es, NULL, nraise, FLOAT8OID);
-			args[3] = MakeArray(cids, NULL, nraise, INT8OID);
+			args[0] = mlma_array_datum(sids, NULL, nraise, INT8OID);
+			args[1] = mlma_array_datum(ps, NULL, nraise, FLOAT8OID);
+			args[2] = mlma_array_datum(es, NULL, nraise, FLOAT8OID);
+			args[3] = mlma_array_datum(cids, NULL, nraise, INT8OID);
 			ExecOrError(ExtQuery(raise_query, schema), 4, types, args,
 						SPI_OK_SELECT);
 			if (SPI_processed == 1)

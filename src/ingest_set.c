@@ -281,22 +281,6 @@ RowSetRun(RowSet *rs, const char *sql, int expect)
 	return ret;
 }
 
-/* a one-dimensional array of n Datums (nulls may be NULL) */
-static Datum
-MakeArray(const Datum *values, const bool *nulls, int n, Oid type)
-{
-	int16		len;
-	bool		byval;
-	char		align;
-	int			dims[1];
-	int			lbs[1] = {1};
-
-	get_typlenbyvalalign(type, &len, &byval, &align);
-	dims[0] = n;
-	return PointerGetDatum(construct_md_array((Datum *) values, (bool *) nulls, 1,
-											  dims, lbs, type, len, byval, align));
-}
-
 static Datum
 Float8ArrayDatum(const double *x, int n)
 {
@@ -305,7 +289,7 @@ Float8ArrayDatum(const double *x, int n)
 
 	for (i = 0; i < n; i++)
 		d[i] = Float8GetDatum(x[i]);
-	return MakeArray(d, NULL, n, FLOAT8OID);
+	return mlma_array_datum(d, NULL, n, FLOAT8OID);
 }
 
 static Datum
@@ -316,7 +300,7 @@ Int8ArrayDatum(const int64 *x, int n)
 
 	for (i = 0; i < n; i++)
 		d[i] = Int64GetDatum(x[i]);
-	return MakeArray(d, NULL, n, INT8OID);
+	return mlma_array_datum(d, NULL, n, INT8OID);
 }
 
 static Datum
@@ -329,7 +313,7 @@ IdArray(SetStream *ss, int n, bool (*want) (SetStream *))
 	for (i = 0; i < n; i++)
 		if (want == NULL || want(&ss[i]))
 			d[k++] = Int64GetDatum(ss[i].rows->stream_id);
-	return MakeArray(d, NULL, k, INT8OID);
+	return mlma_array_datum(d, NULL, k, INT8OID);
 }
 
 static bool
@@ -356,72 +340,6 @@ FindStream(SetStream *ss, int n, int64 id)
 			hi = mid - 1;
 	}
 	return NULL;
-}
-
-static double
-Float8Col(HeapTuple tup, TupleDesc desc, int col, double dflt)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
-
-	return isnull ? dflt : DatumGetFloat8(d);
-}
-
-static int64
-Int64Col(HeapTuple tup, TupleDesc desc, int col, int64 dflt)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
-
-	return isnull ? dflt : DatumGetInt64(d);
-}
-
-static int32
-Int32Col(HeapTuple tup, TupleDesc desc, int col, int32 dflt)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
-
-	return isnull ? dflt : DatumGetInt32(d);
-}
-
-static bool
-BoolCol(HeapTuple tup, TupleDesc desc, int col)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
-
-	return !isnull && DatumGetBool(d);
-}
-
-/* the elements of a float8[] / int8[] column (no NULL elements), or n = 0 */
-static void
-ArrayCol(HeapTuple tup, TupleDesc desc, int col, Oid elemtype, void **out, int *n)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
-	ArrayType  *a;
-	Datum	   *elems;
-	bool	   *nulls;
-	int			i;
-
-	*n = 0;
-	*out = NULL;
-	if (isnull)
-		return;
-	a = DatumGetArrayTypeP(d);
-	if (ARR_NDIM(a) != 1)
-		return;
-	deconstruct_array(a, elemtype, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-					  &elems, &nulls, n);
-	*out = palloc(8 * Max(*n, 1));
-	for (i = 0; i < *n; i++)
-	{
-		if (elemtype == FLOAT8OID)
-			((double *) *out)[i] = nulls[i] ? get_float8_nan() : DatumGetFloat8(elems[i]);
-		else
-			((int64 *) *out)[i] = nulls[i] ? 0 : DatumGetInt64(elems[i]);
-	}
 }
 
 static const char *lock_query =
@@ -487,48 +405,58 @@ ReadStreams(SetStream *ss, int n)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		SetStream  *s = FindStream(ss, n, Int64Col(tup, desc, 1, -1));
+		bool		isnull;
+		SetStream  *s = FindStream(ss, n, mlma_spi_int64(tup, desc, 1));
 		char	   *policy;
 
 		if (s == NULL || !s->fast || s->known)
 			continue;
 		read[s - ss] = true;
-		s->config_version = Int32Col(tup, desc, 2, 0);
-		s->open_start_seq = Int64Col(tup, desc, 3, 0);
-		s->age_flagged = BoolCol(tup, desc, 4);
-		s->batch_no = Int32Col(tup, desc, 5, 1);
-		s->version_no = Int32Col(tup, desc, 6, 1);
-		s->version_start_seq = Int64Col(tup, desc, 7, 0);
-		s->streak = Int32Col(tup, desc, 8, 0);
-		s->next_seq = Int64Col(tup, desc, 9, s->open_start_seq);
+		s->config_version = mlma_spi_int32(tup, desc, 2);
+		s->open_start_seq = mlma_spi_int64(tup, desc, 3);
+		s->age_flagged = mlma_spi_bool(tup, desc, 4);
+		s->batch_no = mlma_spi_int32(tup, desc, 5);
+		s->version_no = mlma_spi_int32(tup, desc, 6);
+		s->version_start_seq = mlma_spi_int64(tup, desc, 7);
+		s->streak = mlma_spi_int32(tup, desc, 8);
+		s->next_seq = mlma_spi_int64(tup, desc, 9);
 		s->model_version = SPI_getvalue(tup, desc, 10);
 		s->method_name = SPI_getvalue(tup, desc, 11);
 		s->method = mlma_method_kind(s->method_name);
-		s->alpha = Float8Col(tup, desc, 12, 0.05);
-		s->eager = BoolCol(tup, desc, 13);
-		s->paused = BoolCol(tup, desc, 14);
-		s->season = Int32Col(tup, desc, 15, 0);
+		s->alpha = mlma_spi_float8(tup, desc, 12, &isnull);
+		s->eager = mlma_spi_bool(tup, desc, 13);
+		s->paused = mlma_spi_bool(tup, desc, 14);
+		s->season = mlma_spi_int32(tup, desc, 15);
 		if (s->season < 2)
 			s->season = 0;
-		s->reference_size = Int32Col(tup, desc, 16, 2);
-		s->min_effect = Float8Col(tup, desc, 17, 0.0);
-		s->consecutive = Int32Col(tup, desc, 18, 1);
+		s->reference_size = mlma_spi_int32(tup, desc, 16);
+		s->min_effect = mlma_spi_float8(tup, desc, 17, &isnull);
+		s->consecutive = mlma_spi_int32(tup, desc, 18);
 		policy = SPI_getvalue(tup, desc, 19);
 		s->policy = policy[0];	/* fixed, rolling, benchmark */
-		s->batch_size = Int32Col(tup, desc, 20, 2);
-		s->has_ref = BoolCol(tup, desc, 21);
+		s->batch_size = mlma_spi_int32(tup, desc, 20);
+		s->has_ref = mlma_spi_bool(tup, desc, 21);
 		if (s->has_ref)
 		{
 			int			nseq;
 
-			ArrayCol(tup, desc, 22, FLOAT8OID, (void **) &s->ref.losses, &s->ref.n);
-			ArrayCol(tup, desc, 23, INT8OID, (void **) &s->ref.seqs, &nseq);
-			if (nseq != s->ref.n)
-				s->ref.seqs = NULL;
-			s->ref.end_seq = Int64Col(tup, desc, 24, 0);
-			s->ref.pinned = BoolCol(tup, desc, 25);
-			s->ref.version_no = Int32Col(tup, desc, 26, 0);
-			s->ref.id = Int64Col(tup, desc, 27, 0);
+			const void *l = mlma_spi_array(tup, desc, 22, &s->ref.n);
+			const void *q = mlma_spi_array(tup, desc, 23, &nseq);
+
+			/* copies: the row goes with SPI_freetuptable */
+			s->ref.losses = palloc(sizeof(double) * Max(s->ref.n, 1));
+			if (l != NULL)
+				memcpy(s->ref.losses, l, sizeof(double) * s->ref.n);
+			s->ref.seqs = NULL;
+			if (q != NULL && nseq == s->ref.n)
+			{
+				s->ref.seqs = palloc(sizeof(int64) * Max(nseq, 1));
+				memcpy(s->ref.seqs, q, sizeof(int64) * nseq);
+			}
+			s->ref.end_seq = mlma_spi_int64(tup, desc, 24);
+			s->ref.pinned = mlma_spi_bool(tup, desc, 25);
+			s->ref.version_no = mlma_spi_int32(tup, desc, 26);
+			s->ref.id = mlma_spi_int64(tup, desc, 27);
 			s->ref.pending = 0;
 		}
 		s->table_open = s->next_seq - s->open_start_seq;
@@ -577,8 +505,8 @@ TakeOpen(SetStream *ss, int n)
 		}
 	if (k == 0)
 		return;
-	args[0] = MakeArray(ids, NULL, k, INT8OID);
-	args[1] = MakeArray(los, NULL, k, INT8OID);
+	args[0] = mlma_array_datum(ids, NULL, k, INT8OID);
+	args[1] = mlma_array_datum(los, NULL, k, INT8OID);
 	ret = SPI_execute_with_args(take_open_query, 2, types, args, NULL, false, 0);
 	if (ret != SPI_OK_DELETE_RETURNING)
 		elog(ERROR, "mlma: reading open batches failed: %s",
@@ -589,8 +517,8 @@ TakeOpen(SetStream *ss, int n)
 	cnt = palloc0(sizeof(int) * n);
 	for (r = 0; r < SPI_processed; r++)
 	{
-		SetStream  *s = FindStream(ss, n, Int64Col(SPI_tuptable->vals[r],
-												   SPI_tuptable->tupdesc, 1, -1));
+		SetStream  *s = FindStream(ss, n, mlma_spi_int64(SPI_tuptable->vals[r],
+														 SPI_tuptable->tupdesc, 1));
 
 		if (s != NULL)
 			cnt[s - ss]++;
@@ -607,16 +535,16 @@ TakeOpen(SetStream *ss, int n)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[r];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		SetStream  *s = FindStream(ss, n, Int64Col(tup, desc, 1, -1));
+		SetStream  *s = FindStream(ss, n, mlma_spi_int64(tup, desc, 1));
 		SetObs	   *o;
 		bool		isnull;
 
 		if (s == NULL)
 			continue;
 		o = &s->obs[fill[s - ss]++];
-		o->seq = Int64Col(tup, desc, 2, 0);
+		o->seq = mlma_spi_int64(tup, desc, 2);
 		o->at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
-		o->loss = Float8Col(tup, desc, 4, 0.0);
+		o->loss = mlma_spi_float8(tup, desc, 4, &isnull);
 		o->bench = DatumGetFloat8(SPI_getbinval(tup, desc, 5, &o->has_bench));
 		o->has_bench = !o->has_bench;
 	}
@@ -851,7 +779,7 @@ CloseBatch(SetWork *w, SetStream *s, int from, int to)
 		any_bench |= b[i].has_bench;
 	}
 	if (any_bench)
-		bench = DatumGetArrayTypeP(MakeArray(bd, bn, nb, FLOAT8OID));
+		bench = DatumGetArrayTypeP(mlma_array_datum(bd, bn, nb, FLOAT8OID));
 
 	if (s->policy == POLICY_BENCHMARK)
 		role = "test";
@@ -869,8 +797,8 @@ CloseBatch(SetWork *w, SetStream *s, int from, int to)
 	RowSetPut(&w->batches, "first_seq", Int64GetDatum(first));
 	RowSetPut(&w->batches, "first_at", TimestampTzGetDatum(b[0].at));
 	RowSetPut(&w->batches, "last_at", TimestampTzGetDatum(b[nb - 1].at));
-	RowSetPut(&w->batches, "losses", MakeArray(ld, NULL, nb, FLOAT8OID));
-	RowSetPut(&w->batches, "offsets", MakeArray(od, NULL, nb, INT4OID));
+	RowSetPut(&w->batches, "losses", mlma_array_datum(ld, NULL, nb, FLOAT8OID));
+	RowSetPut(&w->batches, "offsets", mlma_array_datum(od, NULL, nb, INT4OID));
 	if (bench != NULL)
 		RowSetPut(&w->batches, "benchmark_losses", PointerGetDatum(bench));
 	RowSetEnd(&w->batches);
@@ -1009,7 +937,7 @@ Flush(SetWork *w, SetStream *ss, int n)
 			elog(ERROR, "mlma: numbering references failed: %s",
 				 SPI_result_code_string(ret));
 		for (i = 0; i < w->nhist; i++)
-			w->hist[i].id = Int64Col(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, 0);
+			w->hist[i].id = mlma_spi_int64(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
 		SPI_freetuptable(SPI_tuptable);
 
 		RowSetInit(&w->history, "reference_history");
@@ -1048,7 +976,7 @@ Flush(SetWork *w, SetStream *ss, int n)
 			RowSetPut(&w->history, "mean", Float8GetDatum(mlma_losses_mean(h->losses, h->n)));
 			RowSetPut(&w->history, "first_seq", Int64GetDatum(lo));
 			RowSetPut(&w->history, "end_seq", Int64GetDatum(hi));
-			RowSetPut(&w->history, "seq_runs", MakeArray(runs, NULL, nruns, INT8OID));
+			RowSetPut(&w->history, "seq_runs", mlma_array_datum(runs, NULL, nruns, INT8OID));
 			RowSetPut(&w->history, "built_at", TimestampTzGetDatum(w->now));
 			RowSetEnd(&w->history);
 		}
@@ -1165,19 +1093,19 @@ Flush(SetWork *w, SetStream *ss, int n)
 			{
 				HeapTuple	tup = SPI_tuptable->vals[r];
 				TupleDesc	desc = SPI_tuptable->tupdesc;
-				int64		sid = Int64Col(tup, desc, 2, -1);
-				int32		bno = Int32Col(tup, desc, 3, -1);
+				int64		sid = mlma_spi_int64(tup, desc, 2);
+				int32		bno = mlma_spi_int32(tup, desc, 3);
 
 				/* RETURNING follows the input's order; checked anyway */
 				if (r < (uint64) w->nchecks &&
 					w->checks[r].s->rows->stream_id == sid &&
 					w->checks[r].batch_no == bno)
-					w->checks[r].check_id = Int64Col(tup, desc, 1, 0);
+					w->checks[r].check_id = mlma_spi_int64(tup, desc, 1);
 				else
 					for (i = 0; i < w->nchecks; i++)
 						if (w->checks[i].s->rows->stream_id == sid &&
 							w->checks[i].batch_no == bno)
-							w->checks[i].check_id = Int64Col(tup, desc, 1, 0);
+							w->checks[i].check_id = mlma_spi_int64(tup, desc, 1);
 			}
 			SPI_freetuptable(SPI_tuptable);
 		}
@@ -1188,8 +1116,8 @@ Flush(SetWork *w, SetStream *ss, int n)
 		Oid			types[2] = {INT8ARRAYOID, INT4ARRAYOID};
 		Datum		args[2];
 
-		args[0] = MakeArray(w->queue_ids, NULL, w->nqueue, INT8OID);
-		args[1] = MakeArray(w->queue_bnos, NULL, w->nqueue, INT4OID);
+		args[0] = mlma_array_datum(w->queue_ids, NULL, w->nqueue, INT8OID);
+		args[1] = mlma_array_datum(w->queue_bnos, NULL, w->nqueue, INT4OID);
 		ret = SPI_execute_with_args("INSERT INTO mlma.check_queue (stream_id, batch_no) "
 									"SELECT * FROM ROWS FROM (unnest($1::int8[]), unnest($2::int4[]))",
 									2, types, args, NULL, false, 0);
@@ -1221,11 +1149,11 @@ Flush(SetWork *w, SetStream *ss, int n)
 		INT4ARRAYOID, INT8ARRAYOID};
 		Datum		args[5];
 
-		args[0] = MakeArray(ids, NULL, k, INT8OID);
-		args[1] = MakeArray(vals[0], NULL, k, INT4OID);
-		args[2] = MakeArray(vals[1], NULL, k, INT8OID);
-		args[3] = MakeArray(vals[2], NULL, k, INT4OID);
-		args[4] = MakeArray(vals[3], NULL, k, INT8OID);
+		args[0] = mlma_array_datum(ids, NULL, k, INT8OID);
+		args[1] = mlma_array_datum(vals[0], NULL, k, INT4OID);
+		args[2] = mlma_array_datum(vals[1], NULL, k, INT8OID);
+		args[3] = mlma_array_datum(vals[2], NULL, k, INT4OID);
+		args[4] = mlma_array_datum(vals[3], NULL, k, INT8OID);
 		ret = SPI_execute_with_args("UPDATE mlma.stream_state st "
 									"   SET batch_no = u.b, open_start_seq = u.o, "
 									"       streak = u.s, version_start_seq = u.v "
@@ -1260,10 +1188,10 @@ Flush(SetWork *w, SetStream *ss, int n)
 		INT8ARRAYOID};
 		Datum		args[4];
 
-		args[0] = MakeArray(ids, NULL, k, INT8OID);
-		args[1] = MakeArray(vals[0], NULL, k, FLOAT8OID);
-		args[2] = MakeArray(vals[1], NULL, k, FLOAT8OID);
-		args[3] = MakeArray(vals[2], NULL, k, INT8OID);
+		args[0] = mlma_array_datum(ids, NULL, k, INT8OID);
+		args[1] = mlma_array_datum(vals[0], NULL, k, FLOAT8OID);
+		args[2] = mlma_array_datum(vals[1], NULL, k, FLOAT8OID);
+		args[3] = mlma_array_datum(vals[2], NULL, k, INT8OID);
 		ret = SPI_execute_with_args("SELECT mlma._raise_requests($1, 'drift', $2, $3, $4, NULL)",
 									4, types, args, NULL, false, 0);
 		if (ret != SPI_OK_SELECT)

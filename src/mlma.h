@@ -85,6 +85,14 @@ extern MlmaStream *mlma_stream_auto_create(const char *name, const char *default
 extern bool mlma_lock_stream(int64 stream_id);
 extern bool mlma_try_lock_stream(int64 stream_id);
 
+/* spi_values.c: columns of SPI rows, array arguments */
+extern double mlma_spi_float8(HeapTuple tup, TupleDesc desc, int col, bool *isnull);
+extern int64 mlma_spi_int64(HeapTuple tup, TupleDesc desc, int col);
+extern int32 mlma_spi_int32(HeapTuple tup, TupleDesc desc, int col);
+extern bool mlma_spi_bool(HeapTuple tup, TupleDesc desc, int col);
+extern const void *mlma_spi_array(HeapTuple tup, TupleDesc desc, int col, int *n);
+extern Datum mlma_array_datum(const Datum *elems, const bool *nulls, int n, Oid type);
+
 /* check.c: one check of a closed batch, in plain C (no error raised) */
 typedef struct MlmaEvaluation
 {
