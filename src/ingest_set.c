@@ -259,6 +259,63 @@ RowSetEnd(RowSet *rs)
 }
 
 /*
+ * The statements of the set path, prepared once per backend and kept: a
+ * small multi-row statement then costs no parsing and planning.  A plan is
+ * found by its text and argument types (the row types of mlma's tables get
+ * new OIDs when the extension is created again).
+ */
+#define SET_PLANS 32
+
+typedef struct SetPlan
+{
+	char	   *sql;
+	int			nargs;
+	Oid			types[5];
+	SPIPlanPtr	plan;
+} SetPlan;
+
+static SetPlan set_plans[SET_PLANS];
+static int	set_nplans = 0;
+
+static int
+RunCached(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	SetPlan    *p = NULL;
+	int			i;
+
+	Assert(nargs <= 5);
+	for (i = 0; i < set_nplans && p == NULL; i++)
+		if (set_plans[i].nargs == nargs &&
+			memcmp(set_plans[i].types, types, sizeof(Oid) * nargs) == 0 &&
+			strcmp(set_plans[i].sql, sql) == 0)
+			p = &set_plans[i];
+	if (p == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+		if (plan == NULL)
+			elog(ERROR, "mlma: preparing a set ingest statement failed: %s",
+				 SPI_result_code_string(SPI_result));
+		if (set_nplans == SET_PLANS)
+		{
+			for (i = 0; i < set_nplans; i++)
+			{
+				SPI_freeplan(set_plans[i].plan);
+				pfree(set_plans[i].sql);
+			}
+			set_nplans = 0;
+		}
+		SPI_keepplan(plan);
+		p = &set_plans[set_nplans++];
+		p->sql = MemoryContextStrdup(TopMemoryContext, sql);
+		p->nargs = nargs;
+		memcpy(p->types, types, sizeof(Oid) * nargs);
+		p->plan = plan;
+	}
+	return SPI_execute_plan(p->plan, values, NULL, false, 0);
+}
+
+/*
  * RowSetRun
  *		Run sql with $1 = the rows as an array of the row type.  Returns
  *		SPI's result code (the rows returned, if any, in SPI_tuptable).
@@ -274,7 +331,7 @@ RowSetRun(RowSet *rs, const char *sql, int expect)
 		return expect;
 	arg = PointerGetDatum(construct_array(rs->rows, rs->n, rs->typid, -1, false,
 										  TYPALIGN_DOUBLE));
-	ret = SPI_execute_with_args(sql, 1, &arrtype, &arg, NULL, false, 0);
+	ret = RunCached(sql, 1, &arrtype, &arg);
 	if (ret != expect)
 		elog(ERROR, "mlma: writing observations set-wise failed: %s",
 			 SPI_result_code_string(ret));
@@ -389,13 +446,13 @@ ReadStreams(SetStream *ss, int n)
 	TimestampTz xact_start = GetCurrentTransactionStartTimestamp();
 
 	ids = IdArray(ss, n, IsToRead);
-	ret = SPI_execute_with_args(lock_query, 1, &argtype, &ids, NULL, false, 0);
+	ret = RunCached(lock_query, 1, &argtype, &ids);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "mlma: locking streams failed: %s", SPI_result_code_string(ret));
 	SPI_freetuptable(SPI_tuptable);
 
 	/* a new snapshot: every writer that held a lock we waited for is in it */
-	ret = SPI_execute_with_args(read_query, 1, &argtype, &ids, NULL, false, 0);
+	ret = RunCached(read_query, 1, &argtype, &ids);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "mlma: reading streams failed: %s", SPI_result_code_string(ret));
 
@@ -507,7 +564,7 @@ TakeOpen(SetStream *ss, int n)
 		return;
 	args[0] = mlma_array_datum(ids, NULL, k, INT8OID);
 	args[1] = mlma_array_datum(los, NULL, k, INT8OID);
-	ret = SPI_execute_with_args(take_open_query, 2, types, args, NULL, false, 0);
+	ret = RunCached(take_open_query, 2, types, args);
 	if (ret != SPI_OK_DELETE_RETURNING)
 		elog(ERROR, "mlma: reading open batches failed: %s",
 			 SPI_result_code_string(ret));
@@ -930,9 +987,9 @@ Flush(SetWork *w, SetStream *ss, int n)
 		Oid			t = INT4OID;
 		Datum		cnt = Int32GetDatum(w->nhist);
 
-		ret = SPI_execute_with_args("SELECT nextval(pg_get_serial_sequence('mlma.reference_history', 'reference_id')) "
+		ret = RunCached("SELECT nextval(pg_get_serial_sequence('mlma.reference_history', 'reference_id')) "
 									"  FROM generate_series(1, $1)",
-									1, &t, &cnt, NULL, false, 0);
+						1, &t, &cnt);
 		if (ret != SPI_OK_SELECT || SPI_processed != (uint64) w->nhist)
 			elog(ERROR, "mlma: numbering references failed: %s",
 				 SPI_result_code_string(ret));
@@ -1118,9 +1175,9 @@ Flush(SetWork *w, SetStream *ss, int n)
 
 		args[0] = mlma_array_datum(w->queue_ids, NULL, w->nqueue, INT8OID);
 		args[1] = mlma_array_datum(w->queue_bnos, NULL, w->nqueue, INT4OID);
-		ret = SPI_execute_with_args("INSERT INTO mlma.check_queue (stream_id, batch_no) "
+		ret = RunCached("INSERT INTO mlma.check_queue (stream_id, batch_no) "
 									"SELECT * FROM ROWS FROM (unnest($1::int8[]), unnest($2::int4[]))",
-									2, types, args, NULL, false, 0);
+						2, types, args);
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "mlma: queueing checks failed: %s", SPI_result_code_string(ret));
 	}
@@ -1154,14 +1211,14 @@ Flush(SetWork *w, SetStream *ss, int n)
 		args[2] = mlma_array_datum(vals[1], NULL, k, INT8OID);
 		args[3] = mlma_array_datum(vals[2], NULL, k, INT4OID);
 		args[4] = mlma_array_datum(vals[3], NULL, k, INT8OID);
-		ret = SPI_execute_with_args("UPDATE mlma.stream_state st "
+		ret = RunCached("UPDATE mlma.stream_state st "
 									"   SET batch_no = u.b, open_start_seq = u.o, "
 									"       streak = u.s, version_start_seq = u.v "
 									"  FROM ROWS FROM (unnest($1::int8[]), unnest($2::int4[]), "
 									"       unnest($3::int8[]), unnest($4::int4[]), "
 									"       unnest($5::int8[])) AS u(id, b, o, s, v) "
 									" WHERE st.stream_id = u.id",
-									5, types, args, NULL, false, 0);
+						5, types, args);
 		if (ret != SPI_OK_UPDATE)
 			elog(ERROR, "mlma: updating stream state failed: %s",
 				 SPI_result_code_string(ret));
@@ -1192,8 +1249,8 @@ Flush(SetWork *w, SetStream *ss, int n)
 		args[1] = mlma_array_datum(vals[0], NULL, k, FLOAT8OID);
 		args[2] = mlma_array_datum(vals[1], NULL, k, FLOAT8OID);
 		args[3] = mlma_array_datum(vals[2], NULL, k, INT8OID);
-		ret = SPI_execute_with_args("SELECT mlma._raise_requests($1, 'drift', $2, $3, $4, NULL)",
-									4, types, args, NULL, false, 0);
+		ret = RunCached("SELECT mlma._raise_requests($1, 'drift', $2, $3, $4, NULL)",
+						4, types, args);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "mlma: raising retrain requests failed: %s",
 				 SPI_result_code_string(ret));
