@@ -56,6 +56,7 @@ typedef struct BulkGroup
 	int			count;
 	int			start;			/* first index in the sorted order */
 	int			fill;
+	MlmaStream	stream;			/* copy of the cache entry (stream_id > 0) */
 } BulkGroup;
 
 static uint32
@@ -140,7 +141,10 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry)
 		MlmaStream *s = mlma_stream_get(list[i]->name, false);
 
 		if (s != NULL)
+		{
 			list[i]->stream_id = s->stream_id;
+			list[i]->stream = *s;
+		}
 		else
 			missing[nmissing++] = list[i];
 	}
@@ -153,8 +157,9 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry)
 			if (rows[0].defaults == NULL ||
 				mlma_stream_name_problem(missing[i]->name) != NULL)
 				continue;
-			missing[i]->stream_id =
-				mlma_stream_auto_create(missing[i]->name, rows[0].defaults)->stream_id;
+			missing[i]->stream = *mlma_stream_auto_create(missing[i]->name,
+														  rows[0].defaults);
+			missing[i]->stream_id = missing[i]->stream.stream_id;
 		}
 	}
 
@@ -187,6 +192,9 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry)
 	for (i = 0; i < ngroups; i++)
 	{
 		streams[i].stream_id = list[i]->stream_id;
+		streams[i].stream = list[i]->stream_id > 0 ? &list[i]->stream : NULL;
+		if (streams[i].stream != NULL)
+			list[i]->stream.name = pstrdup(list[i]->name);	/* the cache may drop its own */
 		streams[i].obs = &run[list[i]->start];
 		streams[i].n = list[i]->count;
 		streams[i].reasons = &reasons[list[i]->start];

@@ -1448,7 +1448,7 @@ mlma_record_streams(MlmaStreamRows *streams, int n, MlmaSetCarry *carry)
 	ss = palloc0(sizeof(SetStream) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
-		MlmaStream *cached;
+		const MlmaStream *cached;
 		CarryEntry *e;
 
 		ss[i].rows = &streams[i];
@@ -1484,7 +1484,8 @@ mlma_record_streams(MlmaStreamRows *streams, int n, MlmaSetCarry *carry)
 			ss[i].known = true;
 			continue;
 		}
-		cached = mlma_stream_get(streams[i].obs[0].name, false);
+		cached = streams[i].stream != NULL ? streams[i].stream
+			: mlma_stream_get(streams[i].obs[0].name, false);
 		if (cached == NULL || cached->stream_id != streams[i].stream_id)
 		{
 			ss[i].fast = false;

@@ -179,6 +179,7 @@ extern void mlma_own_stream(int64 stream_id, int64 open_start_seq,
 typedef struct MlmaStreamRows
 {
 	int64		stream_id;		/* -1: unknown stream that cannot be created */
+	const MlmaStream *stream;	/* its configuration as cached, or NULL */
 	const MlmaObservation *obs;
 	int			n;
 	const char **reasons;		/* out: reason of each skipped row, or NULL */
