@@ -48,7 +48,9 @@ SELECT mlma.attach('set_fc', 'zone', 'actual', 'predicted', 'at',
 				   benchmark_column => 'bench', on_invalid => 'error');
 
 -- c: the same statements recorded a few rows at a time (the open batches
--- carried in memory from chunk to chunk, and written out when they grow)
+-- carried in memory from chunk to chunk, and written out when they grow),
+-- with a stream cache smaller than the streams written
+SET LOCAL mlma.stream_cache_size = 16;
 SET LOCAL mlma.statement_chunk_size = 7;
 INSERT INTO set_fc SELECT 'c/' || kind, at, predicted, bench, actual
   FROM feed WHERE i <= 29 ORDER BY i, kind;
@@ -59,6 +61,7 @@ SET LOCAL mlma.statement_chunk_size = 500;
 INSERT INTO set_fc SELECT 'c/' || kind, at, predicted, bench, actual
   FROM feed WHERE i > 40 ORDER BY i, kind;
 RESET mlma.statement_chunk_size;
+RESET mlma.stream_cache_size;
 
 -- d: observe_many, two calls, the second in chunks of 9
 SELECT is(mlma.observe_many(array_agg('d/' || kind ORDER BY i, kind),
