@@ -12,10 +12,12 @@
 # one test batch per stream, so the round has PLATFORM_STREAMS due checks.
 # One stream in 100 gets twice as bad in the second half of the day.
 #
-# The COPY runs PLATFORM_CHUNK (1 000) streams per transaction: a writer
-# holds the writer lock of every stream it wrote to until it commits, and
-# the lock table of a default cluster (max_locks_per_transaction = 64) holds
-# about 7 800 locks.
+# Day 1 is loaded by COPY, PLATFORM_CHUNK (1 000) streams per COPY (a
+# transaction each); after the round, day 2's forecasts are copied without
+# actuals (no observation yet), and ONE UPDATE fills in the actual of all of
+# them: one statement, one transaction, every stream's writer lock held to
+# its end (row locks: the lock table is not involved).  A second round then
+# tests day 2.
 #
 # Usage: bench/platform/run.sh                   (after make install)
 #		 PLATFORM_STREAMS=10000 bench/platform/run.sh
@@ -38,26 +40,34 @@ trap 'rm -rf "$WORK"' EXIT
 dropdb --if-exists "$PGDATABASE" >/dev/null 2>&1
 createdb "$PGDATABASE" || exit 1
 
-# the 96 timestamps of the day (UTC), ending now
+# the 96 timestamps of the day (UTC), ending now, and of the day after
 now=$(date -u +%s)
 start=$((now - now % 900 - 96 * 900))
 stamps=""
+stamps2=""
 for t in $(seq 0 95); do
 	stamps="$stamps$(date -u -d "@$((start + t * 900))" '+%Y-%m-%d %H:%M:%S+00')|"
+	stamps2="$stamps2$(date -u -d "@$((start + 86400 + t * 900))" '+%Y-%m-%d %H:%M:%S+00')|"
 done
+printf '%s\n%s\n' "$stamps" "$stamps2" >"$WORK/stamps"
 
-# rows of streams lo..hi, in time order: stream, observed_at, actual, predicted
-cat >"$WORK/gen.sh" <<EOF
+# rows of streams lo..hi, in time order: stream, observed_at, actual,
+# predicted; day 2 (third argument): the day after, actual NULL
+cat >"$WORK/gen.sh" <<'EOF'
 #!/bin/sh
-awk -v lo="\$1" -v hi="\$2" -v stamps="$stamps" 'BEGIN {
+awk -v lo="$1" -v hi="$2" -v day="${3:-1}" 'NR == day { stamps = $0 }
+END {
 	split(stamps, ts, "|"); srand(lo);
 	for (t = 1; t <= 96; t++)
 		for (s = lo; s <= hi; s++) {
 			z = sqrt(-2 * log(1 - rand())) * cos(6.283185307179586 * rand());
 			f = (s % 100 == 0 && t > 48) ? 2.0 : 1.0;
-			printf "p/%d\t%s\t%.4f\t100\n", s, ts[t], 100 + 10 * f * z;
+			if (day == 1)
+				printf "p/%d\t%s\t%.4f\t100\n", s, ts[t], 100 + 10 * f * z;
+			else
+				printf "p/%d\t%s\t\\N\t100\n", s, ts[t];
 		}
-}'
+}' "$(dirname "$0")/stamps"
 EOF
 chmod 755 "$WORK/gen.sh"
 
@@ -112,6 +122,35 @@ SELECT checks, flags, deferred, finished_at - started_at AS took FROM mlma.round
 SELECT pg_temp.hwm() AS hwm \gset
 \echo   after run_checks: VmHWM :hwm
 
+SQL
+	# day 2: forecasts without actuals, then one UPDATE fills them all in
+	echo "SELECT clock_timestamp() AS t0 \\gset"
+	for ((lo = 1; lo <= N; lo += CHUNK)); do
+		hi=$((lo + CHUNK - 1)); [ $hi -gt "$N" ] && hi=$N
+		echo "\\copy forecasts FROM PROGRAM '$WORK/gen.sh $lo $hi 2'"
+	done
+	cat <<'SQL'
+SELECT round(extract(epoch FROM clock_timestamp() - :'t0')::numeric, 1) AS s,
+	   (SELECT count(*) FROM forecasts WHERE actual IS NULL) AS rows \gset
+\echo step copy_day2_without_actual :rows rows :s s
+VACUUM ANALYZE forecasts;
+SELECT clock_timestamp() AS t0 \gset
+UPDATE forecasts SET actual = 100 + 10 * (CASE WHEN right(stream, 2) = '00' THEN 2 ELSE 1 END)
+	   * sqrt(-2 * ln(1 - random())) * cos(6.283185307179586 * random())
+ WHERE actual IS NULL;
+SELECT round(extract(epoch FROM clock_timestamp() - :'t0')::numeric, 1) AS s \gset
+\echo step update_fills_actual :rows rows in one statement :s s
+SELECT round(:rows / :s) AS rate \gset
+\echo   :rate rows/s
+SELECT pg_temp.hwm() AS hwm \gset
+\echo   after update: VmHWM :hwm
+SELECT count(*) AS waiting FROM mlma.check_queue \gset
+\echo   :waiting checks wait
+SELECT clock_timestamp() AS t0 \gset
+SELECT count(*) AS checks, count(*) FILTER (WHERE drift) AS flags FROM mlma.run_checks(fdr => 0.05) \gset
+SELECT round(extract(epoch FROM clock_timestamp() - :'t0')::numeric, 2) AS s \gset
+\echo step run_checks_day2 :checks checks :flags flags :s s
+
 SELECT clock_timestamp() AS t0 \gset
 SELECT streams, monitoring, drift, waiting_checks, checks_24h, open_requests,
 	   oldest_waiting_check_age, last_round_at IS NOT NULL AS has_last_round
@@ -153,7 +192,7 @@ SELECT pg_temp.hwm() AS hwm \gset
 SQL
 } >"$WORK/platform.sql"
 
-echo "platform: $N streams x 96 observations, COPY $CHUNK streams per transaction"
+echo "platform: $N streams x 2 days of 96 observations; day 1 by COPY ($CHUNK streams per transaction), day 2 by one UPDATE that fills in actual"
 t=$(date +%s)
 psql -X -q -f "$WORK/platform.sql" || exit 1
 echo "total $(( $(date +%s) - t )) s"
