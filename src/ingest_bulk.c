@@ -369,9 +369,10 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 		ExecClearTuple(newslot);
 		if (oldslot != NULL)
 			ExecClearTuple(oldslot);
-		MemoryContextSwitchTo(cxt);
+		/* what recording a chunk allocates goes with the chunk's rows */
 		RecordChunkOf(rows, n, rel, &a, carry, first, !more);
 		first = false;
+		MemoryContextSwitchTo(cxt);
 		MemoryContextReset(rowcxt);
 	}
 
@@ -461,6 +462,7 @@ mlma_observe_many(PG_FUNCTION_ARGS)
 	MlmaObservation *rows;
 	MlmaSetCarry *carry;
 	MemoryContext cxt;
+	MemoryContext chunkcxt;
 	MemoryContext old;
 
 	names = ArrayElems(fcinfo, 0, "streams", TEXTOID, &nn, &n);
@@ -490,10 +492,15 @@ mlma_observe_many(PG_FUNCTION_ARGS)
 	old = MemoryContextSwitchTo(cxt);
 	carry = mlma_set_carry_create();
 	rows = palloc(sizeof(MlmaObservation) * Min(n, chunk));
+	chunkcxt = AllocSetContextCreate(cxt, "mlma observe_many chunk",
+									 ALLOCSET_DEFAULT_SIZES);
 	for (start = 0; start < n; start += chunk)
 	{
 		int			m = Min(chunk, n - start);
 		int			i;
+
+		MemoryContextReset(chunkcxt);
+		MemoryContextSwitchTo(chunkcxt);
 
 		for (i = 0; i < m; i++)
 		{
@@ -523,6 +530,7 @@ mlma_observe_many(PG_FUNCTION_ARGS)
 			(void) mlma_record(&rows[0]);
 		else
 			RecordChunk(rows, m, InvalidOid, carry);
+		MemoryContextSwitchTo(cxt);
 	}
 	mlma_set_carry_finish(carry);
 	MemoryContextSwitchTo(old);

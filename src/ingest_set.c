@@ -1263,7 +1263,8 @@ Flush(SetWork *w, SetStream *ss, int n)
  * statement left it, and their open tail (observations after the last
  * batch closed) kept in memory instead of mlma.observations until the
  * statement ends or the tails grow beyond twice mlma.statement_chunk_size
- * observations.
+ * observations; beyond mlma.stream_cache_size streams, the carried state is
+ * dropped after each chunk (memory stays bounded).
  */
 typedef struct CarryEntry
 {
@@ -1278,19 +1279,29 @@ struct MlmaSetCarry
 	int64		ntail;			/* observations in all tails */
 };
 
-MlmaSetCarry *
-mlma_set_carry_create(void)
+/* empty the carry: no stream taken, nothing in memory */
+static void
+CarryReset(MlmaSetCarry *c)
 {
-	MlmaSetCarry *c = palloc0(sizeof(MlmaSetCarry));
 	HASHCTL		ctl;
 
-	c->cxt = AllocSetContextCreate(CurrentMemoryContext, "mlma set carry",
-								   ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(c->cxt);
 	ctl.keysize = sizeof(int64);
 	ctl.entrysize = sizeof(CarryEntry);
 	ctl.hcxt = c->cxt;
 	c->streams = hash_create("mlma statement streams taken", 1024, &ctl,
 							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	c->ntail = 0;
+}
+
+MlmaSetCarry *
+mlma_set_carry_create(void)
+{
+	MlmaSetCarry *c = palloc0(sizeof(MlmaSetCarry));
+
+	c->cxt = AllocSetContextCreate(CurrentMemoryContext, "mlma set carry",
+								   ALLOCSET_DEFAULT_SIZES);
+	CarryReset(c);
 	return c;
 }
 
@@ -1587,7 +1598,18 @@ mlma_record_streams(MlmaStreamRows *streams, int n, MlmaSetCarry *carry)
 				ss[i].ref.id = w.hist[ss[i].ref.pending - 1].id;
 			KeepStream(carry, &ss[i]);
 		}
-	if (carry->ntail > 2 * (int64) mlma_statement_chunk_size)
+	/*
+	 * Bounded memory: beyond twice a chunk's observations in open tails, the
+	 * tails go to the table; beyond mlma.stream_cache_size streams taken,
+	 * the carried state is dropped too (everything but the tails is written
+	 * already; a stream of a later chunk is then read again).
+	 */
+	if (hash_get_num_entries(carry->streams) > mlma_stream_cache_size)
+	{
+		WriteTails(carry, true);
+		CarryReset(carry);
+	}
+	else if (carry->ntail > 2 * (int64) mlma_statement_chunk_size)
 		WriteTails(carry, false);
 
 	/* the rest, one stream at a time */

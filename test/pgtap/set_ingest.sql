@@ -7,7 +7,7 @@
 -- and for the cases it hands to the row path (a warm-up that spans
 -- statements); a rollback to a savepoint; invalid rows.
 BEGIN;
-SELECT plan(37);
+SELECT plan(39);
 
 CREATE TEMP TABLE kinds (kind text, opts jsonb);
 INSERT INTO kinds VALUES
@@ -240,6 +240,24 @@ SELECT is(pg_temp.diff('cmp_open'), 0::bigint, 'invalid rows: the valid ones rec
 SELECT is((SELECT skipped FROM mlma.stream_state JOIN mlma.streams USING (stream_id)
 			WHERE name = 'b/fixed'), 2::bigint, '... the others counted as skipped');
 SELECT is(pg_temp.diff('cmp_state'), 0::bigint, '... and the state the same');
+
+-- more streams in a statement than mlma.stream_cache_size: the state
+-- carried from chunk to chunk is dropped and read again (bounded memory)
+SELECT count(mlma.create_stream(p || '/many-' || z, batch_size => 5))
+  FROM (VALUES ('e'), ('f')) v(p), generate_series(1, 40) z;
+SELECT count(mlma.observe('f/many-' || z, 10 + (g * 7 + z) % 5, 10, '2024-05-01'::timestamptz + g * interval '1 minute'))
+  FROM (SELECT * FROM generate_series(1, 23) g, generate_series(1, 40) z ORDER BY g, z) x;
+SET LOCAL mlma.stream_cache_size = 16;
+SET LOCAL mlma.statement_chunk_size = 30;
+INSERT INTO set_fc SELECT 'e/many-' || z, '2024-05-01'::timestamptz + g * interval '1 minute', 10, NULL, 10 + (g * 7 + z) % 5
+  FROM generate_series(1, 23) g, generate_series(1, 40) z ORDER BY g, z;
+RESET mlma.statement_chunk_size;
+RESET mlma.stream_cache_size;
+SELECT is(pg_temp.diff('cmp_batches', 'e', 'f') + pg_temp.diff('cmp_checks', 'e', 'f')
+		  + pg_temp.diff('cmp_history', 'e', 'f'), 0::bigint,
+		  'many streams in chunks: batches, checks and references the same');
+SELECT is(pg_temp.diff('cmp_state', 'e', 'f') + pg_temp.diff('cmp_open', 'e', 'f'), 0::bigint,
+		  'many streams in chunks: state and open batches the same');
 
 SELECT * FROM finish();
 ROLLBACK;
