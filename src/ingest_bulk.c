@@ -106,6 +106,9 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry)
 	MlmaObservation *run;
 	const char **reasons;
 	MlmaStreamRows *streams;
+	const char **names;
+	MlmaStream *configs;
+	bool	   *found;
 	int			i;
 	int			pos;
 
@@ -134,16 +137,20 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry)
 		g->count++;
 	}
 
-	/* stream ids; new streams are created in name order */
+	/* stream ids (one lookup for all); new streams are created in name order */
 	missing = palloc(sizeof(BulkGroup *) * ngroups);
+	names = palloc(sizeof(char *) * ngroups);
+	configs = palloc(sizeof(MlmaStream) * ngroups);
+	found = palloc(sizeof(bool) * ngroups);
+	for (i = 0; i < ngroups; i++)
+		names[i] = list[i]->name;
+	mlma_stream_get_many(names, ngroups, configs, found);
 	for (i = 0; i < ngroups; i++)
 	{
-		MlmaStream *s = mlma_stream_get(list[i]->name, false);
-
-		if (s != NULL)
+		if (found[i])
 		{
-			list[i]->stream_id = s->stream_id;
-			list[i]->stream = *s;
+			list[i]->stream_id = configs[i].stream_id;
+			list[i]->stream = configs[i];
 		}
 		else
 			missing[nmissing++] = list[i];
@@ -232,10 +239,20 @@ RecordChunkOf(MlmaObservation *rows, int n, Relation rel, const MlmaAttachArgs *
 			if (reason != NULL)
 				mlma_count_skip(rows[0].name, RelationGetRelid(rel), reason);
 		}
-		else if (n > 0)
-			RecordChunk(rows, n, RelationGetRelid(rel), carry);
-		if (last)
-			mlma_set_carry_finish(carry);
+		else
+		{
+			/*
+			 * A connection of its own: every SPI call leaves the procedure
+			 * context current, so what is allocated after it goes there;
+			 * this way it goes with the chunk.
+			 */
+			SPI_connect();
+			if (n > 0)
+				RecordChunk(rows, n, RelationGetRelid(rel), carry);
+			if (last)
+				mlma_set_carry_finish(carry);
+			SPI_finish();
+		}
 	}
 	PG_CATCH();
 	{
@@ -529,10 +546,16 @@ mlma_observe_many(PG_FUNCTION_ARGS)
 		if (n == 1)
 			(void) mlma_record(&rows[0]);
 		else
+		{
+			/* SPI's procedure context, too, goes with the chunk */
+			SPI_connect();
 			RecordChunk(rows, m, InvalidOid, carry);
+			if (start + m >= n)
+				mlma_set_carry_finish(carry);
+			SPI_finish();
+		}
 		MemoryContextSwitchTo(cxt);
 	}
-	mlma_set_carry_finish(carry);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
 	SPI_finish();

@@ -1413,6 +1413,8 @@ WriteTails(MlmaSetCarry *carry, bool own)
 	CarryEntry *e;
 	RowSet		rs;
 
+	if (hash_get_num_entries(carry->streams) == 0)
+		return;
 	RowSetInit(&rs, "observations");
 	hash_seq_init(&it, carry->streams);
 	while ((e = hash_seq_search(&it)) != NULL)

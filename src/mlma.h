@@ -81,6 +81,8 @@ extern int	mlma_statement_chunk_size;
 /* stream.c */
 extern uint64 mlma_xact_generation;
 extern MlmaStream *mlma_stream_get(const char *name, bool reload);
+extern void mlma_stream_get_many(const char *const *names, int n, MlmaStream *out,
+								 bool *found);
 extern MlmaStream *mlma_stream_auto_create(const char *name, const char *defaults);
 extern bool mlma_lock_stream(int64 stream_id);
 extern bool mlma_try_lock_stream(int64 stream_id);

@@ -226,6 +226,29 @@ StreamCacheInit(void)
 }
 
 /*
+ * FillStream
+ *		A stream's configuration from a row of load_plan's columns.
+ */
+static void
+FillStream(MlmaStream *entry, HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+	Datum		d;
+
+	entry->stream_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	entry->config_version = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+	entry->loss_kind = mlma_loss_kind(SPI_getvalue(tup, desc, 3));
+	d = SPI_getbinval(tup, desc, 4, &isnull);
+	entry->loss_param = isnull ? NAN : DatumGetFloat8(d);
+	entry->batch_size = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+	entry->paused = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+	d = SPI_getbinval(tup, desc, 7, &isnull);
+	entry->has_deadline = !isnull;
+	entry->deadline = isnull ? 0 : DatumGetTimestampTz(d);
+	entry->benchmark = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
+}
+
+/*
  * mlma_stream_get
  *		The cache entry of a stream, loaded when absent or when reload is
  *		set; NULL when no stream has this name.  The caller is connected to
@@ -237,11 +260,6 @@ mlma_stream_get(const char *name, bool reload)
 	MlmaStream *entry;
 	bool		found;
 	Datum		args[1];
-	bool		isnull;
-	HeapTuple	tup;
-	TupleDesc	desc;
-	Datum		d;
-	char	   *loss;
 	int			ret;
 
 	if (strlen(name) >= MLMA_NAME_MAXBYTES)
@@ -281,25 +299,123 @@ mlma_stream_get(const char *name, bool reload)
 		StreamCacheInit();
 	}
 
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
 	entry = (MlmaStream *) hash_search(stream_cache, &name, HASH_ENTER, &found);
-
-	entry->stream_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-	entry->config_version = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
-	loss = SPI_getvalue(tup, desc, 3);
-	entry->loss_kind = mlma_loss_kind(loss);
-	d = SPI_getbinval(tup, desc, 4, &isnull);
-	entry->loss_param = isnull ? NAN : DatumGetFloat8(d);
-	entry->batch_size = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
-	entry->paused = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
-	d = SPI_getbinval(tup, desc, 7, &isnull);
-	entry->has_deadline = !isnull;
-	entry->deadline = isnull ? 0 : DatumGetTimestampTz(d);
-	entry->benchmark = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
+	FillStream(entry, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
 	SPI_freetuptable(SPI_tuptable);
 
 	return entry;
+}
+
+/* a name and where it goes, for mlma_stream_get_many */
+typedef struct NameSlot
+{
+	const char *name;
+	int			index;
+} NameSlot;
+
+static int
+NameSlotCmp(const void *a, const void *b)
+{
+	return strcmp(((const NameSlot *) a)->name, ((const NameSlot *) b)->name);
+}
+
+/*
+ * mlma_stream_get_many
+ *		The configuration of n streams at once: out[i] gets a copy of the
+ *		stream named names[i] (its name field pointing to names[i]) and
+ *		found[i] whether there is one.  Names not cached are read with one
+ *		statement and enter the cache while it has room: a statement that
+ *		writes more streams than the cache holds does not thrash it.  The
+ *		caller is connected to SPI.
+ */
+void
+mlma_stream_get_many(const char *const *names, int n, MlmaStream *out, bool *found)
+{
+	NameSlot   *miss = palloc(sizeof(NameSlot) * Max(n, 1));
+	Datum	   *texts;
+	int			nmiss = 0;
+	int			i;
+	int			ret;
+	uint64		r;
+	Oid			argtype = TEXTARRAYOID;
+	Datum		arg;
+	static SPIPlanPtr many_plan = NULL;
+
+	StreamCacheInit();
+	for (i = 0; i < n; i++)
+	{
+		MlmaStream *entry = NULL;
+
+		found[i] = false;
+		if (strlen(names[i]) >= MLMA_NAME_MAXBYTES)
+			continue;
+		entry = (MlmaStream *) hash_search(stream_cache, &names[i], HASH_FIND, NULL);
+		if (entry != NULL)
+		{
+			out[i] = *entry;
+			out[i].name = (char *) names[i];
+			found[i] = true;
+		}
+		else
+		{
+			miss[nmiss].name = names[i];
+			miss[nmiss].index = i;
+			nmiss++;
+		}
+	}
+	if (nmiss == 0)
+		return;
+
+	if (many_plan == NULL)
+	{
+		many_plan = SPI_prepare("SELECT s.stream_id, st.config_version, s.loss, "
+								"s.loss_param, s.batch_size, s.paused, "
+								"s.version_started_at + s.max_model_age, "
+								"s.reference_policy = 'benchmark', s.name "
+								"FROM mlma.streams s "
+								"JOIN mlma.stream_state st USING (stream_id) "
+								"WHERE s.name = ANY ($1)",
+								1, &argtype);
+		if (many_plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(many_plan);
+	}
+	texts = palloc(sizeof(Datum) * nmiss);
+	for (i = 0; i < nmiss; i++)
+		texts[i] = CStringGetTextDatum(miss[i].name);
+	arg = mlma_array_datum(texts, NULL, nmiss, TEXTOID);
+	ret = SPI_execute_plan(many_plan, &arg, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "stream lookup failed: %s", SPI_result_code_string(ret));
+
+	qsort(miss, nmiss, sizeof(NameSlot), NameSlotCmp);
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		NameSlot	key;
+		NameSlot   *hit;
+
+		key.name = SPI_getvalue(tup, SPI_tuptable->tupdesc, 9);
+		hit = bsearch(&key, miss, nmiss, sizeof(NameSlot), NameSlotCmp);
+		if (hit == NULL)
+			continue;
+		i = hit->index;
+		FillStream(&out[i], tup, SPI_tuptable->tupdesc);
+		out[i].name = (char *) names[i];
+		found[i] = true;
+		if (hash_get_num_entries(stream_cache) < mlma_stream_cache_size)
+		{
+			bool		entered;
+			MlmaStream *entry = (MlmaStream *) hash_search(stream_cache, &names[i],
+														   HASH_ENTER, &entered);
+			char	   *cached_name = entry->name;
+
+			*entry = out[i];
+			entry->name = cached_name;
+		}
+	}
+	SPI_freetuptable(SPI_tuptable);
 }
 
 /*
