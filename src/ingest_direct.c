@@ -1,0 +1,455 @@
+/*-------------------------------------------------------------------------
+ *
+ * ingest_direct.c
+ *	  The row path without SQL: taking a stream (the row lock on its
+ *	  mlma.stream_state row, then where its open batch stands) and inserting
+ *	  one observation into mlma.observations through the table and index
+ *	  access methods.
+ *
+ * A single-row INSERT into an attached table, or one observe() call, is a
+ * transaction of its own in the common case, so it takes its stream every
+ * time; done with saved SQL statements, executor start-up of those
+ * statements is most of mlma's cost per row.  This file does the same work
+ * as the READ COMMITTED statement of ingest.c (read_plan) with the access
+ * methods directly:
+ *
+ *	1. find the visible version of the stream's state row through its
+ *	   primary key with a new snapshot, and lock it FOR NO KEY UPDATE as
+ *	   SELECT ... FOR NO KEY UPDATE does under READ COMMITTED: wait for the
+ *	   stream's current writer, follow the update chain to the latest
+ *	   version, and find the stream gone when that version is deleted;
+ *	2. with a snapshot taken after the lock is held (it sees the commits of
+ *	   every earlier holder), read max(seq) of the open batch backwards on
+ *	   the primary key of mlma.observations, bounded below by the open
+ *	   batch's first seq;
+ *	3. insert the observation into the heap and every index (the unique
+ *	   primary key checks it as an INSERT would).
+ *
+ * Since step 2 runs under the lock with a snapshot that sees every earlier
+ * writer, the seq it computes is always free: the re-read of read_plan
+ * (ON CONFLICT DO NOTHING, then max_plan) is not needed.  REPEATABLE READ and
+ * SERIALIZABLE keep the SQL statement (touch_plan: the update of the state
+ * row that makes concurrent writers fail, predicate locks).
+ *
+ * The direct path is used only when both tables are what mlma created:
+ * plain local tables without triggers, rules, row security, check
+ * constraints or generated columns, with the primary keys it scans, and
+ * the session's user allowed what the SQL statements would do; with Citus
+ * in the database (its catalog pg_dist_partition exists) the statements
+ * stay, so that they are routed.  Otherwise the caller uses SQL.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/execnodes.h"
+#include "utils/acl.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "mlma.h"
+
+/* columns of mlma.observations the row path writes */
+typedef struct ObservationColumns
+{
+	AttrNumber	stream_id;
+	AttrNumber	seq;
+	AttrNumber	observed_at;
+	AttrNumber	loss;
+	AttrNumber	benchmark_loss;
+} ObservationColumns;
+
+/*
+ * AttnumOf
+ *		The attribute number of the live column name, or InvalidAttrNumber.
+ */
+static AttrNumber
+AttnumOf(TupleDesc desc, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->attnum;
+	}
+	return InvalidAttrNumber;
+}
+
+/*
+ * PlainTable
+ *		Whether rel is a table the direct path may write as mlma created
+ *		it: an ordinary local table with nothing that a SQL statement would
+ *		run or check besides its indexes and NOT NULL constraints.
+ */
+static bool
+PlainTable(Relation rel, AclMode mode)
+{
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+
+	return rel->rd_rel->relkind == RELKIND_RELATION &&
+		!rel->rd_rel->relispartition &&
+		!rel->rd_rel->relrowsecurity &&
+		!rel->rd_rel->relhasrules &&
+		rel->trigdesc == NULL &&
+		(constr == NULL || (constr->num_check == 0 && !constr->has_generated_stored)) &&
+		pg_class_aclmask(RelationGetRelid(rel), GetUserId(), mode, ACLMASK_ALL) == mode;
+}
+
+/*
+ * KeyBegins
+ *		Whether the index's first key columns are the table's columns
+ *		first (and second, when given), so that scan keys 1 and 2 mean them.
+ */
+static bool
+KeyBegins(Relation index, AttrNumber first, AttrNumber second)
+{
+	int2vector *key = &index->rd_index->indkey;
+	int			nkeys = index->rd_index->indnkeyatts;
+
+	if (first == InvalidAttrNumber || nkeys < 1 || key->values[0] != first)
+		return false;
+	if (second == InvalidAttrNumber)
+		return true;
+	return nkeys >= 2 && key->values[1] == second;
+}
+
+/*
+ * OpenTable
+ *		Open mlma.<name> with lockmode, or NULL when it is not there.
+ */
+static Relation
+OpenTable(const char *name, LOCKMODE lockmode)
+{
+	Oid			nsp = get_namespace_oid("mlma", true);
+	Oid			relid;
+
+	if (!OidIsValid(nsp))
+		return NULL;
+	relid = get_relname_relid(name, nsp);
+	if (!OidIsValid(relid))
+		return NULL;
+	return table_open(relid, lockmode);
+}
+
+/*
+ * OpenPrimaryKey
+ *		The primary key index of rel, opened with lockmode, or NULL.
+ */
+static Relation
+OpenPrimaryKey(Relation rel, LOCKMODE lockmode)
+{
+	Oid			pk;
+
+	(void) RelationGetIndexList(rel);	/* fills rd_pkindex */
+	pk = rel->rd_pkindex;
+	if (!OidIsValid(pk))
+		return NULL;
+	return index_open(pk, lockmode);
+}
+
+/*
+ * mlma_direct_usable
+ *		Whether this transaction's observations may take the direct path:
+ *		READ COMMITTED, no Citus.
+ */
+bool
+mlma_direct_usable(void)
+{
+	return !IsolationUsesXactSnapshot() &&
+		!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE));
+}
+
+/*
+ * ObservationsWritable
+ *		Whether the direct path can write observations to rel (opened by
+ *		the caller): a plain table whose primary key begins (stream_id,
+ *		seq), and no other column than the five written, except dropped
+ *		ones.  Fills *cols.
+ */
+static bool
+ObservationsWritable(Relation rel, ObservationColumns *cols, AclMode mode)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			live = 0;
+	int			i;
+
+	if (!PlainTable(rel, mode))
+		return false;
+	cols->stream_id = AttnumOf(desc, "stream_id");
+	cols->seq = AttnumOf(desc, "seq");
+	cols->observed_at = AttnumOf(desc, "observed_at");
+	cols->loss = AttnumOf(desc, "loss");
+	cols->benchmark_loss = AttnumOf(desc, "benchmark_loss");
+	for (i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			live++;
+	return live == 5 &&
+		cols->stream_id != InvalidAttrNumber && cols->seq != InvalidAttrNumber &&
+		cols->observed_at != InvalidAttrNumber && cols->loss != InvalidAttrNumber &&
+		cols->benchmark_loss != InvalidAttrNumber;
+}
+
+/*
+ * InsertObservation
+ *		Insert one row into mlma.observations (rel, opened with
+ *		RowExclusiveLock) and into each of its indexes, as an INSERT
+ *		statement would; a duplicate (stream_id, seq) fails on the unique
+ *		primary key.
+ */
+static void
+InsertObservation(Relation rel, const ObservationColumns *cols,
+				  int64 stream_id, int64 seq, TimestampTz observed_at,
+				  double loss, const double *bench)
+{
+	EState	   *estate = CreateExecutorState();
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	TupleTableSlot *slot;
+	List	   *recheck;
+	int			i;
+
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsVirtual);
+	ExecClearTuple(slot);
+	for (i = 0; i < slot->tts_tupleDescriptor->natts; i++)
+		slot->tts_isnull[i] = true;
+	slot->tts_values[cols->stream_id - 1] = Int64GetDatum(stream_id);
+	slot->tts_isnull[cols->stream_id - 1] = false;
+	slot->tts_values[cols->seq - 1] = Int64GetDatum(seq);
+	slot->tts_isnull[cols->seq - 1] = false;
+	slot->tts_values[cols->observed_at - 1] = TimestampTzGetDatum(observed_at);
+	slot->tts_isnull[cols->observed_at - 1] = false;
+	slot->tts_values[cols->loss - 1] = Float8GetDatum(loss);
+	slot->tts_isnull[cols->loss - 1] = false;
+	if (bench != NULL)
+	{
+		slot->tts_values[cols->benchmark_loss - 1] = Float8GetDatum(*bench);
+		slot->tts_isnull[cols->benchmark_loss - 1] = false;
+	}
+	ExecStoreVirtualTuple(slot);
+
+	table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, NULL);
+	recheck = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+	list_free(recheck);
+
+	ExecCloseIndices(rri);
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	FreeExecutorState(estate);
+}
+
+/*
+ * LockStateRow
+ *		Find the stream's state row with a new snapshot and lock its latest
+ *		version FOR NO KEY UPDATE, waiting for its current holder; slot gets
+ *		that version.  False when the stream has no state row (dropped).
+ */
+static bool
+LockStateRow(Relation rel, Relation pk, int64 stream_id, TupleTableSlot *slot)
+{
+	Snapshot	snap;
+	IndexScanDesc scan;
+	ScanKeyData key;
+	ItemPointerData tid;
+	TM_FailureData tmfd;
+	TM_Result	res;
+	bool		found;
+
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(stream_id));
+	scan = index_beginscan(rel, pk, snap, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	if (found)
+		tid = slot->tts_tid;
+	index_endscan(scan);
+	if (!found)
+	{
+		UnregisterSnapshot(snap);
+		return false;
+	}
+
+	/* SELECT ... FOR NO KEY UPDATE under READ COMMITTED (ExecLockRows) */
+	res = table_tuple_lock(rel, &tid, snap, slot, GetCurrentCommandId(true),
+						   LockTupleNoKeyExclusive, LockWaitBlock,
+						   TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS |
+						   TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+						   &tmfd);
+	UnregisterSnapshot(snap);
+	switch (res)
+	{
+		case TM_Ok:
+			return true;
+		case TM_Deleted:
+			/* the stream was dropped while we waited */
+			return false;
+		default:
+			/* updated by this command, or invisible: cannot happen here */
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("unexpected result %d locking the state row of stream %lld",
+							(int) res, (long long) stream_id)));
+	}
+	return false;
+}
+
+/*
+ * NextSeq
+ *		The seq of the stream's next observation: one past the largest seq
+ *		at or after open_start_seq, read with a new snapshot, or
+ *		open_start_seq when the open batch is empty.
+ */
+static int64
+NextSeq(Relation rel, Relation pk, const ObservationColumns *cols,
+		int64 stream_id, int64 open_start_seq)
+{
+	Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	IndexScanDesc scan;
+	ScanKeyData keys[2];
+	int64		next = open_start_seq;
+	bool		isnull;
+
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(stream_id));
+	ScanKeyInit(&keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE,
+				Int64GetDatum(open_start_seq));
+	scan = index_beginscan(rel, pk, snap, 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
+	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+	{
+		Datum		d = slot_getattr(slot, cols->seq, &isnull);
+
+		if (!isnull)
+			next = Max(open_start_seq, DatumGetInt64(d) + 1);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snap);
+	return next;
+}
+
+/*
+ * mlma_direct_take
+ *		Take the stream (the first observation of it in this transaction):
+ *		lock its state row, read where its open batch stands into *batch,
+ *		and when its config_version equals expected_config, insert the
+ *		observation (observed_at, loss, *bench or NULL) at batch->next_seq
+ *		(not advanced).  Returns MLMA_DIRECT_INSERTED, MLMA_DIRECT_TAKEN
+ *		(locked, configuration changed, nothing inserted), MLMA_DIRECT_GONE
+ *		(no state row: dropped) or MLMA_DIRECT_UNUSABLE (nothing done: the
+ *		caller uses SQL).  Only under READ COMMITTED (mlma_direct_usable).
+ */
+MlmaDirectResult
+mlma_direct_take(int64 stream_id, int32 expected_config, MlmaOpenBatch *batch,
+				 TimestampTz observed_at, double loss, const double *bench)
+{
+	Relation	state;
+	Relation	state_pk;
+	Relation	obs;
+	Relation	obs_pk;
+	TupleTableSlot *slot;
+	ObservationColumns cols;
+	AttrNumber	a_config;
+	AttrNumber	a_start;
+	AttrNumber	a_age;
+	bool		isnull;
+	MlmaDirectResult result = MLMA_DIRECT_UNUSABLE;
+
+	state = OpenTable("stream_state", RowShareLock);
+	if (state == NULL)
+		return MLMA_DIRECT_UNUSABLE;
+	obs = OpenTable("observations", RowExclusiveLock);
+	if (obs == NULL)
+	{
+		table_close(state, RowShareLock);
+		return MLMA_DIRECT_UNUSABLE;
+	}
+	state_pk = OpenPrimaryKey(state, AccessShareLock);
+	obs_pk = OpenPrimaryKey(obs, AccessShareLock);
+	a_config = AttnumOf(RelationGetDescr(state), "config_version");
+	a_start = AttnumOf(RelationGetDescr(state), "open_start_seq");
+	a_age = AttnumOf(RelationGetDescr(state), "age_flagged");
+
+	if (state_pk != NULL && obs_pk != NULL &&
+		a_config != InvalidAttrNumber && a_start != InvalidAttrNumber &&
+		a_age != InvalidAttrNumber &&
+		PlainTable(state, ACL_SELECT | ACL_UPDATE) &&
+		ObservationsWritable(obs, &cols, ACL_SELECT | ACL_INSERT) &&
+		KeyBegins(state_pk, AttnumOf(RelationGetDescr(state), "stream_id"), InvalidAttrNumber) &&
+		KeyBegins(obs_pk, cols.stream_id, cols.seq))
+	{
+		/* see this transaction's earlier work, as a new statement would */
+		CommandCounterIncrement();
+		slot = table_slot_create(state, NULL);
+		if (!LockStateRow(state, state_pk, stream_id, slot))
+			result = MLMA_DIRECT_GONE;
+		else
+		{
+			batch->config_version = DatumGetInt32(slot_getattr(slot, a_config, &isnull));
+			batch->open_start_seq = DatumGetInt64(slot_getattr(slot, a_start, &isnull));
+			batch->age_flagged = DatumGetBool(slot_getattr(slot, a_age, &isnull));
+			batch->next_seq = NextSeq(obs, obs_pk, &cols, stream_id,
+									  batch->open_start_seq);
+			result = MLMA_DIRECT_TAKEN;
+			if (batch->config_version == expected_config)
+			{
+				InsertObservation(obs, &cols, stream_id, batch->next_seq,
+								  observed_at, loss, bench);
+				result = MLMA_DIRECT_INSERTED;
+			}
+		}
+		ExecDropSingleTupleTableSlot(slot);
+	}
+
+	if (obs_pk != NULL)
+		index_close(obs_pk, AccessShareLock);
+	if (state_pk != NULL)
+		index_close(state_pk, AccessShareLock);
+	table_close(obs, RowExclusiveLock);
+	table_close(state, RowShareLock);
+	return result;
+}
+
+/*
+ * mlma_direct_insert
+ *		Insert one observation of a stream this transaction has taken, at
+ *		seq.  False when nothing was done (the caller uses SQL).
+ */
+bool
+mlma_direct_insert(int64 stream_id, int64 seq, TimestampTz observed_at,
+				   double loss, const double *bench)
+{
+	Relation	obs;
+	ObservationColumns cols;
+	bool		done = false;
+
+	if (!mlma_direct_usable())
+		return false;
+	obs = OpenTable("observations", RowExclusiveLock);
+	if (obs == NULL)
+		return false;
+	if (ObservationsWritable(obs, &cols, ACL_INSERT))
+	{
+		CommandCounterIncrement();
+		InsertObservation(obs, &cols, stream_id, seq, observed_at, loss, bench);
+		done = true;
+	}
+	table_close(obs, RowExclusiveLock);
+	return done;
+}
