@@ -51,15 +51,21 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "executor/executor.h"
+#include "executor/spi.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
 #include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
 #include "mlma.h"
+
+PG_FUNCTION_INFO_V1(mlma_take_open_batch);
 
 /* columns of mlma.observations the row path writes */
 typedef struct ObservationColumns
@@ -452,4 +458,269 @@ mlma_direct_insert(int64 stream_id, int64 seq, TimestampTz observed_at,
 	}
 	table_close(obs, RowExclusiveLock);
 	return done;
+}
+
+/*
+ * The open batch taken out of mlma.observations, in seq order.
+ */
+typedef struct TakenBatch
+{
+	int			n;
+	int			cap;
+	double	   *losses;
+	TimestampTz *at;
+	double	   *bench;
+	bool	   *bench_null;
+	int			nbench;			/* how many carry a benchmark loss */
+	int64		first_seq;
+} TakenBatch;
+
+static void
+TakenAdd(TakenBatch *b, int64 seq, TimestampTz at, double loss, bool has_bench,
+		 double bench)
+{
+	if (b->n == b->cap)
+	{
+		b->cap = b->cap == 0 ? 128 : b->cap * 2;
+		b->losses = b->losses ? repalloc(b->losses, sizeof(double) * b->cap)
+			: palloc(sizeof(double) * b->cap);
+		b->at = b->at ? repalloc(b->at, sizeof(TimestampTz) * b->cap)
+			: palloc(sizeof(TimestampTz) * b->cap);
+		b->bench = b->bench ? repalloc(b->bench, sizeof(double) * b->cap)
+			: palloc(sizeof(double) * b->cap);
+		b->bench_null = b->bench_null ? repalloc(b->bench_null, sizeof(bool) * b->cap)
+			: palloc(sizeof(bool) * b->cap);
+	}
+	if (b->n == 0)
+		b->first_seq = seq;
+	b->losses[b->n] = loss;
+	b->at[b->n] = at;
+	b->bench[b->n] = bench;
+	b->bench_null[b->n] = !has_bench;
+	if (has_bench)
+		b->nbench++;
+	b->n++;
+}
+
+/*
+ * DeleteOpenRows
+ *		Delete the stream's observations with seq >= from_seq, visible to
+ *		the active snapshot, as DELETE ... RETURNING does (rel opened with
+ *		RowExclusiveLock), collecting them in seq order.
+ */
+static void
+DeleteOpenRows(Relation rel, Relation pk, const ObservationColumns *cols,
+			   int64 stream_id, int64 from_seq, TakenBatch *b)
+{
+	Snapshot	snap = GetActiveSnapshot();
+	CommandId	cid = GetCurrentCommandId(true);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	IndexScanDesc scan;
+	ScanKeyData keys[2];
+
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(stream_id));
+	ScanKeyInit(&keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE,
+				Int64GetDatum(from_seq));
+	scan = index_beginscan(rel, pk, snap, 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		ItemPointerData tid = slot->tts_tid;
+		TM_FailureData tmfd;
+		TM_Result	res;
+		bool		isnull;
+		bool		bnull;
+		int64		seq;
+		TimestampTz at;
+		double		loss;
+		Datum		bench;
+
+		seq = DatumGetInt64(slot_getattr(slot, cols->seq, &isnull));
+		at = DatumGetTimestampTz(slot_getattr(slot, cols->observed_at, &isnull));
+		loss = DatumGetFloat8(slot_getattr(slot, cols->loss, &isnull));
+		bench = slot_getattr(slot, cols->benchmark_loss, &bnull);
+
+		res = table_tuple_delete(rel, &tid, cid, snap, InvalidSnapshot, true,
+								 &tmfd, false);
+		switch (res)
+		{
+			case TM_Ok:
+				TakenAdd(b, seq, at, loss, !bnull, bnull ? 0.0 : DatumGetFloat8(bench));
+				break;
+			case TM_SelfModified:
+				/* already deleted by this command: as DELETE, skip it */
+				break;
+			case TM_Deleted:
+			case TM_Updated:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent delete")));
+				/* deleted by a concurrent transaction: gone, as DELETE skips it */
+				break;
+			default:
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("unexpected result %d deleting an observation of stream %lld",
+								(int) res, (long long) stream_id)));
+		}
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+/*
+ * DeleteOpenRowsSql
+ *		The same through SQL, where the direct path cannot be used.
+ */
+static void
+DeleteOpenRowsSql(int64 stream_id, int64 from_seq, TakenBatch *b)
+{
+	static SPIPlanPtr plan = NULL;
+	MemoryContext caller = CurrentMemoryContext;
+	Datum		args[2];
+	int			ret;
+	uint64		i;
+
+	SPI_connect();
+	if (plan == NULL)
+	{
+		Oid			types[2] = {INT8OID, INT8OID};
+
+		plan = SPI_prepare("WITH d AS (DELETE FROM mlma.observations "
+						   "            WHERE stream_id = $1 AND seq >= $2 "
+						   "        RETURNING seq, observed_at, loss, benchmark_loss) "
+						   "SELECT seq, observed_at, loss, benchmark_loss FROM d ORDER BY seq",
+						   2, types);
+		if (plan == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("SPI_prepare failed: %s", SPI_result_code_string(SPI_result))));
+		SPI_keepplan(plan);
+	}
+	args[0] = Int64GetDatum(stream_id);
+	args[1] = Int64GetDatum(from_seq);
+	ret = SPI_execute_plan(plan, args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("taking the open batch failed: %s", SPI_result_code_string(ret))));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		bool		bnull;
+		Datum		bench = SPI_getbinval(tup, desc, 4, &bnull);
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		TakenAdd(b, DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)),
+				 DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull)),
+				 DatumGetFloat8(SPI_getbinval(tup, desc, 3, &isnull)),
+				 !bnull, bnull ? 0.0 : DatumGetFloat8(bench));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+}
+
+/*
+ * SecondsSince
+ *		floor(extract(epoch FROM at - t0)) clamped to int4, as _close_batch
+ *		stores the times of a closed batch.
+ */
+static int32
+SecondsSince(TimestampTz at, TimestampTz t0)
+{
+	int64		d = at - t0;
+	int64		q = d / USECS_PER_SEC;
+
+	if (d % USECS_PER_SEC != 0 && d < 0)
+		q--;
+	return (int32) Max(PG_INT32_MIN, Min(PG_INT32_MAX, q));
+}
+
+/*
+ * mlma._take_open_batch(stream_id bigint, from_seq bigint,
+ *		OUT losses float8[], OUT offsets int4[], OUT first_seq bigint,
+ *		OUT first_at timestamptz, OUT last_at timestamptz,
+ *		OUT benchmark_losses float8[]) -> record
+ *
+ *		Delete the stream's open observations (seq >= from_seq) and return
+ *		them as the columns of a closed batch, in seq order: losses, second
+ *		offsets from the first one's time (clamped to int4), the first seq,
+ *		the first and last times, and the benchmark losses (NULL when none
+ *		has one, NULL elements where missing).  Every column is NULL when
+ *		the open batch is empty.  The caller holds the stream's writer lock
+ *		(mlma._close_batch).
+ */
+Datum
+mlma_take_open_batch(PG_FUNCTION_ARGS)
+{
+	int64		stream_id = PG_GETARG_INT64(0);
+	int64		from_seq = PG_GETARG_INT64(1);
+	TupleDesc	tupdesc;
+	TakenBatch	b;
+	Datum		values[6];
+	bool		nulls[6] = {true, true, true, true, true, true};
+	Relation	rel = NULL;
+	Relation	pk = NULL;
+	ObservationColumns cols;
+	bool		direct = false;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("mlma._take_open_batch() must return a record")));
+	tupdesc = BlessTupleDesc(tupdesc);
+	memset(&b, 0, sizeof(b));
+
+	if (mlma_direct_usable())
+	{
+		rel = OpenTable("observations", RowExclusiveLock);
+		if (rel != NULL)
+			pk = OpenPrimaryKey(rel, AccessShareLock);
+		direct = pk != NULL &&
+			ObservationsWritable(rel, &cols, ACL_SELECT | ACL_DELETE) &&
+			KeyBegins(pk, cols.stream_id, cols.seq);
+	}
+	if (direct)
+		DeleteOpenRows(rel, pk, &cols, stream_id, from_seq, &b);
+	if (pk != NULL)
+		index_close(pk, AccessShareLock);
+	if (rel != NULL)
+		table_close(rel, RowExclusiveLock);
+	if (!direct)
+		DeleteOpenRowsSql(stream_id, from_seq, &b);
+
+	if (b.n > 0)
+	{
+		Datum	   *d = palloc(sizeof(Datum) * b.n);
+		int			dims[1] = {b.n};
+		int			lbs[1] = {1};
+		int			i;
+
+		for (i = 0; i < b.n; i++)
+			d[i] = Float8GetDatum(b.losses[i]);
+		values[0] = PointerGetDatum(construct_array(d, b.n, FLOAT8OID, 8,
+													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		for (i = 0; i < b.n; i++)
+			d[i] = Int32GetDatum(SecondsSince(b.at[i], b.at[0]));
+		values[1] = PointerGetDatum(construct_array(d, b.n, INT4OID, 4,
+													true, TYPALIGN_INT));
+		values[2] = Int64GetDatum(b.first_seq);
+		values[3] = TimestampTzGetDatum(b.at[0]);
+		values[4] = TimestampTzGetDatum(b.at[b.n - 1]);
+		if (b.nbench > 0)
+		{
+			for (i = 0; i < b.n; i++)
+				d[i] = Float8GetDatum(b.bench[i]);
+			values[5] = PointerGetDatum(construct_md_array(d, b.bench_null, 1, dims, lbs,
+														   FLOAT8OID, 8, FLOAT8PASSBYVAL,
+														   TYPALIGN_DOUBLE));
+		}
+		for (i = 0; i < 6; i++)
+			nulls[i] = i == 5 && b.nbench == 0;
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
