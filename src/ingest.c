@@ -304,7 +304,8 @@ TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
 	{
 		MlmaOpenBatch batch;
 		MlmaDirectResult r = mlma_direct_take(stream->stream_id,
-											  stream->config_version, &batch,
+											  stream->config_version,
+											  stream->seq_hint, &batch,
 											  observed_at, loss, bench);
 
 		if (r == MLMA_DIRECT_GONE)
@@ -320,6 +321,7 @@ TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
 			if (r == MLMA_DIRECT_INSERTED)
 			{
 				o->next_seq++;
+				stream->seq_hint = o->next_seq;
 				return 1;
 			}
 			if (batch.config_version != stream->config_version)
@@ -625,6 +627,7 @@ mlma_record(const MlmaObservation *obs)
 						 SPI_result_code_string(ret));
 			}
 			owned->next_seq++;
+			stream->seq_hint = owned->next_seq;
 			done = true;
 			continue;
 		}

@@ -31,6 +31,9 @@
  * SERIALIZABLE keep the SQL statement (touch_plan: the update of the state
  * row that makes concurrent writers fail, predicate locks).
  *
+ * Every table and index is opened with the lock the SQL statement would
+ * take, held to the end of the transaction as the executor holds it.
+ *
  * The direct path is used only when both tables are what mlma created:
  * plain local tables without triggers, rules, row security, check
  * constraints or generated columns, with the primary keys it scans, and
@@ -315,36 +318,57 @@ LockStateRow(Relation rel, Relation pk, int64 stream_id, TupleTableSlot *slot)
 }
 
 /*
- * NextSeq
- *		The seq of the stream's next observation: one past the largest seq
- *		at or after open_start_seq, read with a new snapshot, or
- *		open_start_seq when the open batch is empty.
+ * LastSeqFrom
+ *		The largest seq of the stream at or after from, visible to snap:
+ *		the first entry of a backward scan of the primary key.  False when
+ *		there is none.
  */
-static int64
-NextSeq(Relation rel, Relation pk, const ObservationColumns *cols,
-		int64 stream_id, int64 open_start_seq)
+static bool
+LastSeqFrom(Relation rel, Relation pk, const ObservationColumns *cols,
+			Snapshot snap, TupleTableSlot *slot, int64 stream_id, int64 from,
+			int64 *last)
 {
-	Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	IndexScanDesc scan;
 	ScanKeyData keys[2];
-	int64		next = open_start_seq;
-	bool		isnull;
+	bool		found;
+	bool		isnull = true;
 
 	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ,
 				Int64GetDatum(stream_id));
 	ScanKeyInit(&keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE,
-				Int64GetDatum(open_start_seq));
+				Int64GetDatum(from));
 	scan = index_beginscan(rel, pk, snap, 2, 0);
 	index_rescan(scan, keys, 2, NULL, 0);
-	if (index_getnext_slot(scan, BackwardScanDirection, slot))
-	{
-		Datum		d = slot_getattr(slot, cols->seq, &isnull);
-
-		if (!isnull)
-			next = Max(open_start_seq, DatumGetInt64(d) + 1);
-	}
+	found = index_getnext_slot(scan, BackwardScanDirection, slot);
+	if (found)
+		*last = DatumGetInt64(slot_getattr(slot, cols->seq, &isnull));
 	index_endscan(scan);
+	return found && !isnull;
+}
+
+/*
+ * NextSeq
+ *		The seq of the stream's next observation: one past the largest seq
+ *		at or after open_start_seq, read with a new snapshot, or
+ *		open_start_seq when the open batch is empty.  hint (0: none) is a
+ *		seq this backend saw the stream reach: when an observation at or
+ *		after hint - 1 exists, the largest one is the answer, and the scan
+ *		reads only the entries from there instead of the whole open batch.
+ */
+static int64
+NextSeq(Relation rel, Relation pk, const ObservationColumns *cols,
+		int64 stream_id, int64 open_start_seq, int64 hint)
+{
+	Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	int64		next = open_start_seq;
+	int64		last;
+
+	if (hint - 1 > open_start_seq &&
+		LastSeqFrom(rel, pk, cols, snap, slot, stream_id, hint - 1, &last))
+		next = last + 1;
+	else if (LastSeqFrom(rel, pk, cols, snap, slot, stream_id, open_start_seq, &last))
+		next = Max(open_start_seq, last + 1);
 	ExecDropSingleTupleTableSlot(slot);
 	UnregisterSnapshot(snap);
 	return next;
@@ -356,14 +380,17 @@ NextSeq(Relation rel, Relation pk, const ObservationColumns *cols,
  *		lock its state row, read where its open batch stands into *batch,
  *		and when its config_version equals expected_config, insert the
  *		observation (observed_at, loss, *bench or NULL) at batch->next_seq
- *		(not advanced).  Returns MLMA_DIRECT_INSERTED, MLMA_DIRECT_TAKEN
+ *		(not advanced).  seq_hint: a seq the stream reached, as this
+ *		backend last saw it (0: unknown), a shortcut for NextSeq.
+ *		Returns MLMA_DIRECT_INSERTED, MLMA_DIRECT_TAKEN
  *		(locked, configuration changed, nothing inserted), MLMA_DIRECT_GONE
  *		(no state row: dropped) or MLMA_DIRECT_UNUSABLE (nothing done: the
  *		caller uses SQL).  Only under READ COMMITTED (mlma_direct_usable).
  */
 MlmaDirectResult
-mlma_direct_take(int64 stream_id, int32 expected_config, MlmaOpenBatch *batch,
-				 TimestampTz observed_at, double loss, const double *bench)
+mlma_direct_take(int64 stream_id, int32 expected_config, int64 seq_hint,
+				 MlmaOpenBatch *batch, TimestampTz observed_at, double loss,
+				 const double *bench)
 {
 	Relation	state;
 	Relation	state_pk;
@@ -383,7 +410,7 @@ mlma_direct_take(int64 stream_id, int32 expected_config, MlmaOpenBatch *batch,
 	obs = OpenTable("observations", RowExclusiveLock);
 	if (obs == NULL)
 	{
-		table_close(state, RowShareLock);
+		table_close(state, NoLock);
 		return MLMA_DIRECT_UNUSABLE;
 	}
 	state_pk = OpenPrimaryKey(state, AccessShareLock);
@@ -411,7 +438,7 @@ mlma_direct_take(int64 stream_id, int32 expected_config, MlmaOpenBatch *batch,
 			batch->open_start_seq = DatumGetInt64(slot_getattr(slot, a_start, &isnull));
 			batch->age_flagged = DatumGetBool(slot_getattr(slot, a_age, &isnull));
 			batch->next_seq = NextSeq(obs, obs_pk, &cols, stream_id,
-									  batch->open_start_seq);
+									  batch->open_start_seq, seq_hint);
 			result = MLMA_DIRECT_TAKEN;
 			if (batch->config_version == expected_config)
 			{
@@ -424,11 +451,11 @@ mlma_direct_take(int64 stream_id, int32 expected_config, MlmaOpenBatch *batch,
 	}
 
 	if (obs_pk != NULL)
-		index_close(obs_pk, AccessShareLock);
+		index_close(obs_pk, NoLock);
 	if (state_pk != NULL)
-		index_close(state_pk, AccessShareLock);
-	table_close(obs, RowExclusiveLock);
-	table_close(state, RowShareLock);
+		index_close(state_pk, NoLock);
+	table_close(obs, NoLock);
+	table_close(state, NoLock);
 	return result;
 }
 
@@ -456,7 +483,7 @@ mlma_direct_insert(int64 stream_id, int64 seq, TimestampTz observed_at,
 		InsertObservation(obs, &cols, stream_id, seq, observed_at, loss, bench);
 		done = true;
 	}
-	table_close(obs, RowExclusiveLock);
+	table_close(obs, NoLock);
 	return done;
 }
 
@@ -687,9 +714,9 @@ mlma_take_open_batch(PG_FUNCTION_ARGS)
 	if (direct)
 		DeleteOpenRows(rel, pk, &cols, stream_id, from_seq, &b);
 	if (pk != NULL)
-		index_close(pk, AccessShareLock);
+		index_close(pk, NoLock);
 	if (rel != NULL)
-		table_close(rel, RowExclusiveLock);
+		table_close(rel, NoLock);
 	if (!direct)
 		DeleteOpenRowsSql(stream_id, from_seq, &b);
 

@@ -70,6 +70,9 @@ typedef struct MlmaStream
 								 * observation carries a benchmark */
 	bool		has_deadline;	/* max_model_age set */
 	TimestampTz deadline;		/* version_started_at + max_model_age */
+	int64		seq_hint;		/* next seq as this backend last wrote it (0:
+								 * unknown): where ingest_direct.c starts
+								 * looking for the open batch's end */
 } MlmaStream;
 
 /* mlma.stream_cache_size: most streams cached per backend (mlma.c) */
@@ -221,7 +224,7 @@ typedef enum MlmaDirectResult
 
 extern bool mlma_direct_usable(void);
 extern MlmaDirectResult mlma_direct_take(int64 stream_id, int32 expected_config,
-										 MlmaOpenBatch *batch,
+										 int64 seq_hint, MlmaOpenBatch *batch,
 										 TimestampTz observed_at, double loss,
 										 const double *bench);
 extern bool mlma_direct_insert(int64 stream_id, int64 seq,

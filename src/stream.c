@@ -297,6 +297,7 @@ mlma_stream_get(const char *name, bool reload)
 	entry->has_deadline = !isnull;
 	entry->deadline = isnull ? 0 : DatumGetTimestampTz(d);
 	entry->benchmark = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
+	entry->seq_hint = 0;
 	SPI_freetuptable(SPI_tuptable);
 
 	return entry;
