@@ -21,7 +21,8 @@
  *	2. with a snapshot taken after the lock is held (it sees the commits of
  *	   every earlier holder), read max(seq) of the open batch backwards on
  *	   the primary key of mlma.observations, bounded below by the open
- *	   batch's first seq;
+ *	   batch's first seq, or by the seq this backend last wrote when an
+ *	   observation at or after it exists (fewer index entries to read);
  *	3. insert the observation into the heap and every index (the unique
  *	   primary key checks it as an INSERT would).
  *
@@ -31,12 +32,17 @@
  * SERIALIZABLE keep the SQL statement (touch_plan: the update of the state
  * row that makes concurrent writers fail, predicate locks).
  *
+ * Closing a batch takes its observations out the same way
+ * (mlma._take_open_batch, called by mlma._close_batch): one index scan from
+ * the open batch's first seq, each row deleted and collected in seq order.
+ *
  * Every table and index is opened with the lock the SQL statement would
  * take, held to the end of the transaction as the executor holds it.
  *
  * The direct path is used only when both tables are what mlma created:
  * plain local tables without triggers, rules, row security, check
- * constraints or generated columns, with the primary keys it scans, and
+ * constraints or generated columns, with the column types and the btree
+ * primary keys it scans, and
  * the session's user allowed what the SQL statements would do; with Citus
  * in the database (its catalog pg_dist_partition exists) the statements
  * stay, so that they are routed.  Otherwise the caller uses SQL.
@@ -52,7 +58,9 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -82,10 +90,11 @@ typedef struct ObservationColumns
 
 /*
  * AttnumOf
- *		The attribute number of the live column name, or InvalidAttrNumber.
+ *		The attribute number of the live column name of type typid, or
+ *		InvalidAttrNumber.
  */
 static AttrNumber
-AttnumOf(TupleDesc desc, const char *name)
+AttnumOf(TupleDesc desc, const char *name, Oid typid)
 {
 	int			i;
 
@@ -94,7 +103,7 @@ AttnumOf(TupleDesc desc, const char *name)
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
 		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return att->attnum;
+			return att->atttypid == typid ? att->attnum : InvalidAttrNumber;
 	}
 	return InvalidAttrNumber;
 }
@@ -130,7 +139,8 @@ KeyBegins(Relation index, AttrNumber first, AttrNumber second)
 	int2vector *key = &index->rd_index->indkey;
 	int			nkeys = index->rd_index->indnkeyatts;
 
-	if (first == InvalidAttrNumber || nkeys < 1 || key->values[0] != first)
+	if (index->rd_rel->relam != BTREE_AM_OID ||
+		first == InvalidAttrNumber || nkeys < 1 || key->values[0] != first)
 		return false;
 	if (second == InvalidAttrNumber)
 		return true;
@@ -199,11 +209,11 @@ ObservationsWritable(Relation rel, ObservationColumns *cols, AclMode mode)
 
 	if (!PlainTable(rel, mode))
 		return false;
-	cols->stream_id = AttnumOf(desc, "stream_id");
-	cols->seq = AttnumOf(desc, "seq");
-	cols->observed_at = AttnumOf(desc, "observed_at");
-	cols->loss = AttnumOf(desc, "loss");
-	cols->benchmark_loss = AttnumOf(desc, "benchmark_loss");
+	cols->stream_id = AttnumOf(desc, "stream_id", INT8OID);
+	cols->seq = AttnumOf(desc, "seq", INT8OID);
+	cols->observed_at = AttnumOf(desc, "observed_at", TIMESTAMPTZOID);
+	cols->loss = AttnumOf(desc, "loss", FLOAT8OID);
+	cols->benchmark_loss = AttnumOf(desc, "benchmark_loss", FLOAT8OID);
 	for (i = 0; i < desc->natts; i++)
 		if (!TupleDescAttr(desc, i)->attisdropped)
 			live++;
@@ -318,6 +328,27 @@ LockStateRow(Relation rel, Relation pk, int64 stream_id, TupleTableSlot *slot)
 }
 
 /*
+ * BeginOpenBatchScan
+ *		An index scan of the stream's observations with seq >= from, on the
+ *		primary key of mlma.observations.
+ */
+static IndexScanDesc
+BeginOpenBatchScan(Relation rel, Relation pk, Snapshot snap, int64 stream_id,
+				   int64 from)
+{
+	IndexScanDesc scan;
+	ScanKeyData keys[2];
+
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(stream_id));
+	ScanKeyInit(&keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE,
+				Int64GetDatum(from));
+	scan = index_beginscan(rel, pk, snap, 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
+	return scan;
+}
+
+/*
  * LastSeqFrom
  *		The largest seq of the stream at or after from, visible to snap:
  *		the first entry of a backward scan of the primary key.  False when
@@ -328,17 +359,10 @@ LastSeqFrom(Relation rel, Relation pk, const ObservationColumns *cols,
 			Snapshot snap, TupleTableSlot *slot, int64 stream_id, int64 from,
 			int64 *last)
 {
-	IndexScanDesc scan;
-	ScanKeyData keys[2];
+	IndexScanDesc scan = BeginOpenBatchScan(rel, pk, snap, stream_id, from);
 	bool		found;
 	bool		isnull = true;
 
-	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ,
-				Int64GetDatum(stream_id));
-	ScanKeyInit(&keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE,
-				Int64GetDatum(from));
-	scan = index_beginscan(rel, pk, snap, 2, 0);
-	index_rescan(scan, keys, 2, NULL, 0);
 	found = index_getnext_slot(scan, BackwardScanDirection, slot);
 	if (found)
 		*last = DatumGetInt64(slot_getattr(slot, cols->seq, &isnull));
@@ -415,16 +439,17 @@ mlma_direct_take(int64 stream_id, int32 expected_config, int64 seq_hint,
 	}
 	state_pk = OpenPrimaryKey(state, AccessShareLock);
 	obs_pk = OpenPrimaryKey(obs, AccessShareLock);
-	a_config = AttnumOf(RelationGetDescr(state), "config_version");
-	a_start = AttnumOf(RelationGetDescr(state), "open_start_seq");
-	a_age = AttnumOf(RelationGetDescr(state), "age_flagged");
+	a_config = AttnumOf(RelationGetDescr(state), "config_version", INT4OID);
+	a_start = AttnumOf(RelationGetDescr(state), "open_start_seq", INT8OID);
+	a_age = AttnumOf(RelationGetDescr(state), "age_flagged", BOOLOID);
 
 	if (state_pk != NULL && obs_pk != NULL &&
 		a_config != InvalidAttrNumber && a_start != InvalidAttrNumber &&
 		a_age != InvalidAttrNumber &&
 		PlainTable(state, ACL_SELECT | ACL_UPDATE) &&
 		ObservationsWritable(obs, &cols, ACL_SELECT | ACL_INSERT) &&
-		KeyBegins(state_pk, AttnumOf(RelationGetDescr(state), "stream_id"), InvalidAttrNumber) &&
+		KeyBegins(state_pk, AttnumOf(RelationGetDescr(state), "stream_id", INT8OID),
+				  InvalidAttrNumber) &&
 		KeyBegins(obs_pk, cols.stream_id, cols.seq))
 	{
 		/* see this transaction's earlier work, as a new statement would */
@@ -542,15 +567,8 @@ DeleteOpenRows(Relation rel, Relation pk, const ObservationColumns *cols,
 	Snapshot	snap = GetActiveSnapshot();
 	CommandId	cid = GetCurrentCommandId(true);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	IndexScanDesc scan;
-	ScanKeyData keys[2];
+	IndexScanDesc scan = BeginOpenBatchScan(rel, pk, snap, stream_id, from_seq);
 
-	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ,
-				Int64GetDatum(stream_id));
-	ScanKeyInit(&keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE,
-				Int64GetDatum(from_seq));
-	scan = index_beginscan(rel, pk, snap, 2, 0);
-	index_rescan(scan, keys, 2, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		ItemPointerData tid = slot->tts_tid;
