@@ -7,9 +7,10 @@
  * This is the hottest path of mlma.  The first observation of a stream in
  * a transaction takes the stream's writer lock (a row lock on its state row
  * held to the end of the transaction, see mlma_lock_stream), then reads where the
- * open batch stands and inserts the observation in one saved statement; the
- * transaction then owns the stream, keeps the counters in backend memory,
- * and every further observation is one INSERT.  The state row is written
+ * open batch stands and inserts the observation: under READ COMMITTED
+ * through the access methods (ingest_direct.c), otherwise in one saved
+ * statement; the transaction then owns the stream, keeps the counters in
+ * backend memory, and every further observation is one insert.  The state row is written
  * only when a batch closes (mlma._close_batch, once every batch_size
  * observations), so neither a single-row transaction nor a COPY of a
  * million rows into one stream piles up row versions.  Under REPEATABLE
