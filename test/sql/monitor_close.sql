@@ -71,4 +71,27 @@ SELECT b.batch_no, b.role, b.first_seq, b.first_at, b.last_at, b.losses, b.offse
 SELECT count(*) AS open_obs FROM mlma.observations o JOIN mlma.streams s USING (stream_id)
  WHERE s.name = 'cl/a';
 
+-- a trigger an administrator put on mlma.observations still fires: the
+-- direct path (src/ingest_direct.c) steps aside for SQL, for the insert of
+-- an observation as for the close that deletes it
+BEGIN;
+CREATE TEMP TABLE obs_audit (op text, seq bigint);
+CREATE FUNCTION pg_temp.obs_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF TG_OP = 'DELETE' THEN
+		INSERT INTO obs_audit VALUES (TG_OP, OLD.seq);
+		RETURN OLD;
+	END IF;
+	INSERT INTO obs_audit VALUES (TG_OP, NEW.seq);
+	RETURN NEW;
+END $$;
+CREATE TRIGGER obs_audit AFTER INSERT OR DELETE ON mlma.observations
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.obs_audit();
+SELECT count(mlma.observe_loss('cl/b', g, '2024-01-02'::timestamptz + g * interval '1 minute'))
+  FROM generate_series(5, 10) g;
+SELECT op, count(*), min(seq), max(seq) FROM obs_audit GROUP BY op ORDER BY op;
+SELECT b.batch_no, b.first_seq, b.losses
+  FROM mlma.batches b JOIN mlma.streams s USING (stream_id) WHERE s.name = 'cl/b';
+ROLLBACK;
+
 SELECT mlma.drop_stream('cl/a'), mlma.drop_stream('cl/b');
