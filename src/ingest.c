@@ -7,9 +7,10 @@
  * This is the hottest path of mlma.  The first observation of a stream in
  * a transaction takes the stream's writer lock (a row lock on its state row
  * held to the end of the transaction, see mlma_lock_stream), then reads where the
- * open batch stands and inserts the observation in one saved statement; the
- * transaction then owns the stream, keeps the counters in backend memory,
- * and every further observation is one INSERT.  The state row is written
+ * open batch stands and inserts the observation: under READ COMMITTED
+ * through the access methods (ingest_direct.c), otherwise in one saved
+ * statement; the transaction then owns the stream, keeps the counters in
+ * backend memory, and every further observation is one insert.  The state row is written
  * only when a batch closes (mlma._close_batch, once every batch_size
  * observations), so neither a single-row transaction nor a COPY of a
  * million rows into one stream piles up row versions.  Under REPEATABLE
@@ -295,10 +296,40 @@ TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
 
 	/*
 	 * Wait for the stream's other writers, then look at it.  Under READ
-	 * COMMITTED with an observation to insert, read_plan takes the lock
-	 * itself (one statement instead of two).
+	 * COMMITTED with an observation to insert, the access methods do it
+	 * (ingest_direct.c), or else read_plan takes the lock itself (one
+	 * statement instead of two).
 	 */
 	combined = insert && !IsolationUsesXactSnapshot();
+	if (combined && mlma_direct_usable())
+	{
+		MlmaOpenBatch batch;
+		MlmaDirectResult r = mlma_direct_take(stream->stream_id,
+											  stream->config_version,
+											  stream->seq_hint, &batch,
+											  observed_at, loss, bench);
+
+		if (r == MLMA_DIRECT_GONE)
+			return -1;
+		if (r != MLMA_DIRECT_UNUSABLE)
+		{
+			o = OwnedStreamEnter(stream->stream_id);
+			o->open_start_seq = batch.open_start_seq;
+			o->age_flagged = batch.age_flagged;
+			o->next_seq = batch.next_seq;
+			o->generation = mlma_xact_generation;
+			*owned = o;
+			if (r == MLMA_DIRECT_INSERTED)
+			{
+				o->next_seq++;
+				stream->seq_hint = o->next_seq;
+				return 1;
+			}
+			if (batch.config_version != stream->config_version)
+				stream->config_version = -1;	/* caller reloads */
+			return 0;
+		}
+	}
 	if (!combined && !mlma_lock_stream(stream->stream_id))
 		return -1;
 
@@ -581,18 +612,23 @@ mlma_record(const MlmaObservation *obs)
 											HASH_FIND, &found);
 		if (owned != NULL && owned->generation == mlma_xact_generation)
 		{
-			/* this transaction owns the stream: one INSERT */
-			args[0] = Int64GetDatum(stream->stream_id);
-			args[1] = Int64GetDatum(owned->next_seq);
-			args[2] = TimestampTzGetDatum(obs->observed_at);
-			args[3] = Float8GetDatum(loss);
-			args[4] = Float8GetDatum(bench);
-			nulls[4] = benchp ? ' ' : 'n';
-			ret = SPI_execute_plan(insert_plan, args, nulls, false, 0);
-			if (ret != SPI_OK_INSERT)
-				elog(ERROR, "recording an observation failed: %s",
-					 SPI_result_code_string(ret));
+			/* this transaction owns the stream: one insert */
+			if (!mlma_direct_insert(stream->stream_id, owned->next_seq,
+									obs->observed_at, loss, benchp))
+			{
+				args[0] = Int64GetDatum(stream->stream_id);
+				args[1] = Int64GetDatum(owned->next_seq);
+				args[2] = TimestampTzGetDatum(obs->observed_at);
+				args[3] = Float8GetDatum(loss);
+				args[4] = Float8GetDatum(bench);
+				nulls[4] = benchp ? ' ' : 'n';
+				ret = SPI_execute_plan(insert_plan, args, nulls, false, 0);
+				if (ret != SPI_OK_INSERT)
+					elog(ERROR, "recording an observation failed: %s",
+						 SPI_result_code_string(ret));
+			}
 			owned->next_seq++;
+			stream->seq_hint = owned->next_seq;
 			done = true;
 			continue;
 		}

@@ -70,6 +70,9 @@ typedef struct MlmaStream
 								 * observation carries a benchmark */
 	bool		has_deadline;	/* max_model_age set */
 	TimestampTz deadline;		/* version_started_at + max_model_age */
+	int64		seq_hint;		/* next seq as this backend last wrote it (0:
+								 * unknown): where ingest_direct.c starts
+								 * looking for the open batch's end */
 } MlmaStream;
 
 /* mlma.stream_cache_size: most streams cached per backend (mlma.c) */
@@ -201,6 +204,34 @@ extern MlmaSetCarry *mlma_set_carry_create(void);
 extern void mlma_record_streams(MlmaStreamRows *streams, int nstreams,
 								MlmaSetCarry *carry);
 extern void mlma_set_carry_finish(MlmaSetCarry *carry);
+
+/*
+ * ingest_direct.c: the row path through the access methods (READ COMMITTED)
+ */
+typedef struct MlmaOpenBatch
+{
+	int32		config_version;
+	int64		open_start_seq;	/* first seq of the open batch */
+	bool		age_flagged;
+	int64		next_seq;		/* seq of the next observation */
+} MlmaOpenBatch;
+
+typedef enum MlmaDirectResult
+{
+	MLMA_DIRECT_UNUSABLE,		/* nothing done: use SQL */
+	MLMA_DIRECT_GONE,			/* the stream has no state row */
+	MLMA_DIRECT_TAKEN,			/* locked and read, nothing inserted */
+	MLMA_DIRECT_INSERTED		/* locked, read, observation inserted */
+} MlmaDirectResult;
+
+extern bool mlma_direct_usable(void);
+extern MlmaDirectResult mlma_direct_take(int64 stream_id, int32 expected_config,
+										 int64 seq_hint, MlmaOpenBatch *batch,
+										 TimestampTz observed_at, double loss,
+										 const double *bench);
+extern bool mlma_direct_insert(int64 stream_id, int64 seq,
+							   TimestampTz observed_at, double loss,
+							   const double *bench);
 
 /* what the arguments of an attached table's trigger say */
 typedef struct MlmaAttachArgs

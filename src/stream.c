@@ -246,6 +246,7 @@ FillStream(MlmaStream *entry, HeapTuple tup, TupleDesc desc)
 	entry->has_deadline = !isnull;
 	entry->deadline = isnull ? 0 : DatumGetTimestampTz(d);
 	entry->benchmark = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
+	entry->seq_hint = 0;
 }
 
 /*

@@ -1134,6 +1134,14 @@ RETURNS record
 AS 'MODULE_PATHNAME', 'mlma_decide_sql'
 LANGUAGE C IMMUTABLE PARALLEL SAFE CALLED ON NULL INPUT;
 
+CREATE OR REPLACE FUNCTION @extschema@._take_open_batch(p_stream_id bigint, p_from_seq bigint,
+	OUT losses float8[], OUT offsets int4[], OUT first_seq bigint,
+	OUT first_at timestamptz, OUT last_at timestamptz,
+	OUT benchmark_losses float8[])
+RETURNS record
+AS 'MODULE_PATHNAME', 'mlma_take_open_batch'
+LANGUAGE C VOLATILE STRICT;
+
 CREATE OR REPLACE FUNCTION @extschema@._close_batch(p_stream_id bigint, p_partial bool DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql
@@ -1168,23 +1176,10 @@ BEGIN
 	  LEFT JOIN @extschema@.reference_batches r USING (stream_id)
 	 WHERE s.stream_id = p_stream_id;
 
-	-- the range on seq keeps the index scan off observations deleted by
-	-- earlier batch closes of this same transaction (bulk loads); offsets
-	-- beyond +-68 years from the batch's first observation are clamped
-	WITH d AS (DELETE FROM @extschema@.observations
-				WHERE stream_id = p_stream_id AND seq >= c.open_start_seq
-			RETURNING seq, observed_at, loss, benchmark_loss),
-		 f AS (SELECT seq, observed_at, loss, benchmark_loss,
-					  first_value(observed_at) OVER (ORDER BY seq) AS t0
-				 FROM d)
-	SELECT array_agg(loss ORDER BY seq),
-		   array_agg(greatest(-2147483648, least(2147483647,
-					 floor(extract(epoch FROM observed_at - t0))))::int4 ORDER BY seq),
-		   min(seq), min(t0), (array_agg(observed_at ORDER BY seq DESC))[1],
-		   CASE WHEN count(benchmark_loss) > 0
-				THEN array_agg(benchmark_loss ORDER BY seq) END
+	-- the open batch's observations leave mlma.observations
+	SELECT t.losses, t.offsets, t.first_seq, t.first_at, t.last_at, t.benchmark_losses
 	  INTO v_l, v_off, v_first, v_t0, v_t1, v_bl
-	  FROM f;
+	  FROM @extschema@._take_open_batch(p_stream_id, c.open_start_seq) t;
 	IF v_l IS NULL THEN
 		RETURN;
 	END IF;

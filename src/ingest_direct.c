@@ -1,0 +1,771 @@
+/*-------------------------------------------------------------------------
+ *
+ * ingest_direct.c
+ *	  The row path without SQL: taking a stream (the row lock on its
+ *	  mlma.stream_state row, then where its open batch stands) and inserting
+ *	  one observation into mlma.observations through the table and index
+ *	  access methods.
+ *
+ * A single-row INSERT into an attached table, or one observe() call, is a
+ * transaction of its own in the common case, so it takes its stream every
+ * time; done with saved SQL statements, executor start-up of those
+ * statements is most of mlma's cost per row.  This file does the same work
+ * as the READ COMMITTED statement of ingest.c (read_plan) with the access
+ * methods directly:
+ *
+ *	1. find the visible version of the stream's state row through its
+ *	   primary key with a new snapshot, and lock it FOR NO KEY UPDATE as
+ *	   SELECT ... FOR NO KEY UPDATE does under READ COMMITTED: wait for the
+ *	   stream's current writer, follow the update chain to the latest
+ *	   version, and find the stream gone when that version is deleted;
+ *	2. with a snapshot taken after the lock is held (it sees the commits of
+ *	   every earlier holder), read max(seq) of the open batch backwards on
+ *	   the primary key of mlma.observations, bounded below by the open
+ *	   batch's first seq, or by the seq this backend last wrote when an
+ *	   observation at or after it exists (fewer index entries to read);
+ *	3. insert the observation into the heap and every index (the unique
+ *	   primary key checks it as an INSERT would).
+ *
+ * Since step 2 runs under the lock with a snapshot that sees every earlier
+ * writer, the seq it computes is always free: the re-read of read_plan
+ * (ON CONFLICT DO NOTHING, then max_plan) is not needed.  REPEATABLE READ and
+ * SERIALIZABLE keep the SQL statement (touch_plan: the update of the state
+ * row that makes concurrent writers fail, predicate locks).
+ *
+ * Closing a batch takes its observations out the same way
+ * (mlma._take_open_batch, called by mlma._close_batch): one index scan from
+ * the open batch's first seq, each row deleted and collected in seq order.
+ *
+ * Every table and index is opened with the lock the SQL statement would
+ * take, held to the end of the transaction as the executor holds it.
+ *
+ * The direct path is used only when both tables are what mlma created:
+ * plain local tables without triggers, rules, row security, check
+ * constraints or generated columns, with the column types and the btree
+ * primary keys it scans, and
+ * the session's user allowed what the SQL statements would do; with Citus
+ * in the database (its catalog pg_dist_partition exists) the statements
+ * stay, so that they are routed.  Otherwise the caller uses SQL.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/execnodes.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "mlma.h"
+
+PG_FUNCTION_INFO_V1(mlma_take_open_batch);
+
+/* columns of mlma.observations the row path writes */
+typedef struct ObservationColumns
+{
+	AttrNumber	stream_id;
+	AttrNumber	seq;
+	AttrNumber	observed_at;
+	AttrNumber	loss;
+	AttrNumber	benchmark_loss;
+} ObservationColumns;
+
+/*
+ * AttnumOf
+ *		The attribute number of the live column name of type typid, or
+ *		InvalidAttrNumber.
+ */
+static AttrNumber
+AttnumOf(TupleDesc desc, const char *name, Oid typid)
+{
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->atttypid == typid ? att->attnum : InvalidAttrNumber;
+	}
+	return InvalidAttrNumber;
+}
+
+/*
+ * PlainTable
+ *		Whether rel is a table the direct path may write as mlma created
+ *		it: an ordinary local table with nothing that a SQL statement would
+ *		run or check besides its indexes and NOT NULL constraints.
+ */
+static bool
+PlainTable(Relation rel, AclMode mode)
+{
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+
+	return rel->rd_rel->relkind == RELKIND_RELATION &&
+		!rel->rd_rel->relispartition &&
+		!rel->rd_rel->relrowsecurity &&
+		!rel->rd_rel->relhasrules &&
+		rel->trigdesc == NULL &&
+		(constr == NULL || (constr->num_check == 0 && !constr->has_generated_stored)) &&
+		pg_class_aclmask(RelationGetRelid(rel), GetUserId(), mode, ACLMASK_ALL) == mode;
+}
+
+/*
+ * KeyBegins
+ *		Whether the index's first key columns are the table's columns
+ *		first (and second, when given), so that scan keys 1 and 2 mean them.
+ */
+static bool
+KeyBegins(Relation index, AttrNumber first, AttrNumber second)
+{
+	int2vector *key = &index->rd_index->indkey;
+	int			nkeys = index->rd_index->indnkeyatts;
+
+	if (index->rd_rel->relam != BTREE_AM_OID ||
+		first == InvalidAttrNumber || nkeys < 1 || key->values[0] != first)
+		return false;
+	if (second == InvalidAttrNumber)
+		return true;
+	return nkeys >= 2 && key->values[1] == second;
+}
+
+/*
+ * OpenTable
+ *		Open mlma.<name> with lockmode, or NULL when it is not there.
+ */
+static Relation
+OpenTable(const char *name, LOCKMODE lockmode)
+{
+	Oid			nsp = get_namespace_oid("mlma", true);
+	Oid			relid;
+
+	if (!OidIsValid(nsp))
+		return NULL;
+	relid = get_relname_relid(name, nsp);
+	if (!OidIsValid(relid))
+		return NULL;
+	return table_open(relid, lockmode);
+}
+
+/*
+ * OpenPrimaryKey
+ *		The primary key index of rel, opened with lockmode, or NULL.
+ */
+static Relation
+OpenPrimaryKey(Relation rel, LOCKMODE lockmode)
+{
+	Oid			pk;
+
+	(void) RelationGetIndexList(rel);	/* fills rd_pkindex */
+	pk = rel->rd_pkindex;
+	if (!OidIsValid(pk))
+		return NULL;
+	return index_open(pk, lockmode);
+}
+
+/*
+ * mlma_direct_usable
+ *		Whether this transaction's observations may take the direct path:
+ *		READ COMMITTED, no Citus.
+ */
+bool
+mlma_direct_usable(void)
+{
+	return !IsolationUsesXactSnapshot() &&
+		!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE));
+}
+
+/*
+ * ObservationsWritable
+ *		Whether the direct path can write observations to rel (opened by
+ *		the caller): a plain table whose primary key begins (stream_id,
+ *		seq), and no other column than the five written, except dropped
+ *		ones.  Fills *cols.
+ */
+static bool
+ObservationsWritable(Relation rel, ObservationColumns *cols, AclMode mode)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			live = 0;
+	int			i;
+
+	if (!PlainTable(rel, mode))
+		return false;
+	cols->stream_id = AttnumOf(desc, "stream_id", INT8OID);
+	cols->seq = AttnumOf(desc, "seq", INT8OID);
+	cols->observed_at = AttnumOf(desc, "observed_at", TIMESTAMPTZOID);
+	cols->loss = AttnumOf(desc, "loss", FLOAT8OID);
+	cols->benchmark_loss = AttnumOf(desc, "benchmark_loss", FLOAT8OID);
+	for (i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			live++;
+	return live == 5 &&
+		cols->stream_id != InvalidAttrNumber && cols->seq != InvalidAttrNumber &&
+		cols->observed_at != InvalidAttrNumber && cols->loss != InvalidAttrNumber &&
+		cols->benchmark_loss != InvalidAttrNumber;
+}
+
+/*
+ * InsertObservation
+ *		Insert one row into mlma.observations (rel, opened with
+ *		RowExclusiveLock) and into each of its indexes, as an INSERT
+ *		statement would; a duplicate (stream_id, seq) fails on the unique
+ *		primary key.
+ */
+static void
+InsertObservation(Relation rel, const ObservationColumns *cols,
+				  int64 stream_id, int64 seq, TimestampTz observed_at,
+				  double loss, const double *bench)
+{
+	EState	   *estate = CreateExecutorState();
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	TupleTableSlot *slot;
+	List	   *recheck;
+	int			i;
+
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsVirtual);
+	ExecClearTuple(slot);
+	for (i = 0; i < slot->tts_tupleDescriptor->natts; i++)
+		slot->tts_isnull[i] = true;
+	slot->tts_values[cols->stream_id - 1] = Int64GetDatum(stream_id);
+	slot->tts_isnull[cols->stream_id - 1] = false;
+	slot->tts_values[cols->seq - 1] = Int64GetDatum(seq);
+	slot->tts_isnull[cols->seq - 1] = false;
+	slot->tts_values[cols->observed_at - 1] = TimestampTzGetDatum(observed_at);
+	slot->tts_isnull[cols->observed_at - 1] = false;
+	slot->tts_values[cols->loss - 1] = Float8GetDatum(loss);
+	slot->tts_isnull[cols->loss - 1] = false;
+	if (bench != NULL)
+	{
+		slot->tts_values[cols->benchmark_loss - 1] = Float8GetDatum(*bench);
+		slot->tts_isnull[cols->benchmark_loss - 1] = false;
+	}
+	ExecStoreVirtualTuple(slot);
+
+	table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, NULL);
+	recheck = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+	list_free(recheck);
+
+	ExecCloseIndices(rri);
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	FreeExecutorState(estate);
+}
+
+/*
+ * LockStateRow
+ *		Find the stream's state row with a new snapshot and lock its latest
+ *		version FOR NO KEY UPDATE, waiting for its current holder; slot gets
+ *		that version.  False when the stream has no state row (dropped).
+ */
+static bool
+LockStateRow(Relation rel, Relation pk, int64 stream_id, TupleTableSlot *slot)
+{
+	Snapshot	snap;
+	IndexScanDesc scan;
+	ScanKeyData key;
+	ItemPointerData tid;
+	TM_FailureData tmfd;
+	TM_Result	res;
+	bool		found;
+
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(stream_id));
+	scan = index_beginscan(rel, pk, snap, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	if (found)
+		tid = slot->tts_tid;
+	index_endscan(scan);
+	if (!found)
+	{
+		UnregisterSnapshot(snap);
+		return false;
+	}
+
+	/* SELECT ... FOR NO KEY UPDATE under READ COMMITTED (ExecLockRows) */
+	res = table_tuple_lock(rel, &tid, snap, slot, GetCurrentCommandId(true),
+						   LockTupleNoKeyExclusive, LockWaitBlock,
+						   TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS |
+						   TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+						   &tmfd);
+	UnregisterSnapshot(snap);
+	switch (res)
+	{
+		case TM_Ok:
+			return true;
+		case TM_Deleted:
+			/* the stream was dropped while we waited */
+			return false;
+		default:
+			/* updated by this command, or invisible: cannot happen here */
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("unexpected result %d locking the state row of stream %lld",
+							(int) res, (long long) stream_id)));
+	}
+	return false;
+}
+
+/*
+ * BeginOpenBatchScan
+ *		An index scan of the stream's observations with seq >= from, on the
+ *		primary key of mlma.observations.
+ */
+static IndexScanDesc
+BeginOpenBatchScan(Relation rel, Relation pk, Snapshot snap, int64 stream_id,
+				   int64 from)
+{
+	IndexScanDesc scan;
+	ScanKeyData keys[2];
+
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(stream_id));
+	ScanKeyInit(&keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE,
+				Int64GetDatum(from));
+	scan = index_beginscan(rel, pk, snap, 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
+	return scan;
+}
+
+/*
+ * LastSeqFrom
+ *		The largest seq of the stream at or after from, visible to snap:
+ *		the first entry of a backward scan of the primary key.  False when
+ *		there is none.
+ */
+static bool
+LastSeqFrom(Relation rel, Relation pk, const ObservationColumns *cols,
+			Snapshot snap, TupleTableSlot *slot, int64 stream_id, int64 from,
+			int64 *last)
+{
+	IndexScanDesc scan = BeginOpenBatchScan(rel, pk, snap, stream_id, from);
+	bool		found;
+	bool		isnull = true;
+
+	found = index_getnext_slot(scan, BackwardScanDirection, slot);
+	if (found)
+		*last = DatumGetInt64(slot_getattr(slot, cols->seq, &isnull));
+	index_endscan(scan);
+	return found && !isnull;
+}
+
+/*
+ * NextSeq
+ *		The seq of the stream's next observation: one past the largest seq
+ *		at or after open_start_seq, read with a new snapshot, or
+ *		open_start_seq when the open batch is empty.  hint (0: none) is a
+ *		seq this backend saw the stream reach: when an observation at or
+ *		after hint - 1 exists, the largest one is the answer, and the scan
+ *		reads only the entries from there instead of the whole open batch.
+ */
+static int64
+NextSeq(Relation rel, Relation pk, const ObservationColumns *cols,
+		int64 stream_id, int64 open_start_seq, int64 hint)
+{
+	Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	int64		next = open_start_seq;
+	int64		last;
+
+	if (hint - 1 > open_start_seq &&
+		LastSeqFrom(rel, pk, cols, snap, slot, stream_id, hint - 1, &last))
+		next = last + 1;
+	else if (LastSeqFrom(rel, pk, cols, snap, slot, stream_id, open_start_seq, &last))
+		next = Max(open_start_seq, last + 1);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snap);
+	return next;
+}
+
+/*
+ * mlma_direct_take
+ *		Take the stream (the first observation of it in this transaction):
+ *		lock its state row, read where its open batch stands into *batch,
+ *		and when its config_version equals expected_config, insert the
+ *		observation (observed_at, loss, *bench or NULL) at batch->next_seq
+ *		(not advanced).  seq_hint: a seq the stream reached, as this
+ *		backend last saw it (0: unknown), a shortcut for NextSeq.
+ *		Returns MLMA_DIRECT_INSERTED, MLMA_DIRECT_TAKEN
+ *		(locked, configuration changed, nothing inserted), MLMA_DIRECT_GONE
+ *		(no state row: dropped) or MLMA_DIRECT_UNUSABLE (nothing done: the
+ *		caller uses SQL).  Only under READ COMMITTED (mlma_direct_usable).
+ */
+MlmaDirectResult
+mlma_direct_take(int64 stream_id, int32 expected_config, int64 seq_hint,
+				 MlmaOpenBatch *batch, TimestampTz observed_at, double loss,
+				 const double *bench)
+{
+	Relation	state;
+	Relation	state_pk;
+	Relation	obs;
+	Relation	obs_pk;
+	TupleTableSlot *slot;
+	ObservationColumns cols;
+	AttrNumber	a_config;
+	AttrNumber	a_start;
+	AttrNumber	a_age;
+	bool		isnull;
+	MlmaDirectResult result = MLMA_DIRECT_UNUSABLE;
+
+	state = OpenTable("stream_state", RowShareLock);
+	if (state == NULL)
+		return MLMA_DIRECT_UNUSABLE;
+	obs = OpenTable("observations", RowExclusiveLock);
+	if (obs == NULL)
+	{
+		table_close(state, NoLock);
+		return MLMA_DIRECT_UNUSABLE;
+	}
+	state_pk = OpenPrimaryKey(state, AccessShareLock);
+	obs_pk = OpenPrimaryKey(obs, AccessShareLock);
+	a_config = AttnumOf(RelationGetDescr(state), "config_version", INT4OID);
+	a_start = AttnumOf(RelationGetDescr(state), "open_start_seq", INT8OID);
+	a_age = AttnumOf(RelationGetDescr(state), "age_flagged", BOOLOID);
+
+	if (state_pk != NULL && obs_pk != NULL &&
+		a_config != InvalidAttrNumber && a_start != InvalidAttrNumber &&
+		a_age != InvalidAttrNumber &&
+		PlainTable(state, ACL_SELECT | ACL_UPDATE) &&
+		ObservationsWritable(obs, &cols, ACL_SELECT | ACL_INSERT) &&
+		KeyBegins(state_pk, AttnumOf(RelationGetDescr(state), "stream_id", INT8OID),
+				  InvalidAttrNumber) &&
+		KeyBegins(obs_pk, cols.stream_id, cols.seq))
+	{
+		/* see this transaction's earlier work, as a new statement would */
+		CommandCounterIncrement();
+		slot = table_slot_create(state, NULL);
+		if (!LockStateRow(state, state_pk, stream_id, slot))
+			result = MLMA_DIRECT_GONE;
+		else
+		{
+			batch->config_version = DatumGetInt32(slot_getattr(slot, a_config, &isnull));
+			batch->open_start_seq = DatumGetInt64(slot_getattr(slot, a_start, &isnull));
+			batch->age_flagged = DatumGetBool(slot_getattr(slot, a_age, &isnull));
+			batch->next_seq = NextSeq(obs, obs_pk, &cols, stream_id,
+									  batch->open_start_seq, seq_hint);
+			result = MLMA_DIRECT_TAKEN;
+			if (batch->config_version == expected_config)
+			{
+				InsertObservation(obs, &cols, stream_id, batch->next_seq,
+								  observed_at, loss, bench);
+				result = MLMA_DIRECT_INSERTED;
+			}
+		}
+		ExecDropSingleTupleTableSlot(slot);
+	}
+
+	if (obs_pk != NULL)
+		index_close(obs_pk, NoLock);
+	if (state_pk != NULL)
+		index_close(state_pk, NoLock);
+	table_close(obs, NoLock);
+	table_close(state, NoLock);
+	return result;
+}
+
+/*
+ * mlma_direct_insert
+ *		Insert one observation of a stream this transaction has taken, at
+ *		seq.  False when nothing was done (the caller uses SQL).
+ */
+bool
+mlma_direct_insert(int64 stream_id, int64 seq, TimestampTz observed_at,
+				   double loss, const double *bench)
+{
+	Relation	obs;
+	ObservationColumns cols;
+	bool		done = false;
+
+	if (!mlma_direct_usable())
+		return false;
+	obs = OpenTable("observations", RowExclusiveLock);
+	if (obs == NULL)
+		return false;
+	if (ObservationsWritable(obs, &cols, ACL_INSERT))
+	{
+		CommandCounterIncrement();
+		InsertObservation(obs, &cols, stream_id, seq, observed_at, loss, bench);
+		done = true;
+	}
+	table_close(obs, NoLock);
+	return done;
+}
+
+/*
+ * The open batch taken out of mlma.observations, in seq order.
+ */
+typedef struct TakenBatch
+{
+	int			n;
+	int			cap;
+	double	   *losses;
+	TimestampTz *at;
+	double	   *bench;
+	bool	   *bench_null;
+	int			nbench;			/* how many carry a benchmark loss */
+	int64		first_seq;
+} TakenBatch;
+
+static void
+TakenAdd(TakenBatch *b, int64 seq, TimestampTz at, double loss, bool has_bench,
+		 double bench)
+{
+	if (b->n == b->cap)
+	{
+		b->cap = b->cap == 0 ? 128 : b->cap * 2;
+		b->losses = b->losses ? repalloc(b->losses, sizeof(double) * b->cap)
+			: palloc(sizeof(double) * b->cap);
+		b->at = b->at ? repalloc(b->at, sizeof(TimestampTz) * b->cap)
+			: palloc(sizeof(TimestampTz) * b->cap);
+		b->bench = b->bench ? repalloc(b->bench, sizeof(double) * b->cap)
+			: palloc(sizeof(double) * b->cap);
+		b->bench_null = b->bench_null ? repalloc(b->bench_null, sizeof(bool) * b->cap)
+			: palloc(sizeof(bool) * b->cap);
+	}
+	if (b->n == 0)
+		b->first_seq = seq;
+	b->losses[b->n] = loss;
+	b->at[b->n] = at;
+	b->bench[b->n] = bench;
+	b->bench_null[b->n] = !has_bench;
+	if (has_bench)
+		b->nbench++;
+	b->n++;
+}
+
+/*
+ * DeleteOpenRows
+ *		Delete the stream's observations with seq >= from_seq, visible to
+ *		the active snapshot, as DELETE ... RETURNING does (rel opened with
+ *		RowExclusiveLock), collecting them in seq order.
+ */
+static void
+DeleteOpenRows(Relation rel, Relation pk, const ObservationColumns *cols,
+			   int64 stream_id, int64 from_seq, TakenBatch *b)
+{
+	Snapshot	snap = GetActiveSnapshot();
+	CommandId	cid = GetCurrentCommandId(true);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	IndexScanDesc scan = BeginOpenBatchScan(rel, pk, snap, stream_id, from_seq);
+
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		ItemPointerData tid = slot->tts_tid;
+		TM_FailureData tmfd;
+		TM_Result	res;
+		bool		isnull;
+		bool		bnull;
+		int64		seq;
+		TimestampTz at;
+		double		loss;
+		Datum		bench;
+
+		seq = DatumGetInt64(slot_getattr(slot, cols->seq, &isnull));
+		at = DatumGetTimestampTz(slot_getattr(slot, cols->observed_at, &isnull));
+		loss = DatumGetFloat8(slot_getattr(slot, cols->loss, &isnull));
+		bench = slot_getattr(slot, cols->benchmark_loss, &bnull);
+
+		res = table_tuple_delete(rel, &tid, cid, snap, InvalidSnapshot, true,
+								 &tmfd, false);
+		switch (res)
+		{
+			case TM_Ok:
+				TakenAdd(b, seq, at, loss, !bnull, bnull ? 0.0 : DatumGetFloat8(bench));
+				break;
+			case TM_SelfModified:
+				/* already deleted by this command: as DELETE, skip it */
+				break;
+			case TM_Deleted:
+			case TM_Updated:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent delete")));
+				/* deleted by a concurrent transaction: gone, as DELETE skips it */
+				break;
+			default:
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("unexpected result %d deleting an observation of stream %lld",
+								(int) res, (long long) stream_id)));
+		}
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+/*
+ * DeleteOpenRowsSql
+ *		The same through SQL, where the direct path cannot be used.
+ */
+static void
+DeleteOpenRowsSql(int64 stream_id, int64 from_seq, TakenBatch *b)
+{
+	static SPIPlanPtr plan = NULL;
+	MemoryContext caller = CurrentMemoryContext;
+	Datum		args[2];
+	int			ret;
+	uint64		i;
+
+	SPI_connect();
+	if (plan == NULL)
+	{
+		Oid			types[2] = {INT8OID, INT8OID};
+
+		plan = SPI_prepare("WITH d AS (DELETE FROM mlma.observations "
+						   "            WHERE stream_id = $1 AND seq >= $2 "
+						   "        RETURNING seq, observed_at, loss, benchmark_loss) "
+						   "SELECT seq, observed_at, loss, benchmark_loss FROM d ORDER BY seq",
+						   2, types);
+		if (plan == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("SPI_prepare failed: %s", SPI_result_code_string(SPI_result))));
+		SPI_keepplan(plan);
+	}
+	args[0] = Int64GetDatum(stream_id);
+	args[1] = Int64GetDatum(from_seq);
+	ret = SPI_execute_plan(plan, args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("taking the open batch failed: %s", SPI_result_code_string(ret))));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		bool		bnull;
+		Datum		bench = SPI_getbinval(tup, desc, 4, &bnull);
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		TakenAdd(b, DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)),
+				 DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull)),
+				 DatumGetFloat8(SPI_getbinval(tup, desc, 3, &isnull)),
+				 !bnull, bnull ? 0.0 : DatumGetFloat8(bench));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+}
+
+/*
+ * SecondsSince
+ *		floor(extract(epoch FROM at - t0)) clamped to int4, as _close_batch
+ *		stores the times of a closed batch.
+ */
+static int32
+SecondsSince(TimestampTz at, TimestampTz t0)
+{
+	int64		d = at - t0;
+	int64		q = d / USECS_PER_SEC;
+
+	if (d % USECS_PER_SEC != 0 && d < 0)
+		q--;
+	return (int32) Max(PG_INT32_MIN, Min(PG_INT32_MAX, q));
+}
+
+/*
+ * mlma._take_open_batch(stream_id bigint, from_seq bigint,
+ *		OUT losses float8[], OUT offsets int4[], OUT first_seq bigint,
+ *		OUT first_at timestamptz, OUT last_at timestamptz,
+ *		OUT benchmark_losses float8[]) -> record
+ *
+ *		Delete the stream's open observations (seq >= from_seq) and return
+ *		them as the columns of a closed batch, in seq order: losses, second
+ *		offsets from the first one's time (clamped to int4), the first seq,
+ *		the first and last times, and the benchmark losses (NULL when none
+ *		has one, NULL elements where missing).  Every column is NULL when
+ *		the open batch is empty.  The caller holds the stream's writer lock
+ *		(mlma._close_batch).
+ */
+Datum
+mlma_take_open_batch(PG_FUNCTION_ARGS)
+{
+	int64		stream_id = PG_GETARG_INT64(0);
+	int64		from_seq = PG_GETARG_INT64(1);
+	TupleDesc	tupdesc;
+	TakenBatch	b;
+	Datum		values[6];
+	bool		nulls[6] = {true, true, true, true, true, true};
+	Relation	rel = NULL;
+	Relation	pk = NULL;
+	ObservationColumns cols;
+	bool		direct = false;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("mlma._take_open_batch() must return a record")));
+	tupdesc = BlessTupleDesc(tupdesc);
+	memset(&b, 0, sizeof(b));
+
+	if (mlma_direct_usable())
+	{
+		rel = OpenTable("observations", RowExclusiveLock);
+		if (rel != NULL)
+			pk = OpenPrimaryKey(rel, AccessShareLock);
+		direct = pk != NULL &&
+			ObservationsWritable(rel, &cols, ACL_SELECT | ACL_DELETE) &&
+			KeyBegins(pk, cols.stream_id, cols.seq);
+	}
+	if (direct)
+		DeleteOpenRows(rel, pk, &cols, stream_id, from_seq, &b);
+	if (pk != NULL)
+		index_close(pk, NoLock);
+	if (rel != NULL)
+		table_close(rel, NoLock);
+	if (!direct)
+		DeleteOpenRowsSql(stream_id, from_seq, &b);
+
+	if (b.n > 0)
+	{
+		Datum	   *d = palloc(sizeof(Datum) * b.n);
+		int			dims[1] = {b.n};
+		int			lbs[1] = {1};
+		int			i;
+
+		for (i = 0; i < b.n; i++)
+			d[i] = Float8GetDatum(b.losses[i]);
+		values[0] = PointerGetDatum(construct_array(d, b.n, FLOAT8OID, 8,
+													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		for (i = 0; i < b.n; i++)
+			d[i] = Int32GetDatum(SecondsSince(b.at[i], b.at[0]));
+		values[1] = PointerGetDatum(construct_array(d, b.n, INT4OID, 4,
+													true, TYPALIGN_INT));
+		values[2] = Int64GetDatum(b.first_seq);
+		values[3] = TimestampTzGetDatum(b.at[0]);
+		values[4] = TimestampTzGetDatum(b.at[b.n - 1]);
+		if (b.nbench > 0)
+		{
+			for (i = 0; i < b.n; i++)
+				d[i] = Float8GetDatum(b.bench[i]);
+			values[5] = PointerGetDatum(construct_md_array(d, b.bench_null, 1, dims, lbs,
+														   FLOAT8OID, 8, FLOAT8PASSBYVAL,
+														   TYPALIGN_DOUBLE));
+		}
+		for (i = 0; i < 6; i++)
+			nulls[i] = i == 5 && b.nbench == 0;
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
