@@ -291,7 +291,13 @@ RunCached(const char *sql, int nargs, Oid *types, Datum *values)
 			p = &set_plans[i];
 	if (p == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+		/*
+		 * A generic plan: the statements are written as index probes per
+		 * stream, right for any number of streams, and re-planning for
+		 * each statement would cost more than a small one runs.
+		 */
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types,
+											  CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR, "mlma: preparing a set ingest statement failed: %s",
@@ -1439,6 +1445,9 @@ mlma_set_carry_finish(MlmaSetCarry *carry)
 	MemoryContextDelete(carry->cxt);
 }
 
+/* statements of at most this many rows take the row path */
+#define MLMA_SMALL_SET 8
+
 /*
  * mlma_record_streams
  *		See mlma.h.  The caller is connected to SPI; streams[] is sorted by
@@ -1453,7 +1462,27 @@ mlma_record_streams(MlmaStreamRows *streams, int n, MlmaSetCarry *carry)
 	SetWork		w;
 	int			ntoread = 0;
 	int			nfast = 0;
+	int			nrows = 0;
 	int			i;
+
+	/*
+	 * A handful of rows: the row path (one direct insert each) costs less
+	 * than the set path's fixed statements.  The streams are still taken in
+	 * stream_id order.
+	 */
+	for (i = 0; i < n; i++)
+		nrows += streams[i].n;
+	if (nrows <= MLMA_SMALL_SET && hash_get_num_entries(carry->streams) == 0)
+	{
+		for (i = 0; i < n; i++)
+		{
+			int			j;
+
+			for (j = 0; j < streams[i].n; j++)
+				streams[i].reasons[j] = mlma_record(&streams[i].obs[j]);
+		}
+		return;
+	}
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "mlma set ingest",
 								ALLOCSET_DEFAULT_SIZES);
