@@ -106,6 +106,7 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry)
 	MlmaObservation *run;
 	const char **reasons;
 	MlmaStreamRows *streams;
+	BulkGroup **rowgroup;
 	const char **names;
 	MlmaStream *configs;
 	bool	   *found;
@@ -122,11 +123,18 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry)
 						 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 	list = palloc(sizeof(BulkGroup *) * n);
 
+	rowgroup = palloc(sizeof(BulkGroup *) * n);
 	for (i = 0; i < n; i++)
 	{
-		bool		found;
-		BulkGroup  *g = hash_search(groups, &rows[i].name, HASH_ENTER, &found);
+		bool		found = true;
+		BulkGroup  *g;
 
+		/* rows of one stream often come together */
+		if (i > 0 && strcmp(rows[i].name, rows[i - 1].name) == 0)
+			g = rowgroup[i - 1];
+		else
+			g = hash_search(groups, &rows[i].name, HASH_ENTER, &found);
+		rowgroup[i] = g;
 		if (!found)
 		{
 			g->count = 0;
@@ -181,7 +189,7 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry)
 	order = palloc(sizeof(int) * n);
 	for (i = 0; i < n; i++)
 	{
-		BulkGroup  *g = hash_search(groups, &rows[i].name, HASH_FIND, NULL);
+		BulkGroup  *g = rowgroup[i];
 
 		order[g->start + g->fill++] = i;
 	}
