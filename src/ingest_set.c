@@ -292,12 +292,11 @@ RunCached(const char *sql, int nargs, Oid *types, Datum *values)
 	if (p == NULL)
 	{
 		/*
-		 * A generic plan: the statements are written as index probes per
-		 * stream, right for any number of streams, and re-planning for
-		 * each statement would cost more than a small one runs.
+		 * The plan cache's own choice of custom or generic plans: a
+		 * generic plan made while mlma's tables were small (a sequential
+		 * scan under a nested loop) would stay when they grow.
 		 */
-		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types,
-											  CURSOR_OPT_GENERIC_PLAN);
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
 
 		if (plan == NULL)
 			elog(ERROR, "mlma: preparing a set ingest statement failed: %s",
