@@ -136,5 +136,55 @@ is($node->safe_psql('upgraded', q{
 	'old/a false checks 1, old/b true checks 0',
 	'an old stream goes on with its id; created again it gets the derived id');
 
+# the set path of multi-row statements writes mlma's tables through their
+# row types, column by name: the same rows on an updated catalog (whose
+# columns may stand in another order) as on a fresh one
+my $set_fingerprint = q{
+	SELECT string_agg(x, E'\n' ORDER BY x) FROM (
+		SELECT 'batch ' || s.name || ' ' || b.batch_no || ' ' || b.role || ' ' || b.first_seq
+			   || ' ' || b.losses::text || ' ' || b.offsets::text || ' ' || coalesce(b.benchmark_losses::text, '-') AS x
+		  FROM mlma.batches b JOIN mlma.streams s USING (stream_id) WHERE s.name LIKE 'set/%'
+		UNION ALL
+		SELECT 'check ' || s.name || ' ' || c.batch_no || ' ' || c.status || ' ' || c.check_mode || ' '
+			   || coalesce(c.p_value::text, '-') || ' ' || coalesce(c.effect::text, '-') || ' '
+			   || coalesce(c.significant::text, '-') || ' ' || coalesce(c.drift::text, '-') || ' '
+			   || coalesce(h.source || h.seq_runs::text, '-')
+		  FROM mlma.checks c JOIN mlma.streams s USING (stream_id)
+		  LEFT JOIN mlma.reference_history h ON h.reference_id = c.reference_id
+		 WHERE s.name LIKE 'set/%'
+		UNION ALL
+		SELECT 'reference ' || s.name || ' ' || r.source || ' ' || r.losses::text || ' ' || r.end_seq
+		  FROM mlma.reference_batches r JOIN mlma.streams s USING (stream_id) WHERE s.name LIKE 'set/%'
+		UNION ALL
+		SELECT 'open ' || s.name || ' ' || o.seq || ' ' || o.loss || ' ' || coalesce(o.benchmark_loss::text, '-')
+		  FROM mlma.observations o JOIN mlma.streams s USING (stream_id) WHERE s.name LIKE 'set/%'
+		UNION ALL
+		SELECT 'queued ' || s.name || ' ' || q.batch_no
+		  FROM mlma.check_queue q JOIN mlma.streams s USING (stream_id) WHERE s.name LIKE 'set/%'
+		UNION ALL
+		SELECT 'request ' || s.name || ' ' || r.reason || ' ' || r.status
+		  FROM mlma.retrain_requests r JOIN mlma.streams s USING (stream_id) WHERE s.name LIKE 'set/%') f
+};
+for my $db ('upgraded', 'fresh')
+{
+	$node->safe_psql($db, q{
+		CREATE TABLE set_t (zone text, at timestamptz, predicted float8, bench float8, actual float8);
+		SELECT mlma.attach('set_t', 'zone', 'actual', 'predicted', 'at', benchmark_column => 'bench');
+		SELECT mlma.create_stream('set/rolling', batch_size => 4, reference_policy => 'rolling');
+		SELECT mlma.create_stream('set/scheduled', batch_size => 5, check_mode => 'scheduled');
+		SELECT mlma.create_stream('set/benchmark', batch_size => 4, reference_policy => 'benchmark');
+		INSERT INTO set_t
+		SELECT z, '2024-01-01'::timestamptz + i * interval '1 minute', 10, 10 + i % 3,
+			   10 + (i * 7 % 5) + CASE WHEN i > 20 THEN 8 ELSE 0 END
+		  FROM unnest(ARRAY['set/rolling', 'set/scheduled', 'set/benchmark']) z,
+			   generate_series(1, 31) i
+		 ORDER BY i, z;
+	});
+}
+my $set_upgraded = $node->safe_psql('upgraded', $set_fingerprint);
+cmp_ok(length($set_upgraded), '>', 1000, 'the set path wrote batches, checks and references');
+is($set_upgraded, $node->safe_psql('fresh', $set_fingerprint),
+	'a multi-row statement leaves the same rows on an updated catalog as on a fresh one');
+
 $node->stop;
 done_testing();
