@@ -52,6 +52,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/relscan.h"
 #include "access/stratnum.h"
 #include "access/table.h"
@@ -510,6 +511,102 @@ mlma_direct_insert(int64 stream_id, int64 seq, TimestampTz observed_at,
 	}
 	table_close(obs, NoLock);
 	return done;
+}
+
+/*
+ * mlma_direct_insert_many
+ *		Insert n observations (the open tails of a multi-row statement,
+ *		ingest_set.c) into mlma.observations and its indexes, a thousand
+ *		heap rows at a time as COPY does.  False when nothing was done (the
+ *		caller uses SQL).
+ */
+bool
+mlma_direct_insert_many(int n, const int64 *stream_ids, const int64 *seqs,
+						const TimestampTz *at, const double *losses,
+						const double *benches, const bool *has_bench)
+{
+	Relation	rel;
+	ObservationColumns cols;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot **slots;
+	BulkInsertState bistate;
+	CommandId	cid;
+	int			nslots = Min(n, 1000);
+	int			done = 0;
+	int			i;
+
+	if (n <= 0)
+		return true;
+	if (!mlma_direct_usable())
+		return false;
+	rel = OpenTable("observations", RowExclusiveLock);
+	if (rel == NULL)
+		return false;
+	if (!ObservationsWritable(rel, &cols, ACL_INSERT))
+	{
+		table_close(rel, NoLock);
+		return false;
+	}
+	CommandCounterIncrement();
+	cid = GetCurrentCommandId(true);
+	estate = CreateExecutorState();
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	bistate = GetBulkInsertState();
+	slots = palloc(sizeof(TupleTableSlot *) * nslots);
+	for (i = 0; i < nslots; i++)
+		slots[i] = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsVirtual);
+
+	while (done < n)
+	{
+		int			k = Min(nslots, n - done);
+		int			j;
+
+		for (j = 0; j < k; j++)
+		{
+			TupleTableSlot *slot = slots[j];
+			int			r = done + j;
+			int			a;
+
+			ExecClearTuple(slot);
+			for (a = 0; a < slot->tts_tupleDescriptor->natts; a++)
+				slot->tts_isnull[a] = true;
+			slot->tts_values[cols.stream_id - 1] = Int64GetDatum(stream_ids[r]);
+			slot->tts_isnull[cols.stream_id - 1] = false;
+			slot->tts_values[cols.seq - 1] = Int64GetDatum(seqs[r]);
+			slot->tts_isnull[cols.seq - 1] = false;
+			slot->tts_values[cols.observed_at - 1] = TimestampTzGetDatum(at[r]);
+			slot->tts_isnull[cols.observed_at - 1] = false;
+			slot->tts_values[cols.loss - 1] = Float8GetDatum(losses[r]);
+			slot->tts_isnull[cols.loss - 1] = false;
+			if (has_bench[r])
+			{
+				slot->tts_values[cols.benchmark_loss - 1] = Float8GetDatum(benches[r]);
+				slot->tts_isnull[cols.benchmark_loss - 1] = false;
+			}
+			ExecStoreVirtualTuple(slot);
+		}
+		table_multi_insert(rel, slots, k, cid, 0, bistate);
+		for (j = 0; j < k; j++)
+		{
+			List	   *recheck = ExecInsertIndexTuples(rri, slots[j], estate,
+														false, false, NULL, NIL);
+
+			list_free(recheck);
+			ResetPerTupleExprContext(estate);
+		}
+		done += k;
+	}
+
+	FreeBulkInsertState(bistate);
+	ExecCloseIndices(rri);
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
+	CommandCounterIncrement();
+	return true;
 }
 
 /*

@@ -1375,8 +1375,9 @@ static const char *insert_observations =
 
 /*
  * AddTail
- *		The rows of the open tail of a carried stream, for rs; the stream's
- *		open batch is then all in the table.
+ *		The rows of the open tail of a carried stream, for rs (NULL: they
+ *		were written already); the stream's open batch is then all in the
+ *		table.
  */
 static void
 AddTail(RowSet *rs, CarryEntry *e)
@@ -1384,7 +1385,7 @@ AddTail(RowSet *rs, CarryEntry *e)
 	SetStream  *s = &e->s;
 	int			j;
 
-	for (j = 0; j < s->nobs; j++)
+	for (j = 0; rs != NULL && j < s->nobs; j++)
 	{
 		SetObs	   *o = &s->obs[j];
 
@@ -1420,6 +1421,49 @@ WriteTails(MlmaSetCarry *carry, bool own)
 
 	if (hash_get_num_entries(carry->streams) == 0)
 		return;
+
+	/* through the access methods, as COPY writes, when mlma's table allows */
+	if (carry->ntail > 0)
+	{
+		int64	   *ids = palloc(sizeof(int64) * carry->ntail);
+		int64	   *seqs = palloc(sizeof(int64) * carry->ntail);
+		TimestampTz *at = palloc(sizeof(TimestampTz) * carry->ntail);
+		double	   *losses = palloc(sizeof(double) * carry->ntail);
+		double	   *benches = palloc(sizeof(double) * carry->ntail);
+		bool	   *has_bench = palloc(sizeof(bool) * carry->ntail);
+		int			k = 0;
+
+		hash_seq_init(&it, carry->streams);
+		while ((e = hash_seq_search(&it)) != NULL)
+		{
+			int			j;
+
+			for (j = 0; j < e->s.nobs && k < carry->ntail; j++, k++)
+			{
+				ids[k] = e->stream_id;
+				seqs[k] = e->s.obs[j].seq;
+				at[k] = e->s.obs[j].at;
+				losses[k] = e->s.obs[j].loss;
+				benches[k] = e->s.obs[j].bench;
+				has_bench[k] = e->s.obs[j].has_bench;
+			}
+		}
+		if (k == carry->ntail &&
+			mlma_direct_insert_many(k, ids, seqs, at, losses, benches, has_bench))
+		{
+			hash_seq_init(&it, carry->streams);
+			while ((e = hash_seq_search(&it)) != NULL)
+			{
+				AddTail(NULL, e);
+				if (own)
+					mlma_own_stream(e->stream_id, e->s.open_start_seq,
+									e->s.next_seq, e->s.age_flagged);
+			}
+			carry->ntail = 0;
+			return;
+		}
+	}
+
 	RowSetInit(&rs, "observations");
 	hash_seq_init(&it, carry->streams);
 	while ((e = hash_seq_search(&it)) != NULL)

@@ -229,6 +229,10 @@ extern MlmaDirectResult mlma_direct_take(int64 stream_id, int32 expected_config,
 										 int64 seq_hint, MlmaOpenBatch *batch,
 										 TimestampTz observed_at, double loss,
 										 const double *bench);
+extern bool mlma_direct_insert_many(int n, const int64 *stream_ids,
+									const int64 *seqs, const TimestampTz *at,
+									const double *losses, const double *benches,
+									const bool *has_bench);
 extern bool mlma_direct_insert(int64 stream_id, int64 seq,
 							   TimestampTz observed_at, double loss,
 							   const double *bench);
