@@ -225,26 +225,17 @@ ObservationsWritable(Relation rel, ObservationColumns *cols, AclMode mode)
 }
 
 /*
- * InsertObservation
- *		Insert one row into mlma.observations (rel, opened with
- *		RowExclusiveLock) and into each of its indexes, as an INSERT
- *		statement would; a duplicate (stream_id, seq) fails on the unique
- *		primary key.
+ * FillObservation
+ *		Store one row of mlma.observations in a virtual slot of its
+ *		descriptor (bench NULL: no benchmark loss).
  */
 static void
-InsertObservation(Relation rel, const ObservationColumns *cols,
-				  int64 stream_id, int64 seq, TimestampTz observed_at,
-				  double loss, const double *bench)
+FillObservation(TupleTableSlot *slot, const ObservationColumns *cols,
+				int64 stream_id, int64 seq, TimestampTz observed_at,
+				double loss, const double *bench)
 {
-	EState	   *estate = CreateExecutorState();
-	ResultRelInfo *rri = makeNode(ResultRelInfo);
-	TupleTableSlot *slot;
-	List	   *recheck;
 	int			i;
 
-	InitResultRelInfo(rri, rel, 1, NULL, 0);
-	ExecOpenIndices(rri, false);
-	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsVirtual);
 	ExecClearTuple(slot);
 	for (i = 0; i < slot->tts_tupleDescriptor->natts; i++)
 		slot->tts_isnull[i] = true;
@@ -262,6 +253,29 @@ InsertObservation(Relation rel, const ObservationColumns *cols,
 		slot->tts_isnull[cols->benchmark_loss - 1] = false;
 	}
 	ExecStoreVirtualTuple(slot);
+}
+
+/*
+ * InsertObservation
+ *		Insert one row into mlma.observations (rel, opened with
+ *		RowExclusiveLock) and into each of its indexes, as an INSERT
+ *		statement would; a duplicate (stream_id, seq) fails on the unique
+ *		primary key.
+ */
+static void
+InsertObservation(Relation rel, const ObservationColumns *cols,
+				  int64 stream_id, int64 seq, TimestampTz observed_at,
+				  double loss, const double *bench)
+{
+	EState	   *estate = CreateExecutorState();
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	TupleTableSlot *slot;
+	List	   *recheck;
+
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsVirtual);
+	FillObservation(slot, cols, stream_id, seq, observed_at, loss, bench);
 
 	table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, NULL);
 	recheck = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
@@ -566,27 +580,10 @@ mlma_direct_insert_many(int n, const int64 *stream_ids, const int64 *seqs,
 
 		for (j = 0; j < k; j++)
 		{
-			TupleTableSlot *slot = slots[j];
 			int			r = done + j;
-			int			a;
 
-			ExecClearTuple(slot);
-			for (a = 0; a < slot->tts_tupleDescriptor->natts; a++)
-				slot->tts_isnull[a] = true;
-			slot->tts_values[cols.stream_id - 1] = Int64GetDatum(stream_ids[r]);
-			slot->tts_isnull[cols.stream_id - 1] = false;
-			slot->tts_values[cols.seq - 1] = Int64GetDatum(seqs[r]);
-			slot->tts_isnull[cols.seq - 1] = false;
-			slot->tts_values[cols.observed_at - 1] = TimestampTzGetDatum(at[r]);
-			slot->tts_isnull[cols.observed_at - 1] = false;
-			slot->tts_values[cols.loss - 1] = Float8GetDatum(losses[r]);
-			slot->tts_isnull[cols.loss - 1] = false;
-			if (has_bench[r])
-			{
-				slot->tts_values[cols.benchmark_loss - 1] = Float8GetDatum(benches[r]);
-				slot->tts_isnull[cols.benchmark_loss - 1] = false;
-			}
-			ExecStoreVirtualTuple(slot);
+			FillObservation(slots[j], &cols, stream_ids[r], seqs[r], at[r],
+							losses[r], has_bench[r] ? &benches[r] : NULL);
 		}
 		table_multi_insert(rel, slots, k, cid, 0, bistate);
 		for (j = 0; j < k; j++)

@@ -1370,41 +1370,80 @@ KeepStream(MlmaSetCarry *carry, SetStream *s)
 	carry->ntail += ntail;
 }
 
-static const char *insert_observations =
-"INSERT INTO mlma.observations SELECT * FROM unnest($1::mlma.observations[])";
-
 /*
- * AddTail
- *		The rows of the open tail of a carried stream, for rs (NULL: they
- *		were written already); the stream's open batch is then all in the
- *		table.
+ * InsertTails
+ *		Write the open tails of the n carried streams es[] to
+ *		mlma.observations: through the table and index access methods, as
+ *		COPY writes, when mlma's table allows it, else with one INSERT.
+ *		Their open batches are then all in the table.  Returns the number
+ *		of observations written.
  */
-static void
-AddTail(RowSet *rs, CarryEntry *e)
+static int
+InsertTails(CarryEntry **es, int n)
 {
-	SetStream  *s = &e->s;
-	int			j;
+	int			total = 0;
+	int			k = 0;
+	int			i;
+	int64	   *ids;
+	int64	   *seqs;
+	TimestampTz *at;
+	double	   *losses;
+	double	   *benches;
+	bool	   *has_bench;
 
-	for (j = 0; rs != NULL && j < s->nobs; j++)
+	for (i = 0; i < n; i++)
+		total += es[i]->s.nobs;
+	ids = palloc(sizeof(int64) * Max(total, 1));
+	seqs = palloc(sizeof(int64) * Max(total, 1));
+	at = palloc(sizeof(TimestampTz) * Max(total, 1));
+	losses = palloc(sizeof(double) * Max(total, 1));
+	benches = palloc(sizeof(double) * Max(total, 1));
+	has_bench = palloc(sizeof(bool) * Max(total, 1));
+	for (i = 0; i < n; i++)
 	{
-		SetObs	   *o = &s->obs[j];
+		SetStream  *s = &es[i]->s;
+		int			j;
 
-		RowSetBegin(rs);
-		RowSetPut(rs, "stream_id", Int64GetDatum(e->stream_id));
-		RowSetPut(rs, "seq", Int64GetDatum(o->seq));
-		RowSetPut(rs, "observed_at", TimestampTzGetDatum(o->at));
-		RowSetPut(rs, "loss", Float8GetDatum(o->loss));
-		if (o->has_bench)
-			RowSetPut(rs, "benchmark_loss", Float8GetDatum(o->bench));
-		RowSetEnd(rs);
+		for (j = 0; j < s->nobs; j++, k++)
+		{
+			ids[k] = es[i]->stream_id;
+			seqs[k] = s->obs[j].seq;
+			at[k] = s->obs[j].at;
+			losses[k] = s->obs[j].loss;
+			benches[k] = s->obs[j].bench;
+			has_bench[k] = s->obs[j].has_bench;
+		}
+		if (s->nobs > 0)
+		{
+			s->table_open = s->next_seq - s->open_start_seq;
+			s->table_lo = s->open_start_seq;
+			s->nobs = 0;
+			s->nopen = 0;
+		}
 	}
-	if (s->nobs > 0)
+
+	if (total > 0 &&
+		!mlma_direct_insert_many(total, ids, seqs, at, losses, benches, has_bench))
 	{
-		s->table_open = s->next_seq - s->open_start_seq;
-		s->table_lo = s->open_start_seq;
-		s->nobs = 0;
-		s->nopen = 0;
+		RowSet		rs;
+
+		RowSetInit(&rs, "observations");
+		for (k = 0; k < total; k++)
+		{
+			RowSetBegin(&rs);
+			RowSetPut(&rs, "stream_id", Int64GetDatum(ids[k]));
+			RowSetPut(&rs, "seq", Int64GetDatum(seqs[k]));
+			RowSetPut(&rs, "observed_at", TimestampTzGetDatum(at[k]));
+			RowSetPut(&rs, "loss", Float8GetDatum(losses[k]));
+			if (has_bench[k])
+				RowSetPut(&rs, "benchmark_loss", Float8GetDatum(benches[k]));
+			RowSetEnd(&rs);
+		}
+		RowSetRun(&rs,
+				  "INSERT INTO mlma.observations SELECT * FROM unnest($1::mlma.observations[])",
+				  SPI_OK_INSERT);
 	}
+	return total;
 }
 
 /*
@@ -1417,64 +1456,21 @@ WriteTails(MlmaSetCarry *carry, bool own)
 {
 	HASH_SEQ_STATUS it;
 	CarryEntry *e;
-	RowSet		rs;
+	CarryEntry **es;
+	int			n = 0;
+	int			i;
 
 	if (hash_get_num_entries(carry->streams) == 0)
 		return;
-
-	/* through the access methods, as COPY writes, when mlma's table allows */
-	if (carry->ntail > 0)
-	{
-		int64	   *ids = palloc(sizeof(int64) * carry->ntail);
-		int64	   *seqs = palloc(sizeof(int64) * carry->ntail);
-		TimestampTz *at = palloc(sizeof(TimestampTz) * carry->ntail);
-		double	   *losses = palloc(sizeof(double) * carry->ntail);
-		double	   *benches = palloc(sizeof(double) * carry->ntail);
-		bool	   *has_bench = palloc(sizeof(bool) * carry->ntail);
-		int			k = 0;
-
-		hash_seq_init(&it, carry->streams);
-		while ((e = hash_seq_search(&it)) != NULL)
-		{
-			int			j;
-
-			for (j = 0; j < e->s.nobs && k < carry->ntail; j++, k++)
-			{
-				ids[k] = e->stream_id;
-				seqs[k] = e->s.obs[j].seq;
-				at[k] = e->s.obs[j].at;
-				losses[k] = e->s.obs[j].loss;
-				benches[k] = e->s.obs[j].bench;
-				has_bench[k] = e->s.obs[j].has_bench;
-			}
-		}
-		if (k == carry->ntail &&
-			mlma_direct_insert_many(k, ids, seqs, at, losses, benches, has_bench))
-		{
-			hash_seq_init(&it, carry->streams);
-			while ((e = hash_seq_search(&it)) != NULL)
-			{
-				AddTail(NULL, e);
-				if (own)
-					mlma_own_stream(e->stream_id, e->s.open_start_seq,
-									e->s.next_seq, e->s.age_flagged);
-			}
-			carry->ntail = 0;
-			return;
-		}
-	}
-
-	RowSetInit(&rs, "observations");
+	es = palloc(sizeof(CarryEntry *) * hash_get_num_entries(carry->streams));
 	hash_seq_init(&it, carry->streams);
 	while ((e = hash_seq_search(&it)) != NULL)
-	{
-		AddTail(&rs, e);
-		if (own)
-			mlma_own_stream(e->stream_id, e->s.open_start_seq, e->s.next_seq,
-							e->s.age_flagged);
-	}
-	RowSetRun(&rs, insert_observations, SPI_OK_INSERT);
+		es[n++] = e;
+	InsertTails(es, n);
 	carry->ntail = 0;
+	for (i = 0; own && i < n; i++)
+		mlma_own_stream(es[i]->stream_id, es[i]->s.open_start_seq,
+						es[i]->s.next_seq, es[i]->s.age_flagged);
 }
 
 /*
@@ -1550,12 +1546,7 @@ mlma_record_streams(MlmaStreamRows *streams, int n, MlmaSetCarry *carry)
 			 * Its warm-up needs batches an earlier chunk closed: the row
 			 * path takes it from here, with its open batch in the table.
 			 */
-			RowSet		rs;
-
-			RowSetInit(&rs, "observations");
-			AddTail(&rs, e);
-			RowSetRun(&rs, insert_observations, SPI_OK_INSERT);
-			carry->ntail -= rs.n;
+			carry->ntail -= InsertTails(&e, 1);
 			hash_search(carry->streams, &streams[i].stream_id, HASH_REMOVE, NULL);
 			ss[i].fast = false;
 			nfast--;

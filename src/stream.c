@@ -67,6 +67,15 @@ static SPIPlanPtr lock_plan = NULL;
 static SPIPlanPtr try_lock_plan = NULL;
 
 /*
+ * The columns of a stream's cache entry (FillStream), and its name ninth.
+ */
+#define STREAM_COLUMNS \
+	"SELECT s.stream_id, st.config_version, s.loss, s.loss_param, " \
+	"s.batch_size, s.paused, s.version_started_at + s.max_model_age, " \
+	"s.reference_policy = 'benchmark', s.name " \
+	"FROM mlma.streams s JOIN mlma.stream_state st USING (stream_id) "
+
+/*
  * StreamCacheXactCallback / StreamCacheSubXactCallback
  *		Forget every cached stream when a (sub)transaction aborts.
  */
@@ -210,13 +219,7 @@ StreamCacheInit(void)
 	{
 		Oid			argtypes[1] = {TEXTOID};
 
-		load_plan = SPI_prepare("SELECT s.stream_id, st.config_version, s.loss, "
-								"s.loss_param, s.batch_size, s.paused, "
-								"s.version_started_at + s.max_model_age, "
-								"s.reference_policy = 'benchmark' "
-								"FROM mlma.streams s "
-								"JOIN mlma.stream_state st USING (stream_id) "
-								"WHERE s.name = $1",
+		load_plan = SPI_prepare(STREAM_COLUMNS "WHERE s.name = $1",
 								1, argtypes);
 		if (load_plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s",
@@ -227,7 +230,7 @@ StreamCacheInit(void)
 
 /*
  * FillStream
- *		A stream's configuration from a row of load_plan's columns.
+ *		A stream's configuration from a row of STREAM_COLUMNS.
  */
 static void
 FillStream(MlmaStream *entry, HeapTuple tup, TupleDesc desc)
@@ -369,13 +372,7 @@ mlma_stream_get_many(const char *const *names, int n, MlmaStream *out, bool *fou
 
 	if (many_plan == NULL)
 	{
-		many_plan = SPI_prepare("SELECT s.stream_id, st.config_version, s.loss, "
-								"s.loss_param, s.batch_size, s.paused, "
-								"s.version_started_at + s.max_model_age, "
-								"s.reference_policy = 'benchmark', s.name "
-								"FROM mlma.streams s "
-								"JOIN mlma.stream_state st USING (stream_id) "
-								"WHERE s.name = ANY ($1)",
+		many_plan = SPI_prepare(STREAM_COLUMNS "WHERE s.name = ANY ($1)",
 								1, &argtype);
 		if (many_plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s",
@@ -397,7 +394,7 @@ mlma_stream_get_many(const char *const *names, int n, MlmaStream *out, bool *fou
 		NameSlot	key;
 		NameSlot   *hit;
 
-		key.name = SPI_getvalue(tup, SPI_tuptable->tupdesc, 9);
+		key.name = SPI_getvalue(tup, SPI_tuptable->tupdesc, 9);	/* s.name */
 		hit = bsearch(&key, miss, nmiss, sizeof(NameSlot), NameSlotCmp);
 		if (hit == NULL)
 			continue;

@@ -7,7 +7,7 @@
 -- and for the cases it hands to the row path (a warm-up that spans
 -- statements); a rollback to a savepoint; invalid rows.
 BEGIN;
-SELECT plan(39);
+SELECT plan(41);
 
 CREATE TEMP TABLE kinds (kind text, opts jsonb);
 INSERT INTO kinds VALUES
@@ -258,6 +258,25 @@ SELECT is(pg_temp.diff('cmp_batches', 'e', 'f') + pg_temp.diff('cmp_checks', 'e'
 		  'many streams in chunks: batches, checks and references the same');
 SELECT is(pg_temp.diff('cmp_state', 'e', 'f') + pg_temp.diff('cmp_open', 'e', 'f'), 0::bigint,
 		  'many streams in chunks: state and open batches the same');
+
+-- a trigger on mlma.observations: the open batches a statement leaves are
+-- then written with SQL (the trigger fires), not through the access methods
+CREATE TEMP TABLE tail_rows (n int);
+CREATE FUNCTION pg_temp.count_tail() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN INSERT INTO tail_rows VALUES (1); RETURN NULL; END $$;
+CREATE TRIGGER set_ingest_tail AFTER INSERT ON mlma.observations
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.count_tail();
+SELECT count(mlma.create_stream(p || '/tail', batch_size => 50)) FROM (VALUES ('g'), ('h')) v(p);
+SELECT count(mlma.observe('h/tail', 10 + i % 4, 10, '2024-06-01'::timestamptz + i * interval '1 minute'))
+  FROM generate_series(1, 30) i;
+DELETE FROM tail_rows;
+INSERT INTO set_fc SELECT 'g/tail', '2024-06-01'::timestamptz + i * interval '1 minute', 10, NULL, 10 + i % 4
+  FROM generate_series(1, 30) i;
+SELECT is((SELECT count(*) FROM tail_rows), 30::bigint,
+		  'with a trigger on mlma.observations the open batch is written with SQL');
+SELECT is(pg_temp.diff('cmp_open', 'g', 'h') + pg_temp.diff('cmp_state', 'g', 'h'), 0::bigint,
+		  '... and is the same');
+DROP TRIGGER set_ingest_tail ON mlma.observations;
 
 SELECT * FROM finish();
 ROLLBACK;
