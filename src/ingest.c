@@ -50,13 +50,13 @@ PG_FUNCTION_INFO_V1(mlma_observe);
 PG_FUNCTION_INFO_V1(mlma_observe_loss);
 PG_FUNCTION_INFO_V1(mlma_observe_trigger);
 
-static SPIPlanPtr touch_plan = NULL;
-static SPIPlanPtr read_plan = NULL;
-static SPIPlanPtr max_plan = NULL;
-static SPIPlanPtr insert_plan = NULL;
-static SPIPlanPtr close_plan = NULL;
-static SPIPlanPtr age_plan = NULL;
-static SPIPlanPtr bulk_plan = NULL;
+static MlmaPlan touch_plan;
+static MlmaPlan read_plan;
+static MlmaPlan max_plan;
+static MlmaPlan insert_plan;
+static MlmaPlan close_plan;
+static MlmaPlan age_plan;
+static MlmaPlan bulk_plan;
 
 /* attempts when the stream's configuration changes under our feet */
 #define MLMA_RECORD_ATTEMPTS 5
@@ -144,27 +144,11 @@ OwnedStreamEnter(int64 stream_id)
 									   HASH_ENTER, &found);
 }
 
-/*
- * PreparePlan
- *		Prepare and keep one statement of the hot path.
- */
-static SPIPlanPtr
-PreparePlan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	SPI_keepplan(plan);
-	return plan;
-}
-
 static void
 PreparePlans(void)
 {
 	Oid			id_type[1] = {INT8OID};
 
-	if (touch_plan == NULL)
 	{
 		Oid			types[5] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID,
 		FLOAT8OID};
@@ -182,7 +166,7 @@ PreparePlans(void)
 		 * new snapshot.  Nothing is inserted either when the configuration
 		 * version differs from the cached one ($2).
 		 */
-		touch_plan = PreparePlan(
+		(void) mlma_plan(&touch_plan,
 								 "WITH old AS (SELECT touch_count FROM mlma.stream_state "
 								 "             WHERE stream_id = $1), "
 								 "upd AS (UPDATE mlma.stream_state SET touch_count = touch_count + 1 "
@@ -203,7 +187,6 @@ PreparePlans(void)
 								 "  FROM cur c",
 								 5, types);
 	}
-	if (read_plan == NULL)
 	{
 		Oid			types[5] = {INT8OID, INT4OID, TIMESTAMPTZOID, FLOAT8OID,
 		FLOAT8OID};
@@ -220,7 +203,7 @@ PreparePlans(void)
 		 * conflicts, inserts nothing, and the caller reads the open batch
 		 * again with a new snapshot, under the lock now held.
 		 */
-		read_plan = PreparePlan(
+		(void) mlma_plan(&read_plan,
 								"WITH cur AS (SELECT st.config_version, st.open_start_seq, st.age_flagged, "
 								"                    greatest(st.open_start_seq, "
 								"                             (SELECT max(seq) + 1 FROM mlma.observations "
@@ -238,7 +221,6 @@ PreparePlans(void)
 								"  FROM cur c",
 								5, types);
 	}
-	if (max_plan == NULL)
 	{
 		Oid			types[2] = {INT8OID, INT8OID};
 
@@ -246,24 +228,21 @@ PreparePlans(void)
 		 * Observations below open_start_seq are gone (closed batches); the
 		 * bound keeps the index scan off their dead index entries.
 		 */
-		max_plan = PreparePlan("SELECT max(seq) FROM mlma.observations "
+		(void) mlma_plan(&max_plan, "SELECT max(seq) FROM mlma.observations "
 							   "WHERE stream_id = $1 AND seq >= $2",
 							   2, types);
 	}
-	if (insert_plan == NULL)
 	{
 		Oid			types[5] = {INT8OID, INT8OID, TIMESTAMPTZOID, FLOAT8OID,
 		FLOAT8OID};
 
-		insert_plan = PreparePlan("INSERT INTO mlma.observations "
+		(void) mlma_plan(&insert_plan, "INSERT INTO mlma.observations "
 								  "(stream_id, seq, observed_at, loss, benchmark_loss) "
 								  "VALUES ($1, $2, $3, $4, $5)",
 								  5, types);
 	}
-	if (close_plan == NULL)
-		close_plan = PreparePlan("SELECT mlma._close_batch($1)", 1, id_type);
-	if (age_plan == NULL)
-		age_plan = PreparePlan("SELECT mlma._raise_age($1)", 1, id_type);
+	(void) mlma_plan(&close_plan, "SELECT mlma._close_batch($1)", 1, id_type);
+	(void) mlma_plan(&age_plan, "SELECT mlma._raise_age($1)", 1, id_type);
 	if (owned_streams == NULL)
 		OwnedStreamsCreate();
 }
@@ -340,7 +319,7 @@ TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
 	args[3] = Float8GetDatum(loss);
 	args[4] = Float8GetDatum(bench ? *bench : 0.0);
 	nulls[4] = bench ? ' ' : 'n';
-	ret = SPI_execute_plan(IsolationUsesXactSnapshot() ? touch_plan : read_plan,
+	ret = SPI_execute_plan(IsolationUsesXactSnapshot() ? touch_plan.plan : read_plan.plan,
 						   args, nulls, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "locking a stream failed: %s", SPI_result_code_string(ret));
@@ -367,7 +346,7 @@ TouchStream(MlmaStream *stream, TimestampTz observed_at, double loss,
 		SPI_freetuptable(SPI_tuptable);
 		margs[0] = Int64GetDatum(stream->stream_id);
 		margs[1] = Int64GetDatum(o->open_start_seq);
-		ret = SPI_execute_plan(max_plan, margs, NULL, false, 1);
+		ret = SPI_execute_plan(max_plan.plan, margs, NULL, false, 1);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "reading the open batch failed: %s",
 				 SPI_result_code_string(ret));
@@ -622,7 +601,7 @@ mlma_record(const MlmaObservation *obs)
 				args[3] = Float8GetDatum(loss);
 				args[4] = Float8GetDatum(bench);
 				nulls[4] = benchp ? ' ' : 'n';
-				ret = SPI_execute_plan(insert_plan, args, nulls, false, 0);
+				ret = SPI_execute_plan(insert_plan.plan, args, nulls, false, 0);
 				if (ret != SPI_OK_INSERT)
 					elog(ERROR, "recording an observation failed: %s",
 						 SPI_result_code_string(ret));
@@ -670,7 +649,7 @@ AfterInsert(MlmaStream *stream, OwnedStream *owned)
 	{
 		int64		next_seq = owned->next_seq;
 
-		ret = SPI_execute_plan(close_plan, args, NULL, false, 0);
+		ret = SPI_execute_plan(close_plan.plan, args, NULL, false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "closing a batch failed: %s", SPI_result_code_string(ret));
 		SPI_freetuptable(SPI_tuptable);
@@ -680,7 +659,7 @@ AfterInsert(MlmaStream *stream, OwnedStream *owned)
 	if (stream->has_deadline && !owned->age_flagged && !stream->paused &&
 		GetCurrentTransactionStartTimestamp() > stream->deadline)
 	{
-		ret = SPI_execute_plan(age_plan, args, NULL, false, 0);
+		ret = SPI_execute_plan(age_plan.plan, args, NULL, false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "raising an age request failed: %s",
 				 SPI_result_code_string(ret));
@@ -782,12 +761,11 @@ mlma_record_stream(const MlmaObservation *obs, int n, const char **reasons)
 		return 0;
 
 	PreparePlans();
-	if (bulk_plan == NULL)
 	{
 		Oid			types[5] = {INT8OID, INT8OID, TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID,
 		FLOAT8ARRAYOID};
 
-		bulk_plan = PreparePlan("INSERT INTO mlma.observations "
+		(void) mlma_plan(&bulk_plan, "INSERT INTO mlma.observations "
 								"(stream_id, seq, observed_at, loss, benchmark_loss) "
 								"SELECT $1, $2 + u.o - 1, u.t, u.l, u.b "
 								"  FROM unnest($3, $4, $5) WITH ORDINALITY AS u(t, l, b, o)",
@@ -866,7 +844,7 @@ mlma_record_stream(const MlmaObservation *obs, int n, const char **reasons)
 		dims[0] = k;
 		args[4] = PointerGetDatum(construct_md_array(bs, bn, 1, dims, lbs, FLOAT8OID, 8,
 													 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		ret = SPI_execute_plan(bulk_plan, args, NULL, false, 0);
+		ret = SPI_execute_plan(bulk_plan.plan, args, NULL, false, 0);
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "recording observations failed: %s",
 				 SPI_result_code_string(ret));
@@ -896,27 +874,25 @@ mlma_record_stream(const MlmaObservation *obs, int n, const char **reasons)
 void
 mlma_count_skip(const char *name, Oid source, const char *reason)
 {
-	static SPIPlanPtr stream_plan = NULL;
-	static SPIPlanPtr attach_plan = NULL;
+	static MlmaPlan stream_plan;
+	static MlmaPlan attach_plan;
 	MlmaStream *stream = NULL;
 	Datum		args[2];
 	int			ret;
 
-	if (stream_plan == NULL)
 	{
 		Oid			types[2] = {INT8OID, TEXTOID};
 
-		stream_plan = PreparePlan("UPDATE mlma.stream_state "
+		(void) mlma_plan(&stream_plan, "UPDATE mlma.stream_state "
 								  "SET skipped = skipped + 1, last_skip_reason = $2, "
 								  "    last_skip_at = now() "
 								  "WHERE stream_id = $1",
 								  2, types);
 	}
-	if (attach_plan == NULL)
 	{
 		Oid			types[2] = {OIDOID, TEXTOID};
 
-		attach_plan = PreparePlan("UPDATE mlma.attachments "
+		(void) mlma_plan(&attach_plan, "UPDATE mlma.attachments "
 								  "SET skipped = skipped + 1, last_skip_reason = $2, "
 								  "    last_skip_at = now() "
 								  "WHERE source = $1::regclass",
@@ -930,7 +906,7 @@ mlma_count_skip(const char *name, Oid source, const char *reason)
 	{
 		(void) mlma_lock_stream(stream->stream_id);
 		args[0] = Int64GetDatum(stream->stream_id);
-		ret = SPI_execute_plan(stream_plan, args, NULL, false, 0);
+		ret = SPI_execute_plan(stream_plan.plan, args, NULL, false, 0);
 		if (ret != SPI_OK_UPDATE)
 			elog(ERROR, "counting a skipped row failed: %s",
 				 SPI_result_code_string(ret));
@@ -940,7 +916,7 @@ mlma_count_skip(const char *name, Oid source, const char *reason)
 	if (!OidIsValid(source))
 		return;
 	args[0] = ObjectIdGetDatum(source);
-	ret = SPI_execute_plan(attach_plan, args, NULL, false, 0);
+	ret = SPI_execute_plan(attach_plan.plan, args, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "counting a skipped row failed: %s",
 			 SPI_result_code_string(ret));

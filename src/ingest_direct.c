@@ -716,31 +716,23 @@ DeleteOpenRows(Relation rel, Relation pk, const ObservationColumns *cols,
 static void
 DeleteOpenRowsSql(int64 stream_id, int64 from_seq, TakenBatch *b)
 {
-	static SPIPlanPtr plan = NULL;
+	static MlmaPlan plan;
+	Oid			types[2] = {INT8OID, INT8OID};
 	MemoryContext caller = CurrentMemoryContext;
 	Datum		args[2];
 	int			ret;
 	uint64		i;
 
 	SPI_connect();
-	if (plan == NULL)
-	{
-		Oid			types[2] = {INT8OID, INT8OID};
-
-		plan = SPI_prepare("WITH d AS (DELETE FROM mlma.observations "
-						   "            WHERE stream_id = $1 AND seq >= $2 "
-						   "        RETURNING seq, observed_at, loss, benchmark_loss) "
-						   "SELECT seq, observed_at, loss, benchmark_loss FROM d ORDER BY seq",
-						   2, types);
-		if (plan == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("SPI_prepare failed: %s", SPI_result_code_string(SPI_result))));
-		SPI_keepplan(plan);
-	}
 	args[0] = Int64GetDatum(stream_id);
 	args[1] = Int64GetDatum(from_seq);
-	ret = SPI_execute_plan(plan, args, NULL, false, 0);
+	ret = SPI_execute_plan(mlma_plan(&plan,
+									 "WITH d AS (DELETE FROM mlma.observations "
+									 "            WHERE stream_id = $1 AND seq >= $2 "
+									 "        RETURNING seq, observed_at, loss, benchmark_loss) "
+									 "SELECT seq, observed_at, loss, benchmark_loss FROM d ORDER BY seq",
+									 2, types),
+						   args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),

@@ -259,10 +259,10 @@ RowSetEnd(RowSet *rs)
 }
 
 /*
- * The statements of the set path, prepared once per backend and kept: a
- * small multi-row statement then costs no parsing and planning.  A plan is
- * found by its text and argument types (the row types of mlma's tables get
- * new OIDs when the extension is created again).
+ * The statements of the set path, prepared and kept (mlma_plan): a small
+ * multi-row statement then costs no parsing and planning.  A plan is found
+ * by its text and argument types (the row types of mlma's tables get new
+ * OIDs when the extension is created again).
  */
 #define SET_PLANS 32
 
@@ -271,7 +271,7 @@ typedef struct SetPlan
 	char	   *sql;
 	int			nargs;
 	Oid			types[5];
-	SPIPlanPtr	plan;
+	MlmaPlan	plan;
 } SetPlan;
 
 static SetPlan set_plans[SET_PLANS];
@@ -291,33 +291,24 @@ RunCached(const char *sql, int nargs, Oid *types, Datum *values)
 			p = &set_plans[i];
 	if (p == NULL)
 	{
-		/*
-		 * The plan cache's own choice of custom or generic plans: a
-		 * generic plan made while mlma's tables were small (a sequential
-		 * scan under a nested loop) would stay when they grow.
-		 */
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
-
-		if (plan == NULL)
-			elog(ERROR, "mlma: preparing a set ingest statement failed: %s",
-				 SPI_result_code_string(SPI_result));
 		if (set_nplans == SET_PLANS)
 		{
 			for (i = 0; i < set_nplans; i++)
 			{
-				SPI_freeplan(set_plans[i].plan);
+				if (set_plans[i].plan.plan != NULL)
+					SPI_freeplan(set_plans[i].plan.plan);
 				pfree(set_plans[i].sql);
 			}
 			set_nplans = 0;
 		}
-		SPI_keepplan(plan);
 		p = &set_plans[set_nplans++];
 		p->sql = MemoryContextStrdup(TopMemoryContext, sql);
 		p->nargs = nargs;
 		memcpy(p->types, types, sizeof(Oid) * nargs);
-		p->plan = plan;
+		p->plan.plan = NULL;
 	}
-	return SPI_execute_plan(p->plan, values, NULL, false, 0);
+	return SPI_execute_plan(mlma_plan(&p->plan, p->sql, nargs, p->types),
+							values, NULL, false, 0);
 }
 
 /*

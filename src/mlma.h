@@ -98,6 +98,20 @@ extern bool mlma_spi_bool(HeapTuple tup, TupleDesc desc, int col);
 extern const void *mlma_spi_array(HeapTuple tup, TupleDesc desc, int col, int *n);
 extern Datum mlma_array_datum(const Datum *elems, const bool *nulls, int n, Oid type);
 
+/*
+ * A statement prepared once and kept (SPI_keepplan), prepared anew when it
+ * is older than a few seconds at the start of a statement: mlma's tables
+ * grow from empty, and a generic plan made while they were small would
+ * scan them whole for every key.
+ */
+typedef struct MlmaPlan
+{
+	struct _SPI_plan *plan;
+	TimestampTz made_at;
+} MlmaPlan;
+extern struct _SPI_plan *mlma_plan(MlmaPlan *p, const char *sql, int nargs,
+								   Oid *types);
+
 /* check.c: one check of a closed batch, in plain C (no error raised) */
 typedef struct MlmaEvaluation
 {

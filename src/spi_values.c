@@ -3,7 +3,8 @@
  * spi_values.c
  *	  Reading the columns of SPI result rows and building array arguments:
  *	  the helpers shared by the set-based statements of run_checks
- *	  (fleet.c) and of the set ingest path (ingest_set.c).
+ *	  (fleet.c) and of the set ingest path (ingest_set.c); the saved
+ *	  statements of the ingest paths and the stream cache (mlma_plan).
  *
  *-------------------------------------------------------------------------
  */
@@ -12,6 +13,7 @@
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/lsyscache.h"
+#include "utils/timestamp.h"
 
 #include "mlma.h"
 
@@ -93,4 +95,48 @@ mlma_array_datum(const Datum *elems, const bool *nulls, int n, Oid type)
 	return PointerGetDatum(construct_md_array((Datum *) elems, (bool *) nulls, 1,
 											  dims, lbs, type, typlen, typbyval,
 											  typalign));
+}
+
+/* how long a saved statement is kept before it is prepared anew */
+#define MLMA_PLAN_LIFETIME_USEC	(5 * USECS_PER_SEC)
+
+/*
+ * mlma_plan
+ *		The saved statement of p, prepared (again) when p has none or when
+ *		it was prepared more than MLMA_PLAN_LIFETIME_USEC before the current
+ *		statement started.  The plan cache keeps a generic plan once it
+ *		chose one, until a relation is invalidated, and mlma's tables start
+ *		empty: a generic plan made then (a sequential scan of a table of
+ *		one page under a nested loop) would stay while the table grows to
+ *		millions of rows, as long as autovacuum leaves it alone.  Preparing
+ *		anew lets the plan cache choose with the tables as they are now.
+ *
+ *		Whether a statement is too old depends only on the start of the
+ *		current top-level statement and on when it was prepared, so a call
+ *		nested in the execution of the same statement (a trigger of mlma's
+ *		own writes) never frees a plan that is running.
+ */
+SPIPlanPtr
+mlma_plan(MlmaPlan *p, const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	plan;
+
+	if (p->plan != NULL &&
+		GetCurrentStatementStartTimestamp() - p->made_at <= MLMA_PLAN_LIFETIME_USEC)
+		return p->plan;
+	if (p->plan != NULL)
+	{
+		SPI_freeplan(p->plan);
+		p->plan = NULL;
+	}
+	plan = SPI_prepare(sql, nargs, types);
+	if (plan == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("mlma: preparing a statement failed: %s",
+						SPI_result_code_string(SPI_result))));
+	SPI_keepplan(plan);
+	p->plan = plan;
+	p->made_at = GetCurrentTimestamp();
+	return plan;
 }

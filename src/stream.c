@@ -61,10 +61,10 @@ static MemoryContext stream_cache_cxt = NULL;
 static bool cache_stale = false;
 static bool callbacks_registered = false;
 static Oid	streams_relid = InvalidOid;
-static SPIPlanPtr load_plan = NULL;
-static SPIPlanPtr create_plan = NULL;
-static SPIPlanPtr lock_plan = NULL;
-static SPIPlanPtr try_lock_plan = NULL;
+static MlmaPlan load_plan;
+static MlmaPlan create_plan;
+static MlmaPlan lock_plan;
+static MlmaPlan try_lock_plan;
 
 /*
  * The columns of a stream's cache entry (FillStream), and its name ninth.
@@ -214,18 +214,6 @@ StreamCacheInit(void)
 	}
 
 	StreamsRelid();
-
-	if (load_plan == NULL)
-	{
-		Oid			argtypes[1] = {TEXTOID};
-
-		load_plan = SPI_prepare(STREAM_COLUMNS "WHERE s.name = $1",
-								1, argtypes);
-		if (load_plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(load_plan);
-	}
 }
 
 /*
@@ -263,6 +251,7 @@ mlma_stream_get(const char *name, bool reload)
 {
 	MlmaStream *entry;
 	bool		found;
+	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 	int			ret;
 
@@ -279,7 +268,9 @@ mlma_stream_get(const char *name, bool reload)
 	}
 
 	args[0] = CStringGetTextDatum(name);
-	ret = SPI_execute_plan(load_plan, args, NULL, false, 1);
+	ret = SPI_execute_plan(mlma_plan(&load_plan, STREAM_COLUMNS "WHERE s.name = $1",
+									 1, argtypes),
+						   args, NULL, false, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "stream lookup failed: %s", SPI_result_code_string(ret));
 
@@ -343,7 +334,7 @@ mlma_stream_get_many(const char *const *names, int n, MlmaStream *out, bool *fou
 	uint64		r;
 	Oid			argtype = TEXTARRAYOID;
 	Datum		arg;
-	static SPIPlanPtr many_plan = NULL;
+	static MlmaPlan many_plan;
 
 	StreamCacheInit();
 	for (i = 0; i < n; i++)
@@ -370,20 +361,14 @@ mlma_stream_get_many(const char *const *names, int n, MlmaStream *out, bool *fou
 	if (nmiss == 0)
 		return;
 
-	if (many_plan == NULL)
-	{
-		many_plan = SPI_prepare(STREAM_COLUMNS "WHERE s.name = ANY ($1)",
-								1, &argtype);
-		if (many_plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(many_plan);
-	}
 	texts = palloc(sizeof(Datum) * nmiss);
 	for (i = 0; i < nmiss; i++)
 		texts[i] = CStringGetTextDatum(miss[i].name);
 	arg = mlma_array_datum(texts, NULL, nmiss, TEXTOID);
-	ret = SPI_execute_plan(many_plan, &arg, NULL, false, 0);
+	ret = SPI_execute_plan(mlma_plan(&many_plan,
+									 STREAM_COLUMNS "WHERE s.name = ANY ($1)",
+									 1, &argtype),
+						   &arg, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "stream lookup failed: %s", SPI_result_code_string(ret));
 
@@ -430,22 +415,15 @@ mlma_stream_auto_create(const char *name, const char *defaults)
 	int			ret;
 	MlmaStream *entry;
 
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+
 	StreamCacheInit();
-	if (create_plan == NULL)
-	{
-		Oid			argtypes[2] = {TEXTOID, TEXTOID};
-
-		create_plan = SPI_prepare("SELECT mlma._auto_create_stream($1, $2::jsonb)",
-								  2, argtypes);
-		if (create_plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(create_plan);
-	}
-
 	args[0] = CStringGetTextDatum(name);
 	args[1] = CStringGetTextDatum(defaults ? defaults : "{}");
-	ret = SPI_execute_plan(create_plan, args, NULL, false, 1);
+	ret = SPI_execute_plan(mlma_plan(&create_plan,
+									 "SELECT mlma._auto_create_stream($1, $2::jsonb)",
+									 2, argtypes),
+						   args, NULL, false, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "stream creation failed: %s", SPI_result_code_string(ret));
 	SPI_freetuptable(SPI_tuptable);
@@ -502,28 +480,21 @@ mlma_invalidate_cache(PG_FUNCTION_ARGS)
 static bool
 LockStreamRow(int64 stream_id, bool skip_locked)
 {
-	SPIPlanPtr *plan = skip_locked ? &try_lock_plan : &lock_plan;
+	Oid			argtypes[1] = {INT8OID};
+	SPIPlanPtr	plan;
 	Datum		args[1];
 	int			ret;
 	bool		locked;
 
-	if (*plan == NULL)
-	{
-		Oid			argtypes[1] = {INT8OID};
-
-		*plan = SPI_prepare(skip_locked
-							? "SELECT 1 FROM mlma.stream_state WHERE stream_id = $1 "
-							"FOR NO KEY UPDATE SKIP LOCKED"
-							: "SELECT 1 FROM mlma.stream_state WHERE stream_id = $1 "
-							"FOR NO KEY UPDATE",
-							1, argtypes);
-		if (*plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(*plan);
-	}
+	plan = skip_locked
+		? mlma_plan(&try_lock_plan,
+					"SELECT 1 FROM mlma.stream_state WHERE stream_id = $1 "
+					"FOR NO KEY UPDATE SKIP LOCKED", 1, argtypes)
+		: mlma_plan(&lock_plan,
+					"SELECT 1 FROM mlma.stream_state WHERE stream_id = $1 "
+					"FOR NO KEY UPDATE", 1, argtypes);
 	args[0] = Int64GetDatum(stream_id);
-	ret = SPI_execute_plan(*plan, args, NULL, false, 1);
+	ret = SPI_execute_plan(plan, args, NULL, false, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "locking a stream failed: %s", SPI_result_code_string(ret));
 	locked = SPI_processed == 1;

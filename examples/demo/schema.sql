@@ -84,6 +84,9 @@ CREATE UNLOGGED TABLE demo.challenger_forecast (
 	predicted	float8 NOT NULL,
 	PRIMARY KEY (zone, slot_at)
 );
+-- the hourly read of both by slot range (simulate.py, realize)
+CREATE INDEX bm_forecast_slot_idx ON demo.bm_forecast (slot_at);
+CREATE INDEX challenger_forecast_slot_idx ON demo.challenger_forecast (slot_at);
 
 -- The order history the models learn from: one row per zone and day, the
 -- 96 slot counts as an array, rolled up from demo.orders_forecast every
@@ -230,16 +233,20 @@ LANGUAGE sql AS $$
 	FROM demo.model WHERE policy = p_from;
 $$;
 
--- Forecasts of `policy` for the slots [from, to).
+-- Forecasts of `policy` for the slots [from, to) (at most a week): the
+-- model's profile from the slot of week of `from` on, read as one slice of
+-- the profile followed by itself (the week wraps around), one row per slot.
 CREATE FUNCTION demo.forecast(p_policy text, p_from timestamptz,
 							  p_to timestamptz, p_zone text DEFAULT NULL)
 RETURNS TABLE (zone text, slot_at timestamptz, predicted float8, version int)
 LANGUAGE sql STABLE AS $$
-	SELECT m.zone, t, greatest(m.profile[demo.sow(t) + 1] * m.level, 0.05),
-		   m.version
+	SELECT m.zone, p_from + (u.k - 1) * interval '15 minutes',
+		   greatest(u.v * m.level, 0.05), m.version
 	FROM demo.model m
-	CROSS JOIN generate_series(p_from, p_to - interval '15 minutes',
-							   interval '15 minutes') AS t
+	CROSS JOIN LATERAL unnest((m.profile || m.profile)
+			[demo.sow(p_from) + 1 :
+			 demo.sow(p_from) + (extract(epoch FROM p_to - p_from) / 900)::int])
+		WITH ORDINALITY AS u(v, k)
 	WHERE m.policy = p_policy AND (p_zone IS NULL OR m.zone = p_zone)
 $$;
 

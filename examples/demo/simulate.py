@@ -306,8 +306,10 @@ class Demo:
                   FROM demo.orders_forecast f
                   JOIN demo.bm_forecast b USING (zone, slot_at)
                   JOIN demo.challenger_forecast c USING (zone, slot_at)
-                  WHERE f.slot_at >= %s AND f.slot_at < %s) o""",
-               (start, end))
+                  WHERE f.slot_at >= %(start)s AND f.slot_at < %(end)s
+                    AND b.slot_at >= %(start)s AND b.slot_at < %(end)s
+                    AND c.slot_at >= %(start)s AND c.slot_at < %(end)s) o""",
+               {"start": start, "end": end})
         if roll_up:
             self.q("SELECT demo.roll_up(%s)", (start.date(),))
         self.conn.commit()
@@ -315,18 +317,21 @@ class Demo:
     def baseline_errors(self, midnight):
         """The absolute errors of the periodic policies on the day that
         ends, per zone.  Their models change only at midnight, so the
-        forecasts made now are the ones they made for this day."""
+        forecasts made now are the ones they made for this day: the day's
+        96 profile values of each model, against the day's orders as rolled
+        up into demo.zone_days, element by element."""
         self.q("""
             INSERT INTO demo.baseline_error (policy, zone, day, abs_error, n)
-            SELECT p, f.zone, %s, sum(abs(o.actual - f.predicted)), count(*)
-            FROM unnest(%s::text[]) AS p
-            CROSS JOIN LATERAL demo.forecast(p, %s, %s) AS f
-            JOIN (SELECT zone, slot_at, actual FROM demo.orders_forecast
-                  WHERE slot_at >= %s AND slot_at < %s AND actual IS NOT NULL) o
-              ON o.zone = f.zone AND o.slot_at = f.slot_at
-            GROUP BY 1, 2""",
-               (midnight.date(), ["never"] + list(CADENCES), midnight,
-                midnight + DAY, midnight, midnight + DAY))
+            SELECT m.policy, m.zone, d.day, e.abs_error, e.n
+            FROM demo.model m
+            JOIN demo.zone_days d ON d.zone = m.zone AND d.day = %s
+            CROSS JOIN LATERAL (
+                SELECT sum(abs(u.actual - greatest(u.profile * m.level, 0.05))) AS abs_error,
+                       count(*) AS n
+                FROM unnest(m.profile[demo.sow(%s) + 1 : demo.sow(%s) + 96], d.orders)
+                     AS u(profile, actual)) e
+            WHERE m.policy = ANY (%s)""",
+               (midnight.date(), midnight, midnight, ["never"] + list(CADENCES)))
         self.conn.commit()
 
     def record_flags(self, now):
