@@ -71,7 +71,7 @@ CREATE INDEX orders_forecast_slot_idx ON demo.orders_forecast (slot_at);
 -- slot-of-week profile corrected by how yesterday's orders, hour by hour,
 -- compared with what that profile expected).  Both are recorded with
 -- mlma.observe_many(streams, actuals, predicted, slot_ats, benchmarks => challengers).
-CREATE TABLE demo.bm_forecast (
+CREATE UNLOGGED TABLE demo.bm_forecast (
 	zone		text NOT NULL,
 	slot_at		timestamptz NOT NULL,
 	predicted	float8 NOT NULL,

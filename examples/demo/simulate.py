@@ -292,6 +292,7 @@ class Demo:
             WHERE w.day = %s AND w.zone = f.zone
               AND f.slot_at >= %s AND f.slot_at < %s""",
                (start.date(), start, end))
+        self.realized += self.cur.rowcount     # slots with their actual
         # the champion-vs-challenger streams: the same actuals, the
         # 'mlma_bm' champion's forecast and the challenger's as benchmark
         self.q("""
@@ -387,8 +388,9 @@ class Demo:
                                  % (left, timeout, self.agent_log.name))
             time.sleep(0.02)
 
-    def counters(self):
-        obs = self.one("SELECT count(*) FROM demo.orders_forecast WHERE actual IS NOT NULL")
+    def counters(self, obs=None):
+        if obs is None:
+            obs = self.one("SELECT count(*) FROM demo.orders_forecast WHERE actual IS NOT NULL")
         checks = self.one("SELECT count(*) FROM mlma.checks WHERE status = 'done'")
         flags = self.one("SELECT count(*) FROM mlma.retrain_requests")
         retrains = self.one("SELECT count(*) FROM mlma.retrain_requests "
@@ -398,6 +400,7 @@ class Demo:
     def replay(self):
         steps = self.args.steps_per_day
         step = DAY / steps
+        self.realized = 0
         self.timing = {"forecasts and baseline refits": 0.0,
                        "actuals (UPDATE, mlma trigger, checks)": 0.0,
                        "waiting for retrains": 0.0}
@@ -417,7 +420,7 @@ class Demo:
             self.timing["forecasts and baseline refits"] += t1 - t0
             self.timing["actuals (UPDATE, mlma trigger, checks)"] += t2 - t1
             self.timing["waiting for retrains"] += t3 - t2
-            obs, checks, flags, retrains = self.counters()
+            obs, checks, flags, retrains = self.counters(self.realized)
             self.say("day %2d  %s  observations %7d  checks %5d  flags %4d  "
                      "retrains %4d  [%5.1fs]"
                      % (d + 1, midnight.strftime("%a %d %b"), obs, checks,
