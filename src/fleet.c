@@ -13,10 +13,13 @@
  *	   waiting checks, in (stream_id, batch_no) order, whose rows it can lock
  *	   at once (SKIP LOCKED: a concurrent round never takes the same batch;
  *	   the deleted rows stay locked until this round commits);
- *	2. read the batches, references and stream settings in chunks of
- *	   CHUNK_SIZE rows and evaluate each batch in C on the arrays as stored
- *	   (mlma_evaluate_losses, the same code as mlma._evaluate), keeping only
- *	   the results, so memory does not grow with the batches read;
+ *	2. read each batch, its reference and its stream's settings by primary
+ *	   key through the access methods (MlmaKeyReader, ingest_direct.c; with
+ *	   chunk_query, CHUNK_SIZE checks at a time, where the tables are not
+ *	   as mlma made them) and evaluate the batch in C on the arrays as
+ *	   stored (mlma_evaluate_losses, the same code as mlma._evaluate),
+ *	   keeping only the results, so memory does not grow with the batches
+ *	   read;
  *	3. adjust all p-values of the round together (BH at level fdr) and
  *	   decide per batch in batch order (DecideBatch): significant when
  *	   p_adjusted <= fdr and effect >= min_effect, drift after `consecutive`
@@ -49,7 +52,9 @@
 
 #include <math.h>
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "executor/spi.h"
 #include "portability/instr_time.h"
 #include "fmgr.h"
@@ -59,6 +64,7 @@
 #include "utils/float.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "mlma.h"
@@ -239,67 +245,73 @@ FindDue(DueCheck *due, uint64 ndue, int64 stream_id, int32 batch_no)
 	return bsearch(&key, due, ndue, sizeof(DueCheck), CompareDue);
 }
 
+/* what one check is evaluated from: its stream, batch and reference */
+typedef struct CheckInput
+{
+	bool		skip;			/* no batch, or no reference to test it against */
+	const char *model_version;
+	const char *method;
+	double		alpha;
+	int32		season;
+	double		min_effect;
+	int32		consecutive;
+	bool		paused;
+	bool		rolling;
+	int32		streak;
+	const double *cur;			/* the batch's losses (NULL: unusable) */
+	int			ncur;
+	int64		first_seq;
+	const double *ref;			/* the reference's losses (NULL: none) */
+	int			nref;
+	const int64 *ref_seqs;
+	int			nseq;
+	bool		benchmark;		/* reference_policy 'benchmark' */
+	ArrayType  *bench;			/* the batch's benchmark losses (NULL: none) */
+} CheckInput;
+
 /*
  * Evaluate
- *		Fills d from one row of chunk_query: the stream's settings and the
- *		evaluation of the batch against the reference.  A batch that cannot
- *		be evaluated gets p = 1 and a note instead of an error.
+ *		Fills d from its input: the stream's settings and the evaluation of
+ *		the batch against the reference.  A batch that cannot be evaluated
+ *		gets p = 1 and a note instead of an error.
  */
 static void
-Evaluate(DueCheck *d, HeapTuple tup, TupleDesc desc, MemoryContext round_cxt)
+Evaluate(DueCheck *d, const CheckInput *in, MemoryContext round_cxt)
 {
-	bool		isnull;
 	MemoryContext old;
-	const double *cur;
-	const double *ref;
-	const int64 *ref_seqs;
-	int			ncur;
-	int			nref;
-	int			nseq;
-	int			season;
-	int64		first_seq;
 	MlmaMethod	method;
 	int			rc;
 
 	d->found = true;
-	d->skip = mlma_spi_bool(tup, desc, 2);
+	d->skip = in->skip;
 	old = MemoryContextSwitchTo(round_cxt);
-	d->model_version = SPI_getvalue(tup, desc, 3);
-	d->method = SPI_getvalue(tup, desc, 4);
+	d->model_version = pstrdup(in->model_version);
+	d->method = pstrdup(in->method);
 	MemoryContextSwitchTo(old);
-	d->alpha = mlma_spi_float8(tup, desc, 5, &isnull);
-	season = mlma_spi_int32(tup, desc, 6);
-	d->min_effect = mlma_spi_float8(tup, desc, 7, &isnull);
-	d->consecutive = mlma_spi_int32(tup, desc, 8);
-	d->paused = mlma_spi_bool(tup, desc, 9);
-	d->rolling = mlma_spi_bool(tup, desc, 10);
-	d->streak = mlma_spi_int32(tup, desc, 11);
+	d->alpha = in->alpha;
+	d->min_effect = in->min_effect;
+	d->consecutive = in->consecutive;
+	d->paused = in->paused;
+	d->rolling = in->rolling;
+	d->streak = in->streak;
 	if (d->skip)
 		return;
 
-	cur = mlma_spi_array(tup, desc, 12, &ncur);
-	first_seq = mlma_spi_int64(tup, desc, 13);
-	ref = mlma_spi_array(tup, desc, 14, &nref);
-	ref_seqs = mlma_spi_array(tup, desc, 15, &nseq);
 	method = mlma_method_kind(d->method);
-
-	if (cur != NULL && method != MLMA_METHOD_INVALID && mlma_spi_bool(tup, desc, 16))
-	{
+	if (in->cur != NULL && method != MLMA_METHOD_INVALID && in->benchmark)
 		/* benchmark policy: the challenger's losses on the same observations */
-		Datum		bd = SPI_getbinval(tup, desc, 17, &isnull);
-
-		rc = mlma_evaluate_benchmark_losses(method,
-											isnull ? NULL : DatumGetArrayTypeP(bd),
-											cur, ncur, &d->ev);
-	}
-	else if (cur == NULL || ref == NULL)
+		rc = mlma_evaluate_benchmark_losses(method, in->bench, in->cur, in->ncur,
+											&d->ev);
+	else if (in->cur == NULL || in->ref == NULL)
 		rc = MLMA_ERR_INPUT;
 	else if (method == MLMA_METHOD_INVALID)
 		rc = MLMA_ERR_PARAM;
 	else
-		rc = mlma_evaluate_losses(method, ref,
-								  (ref_seqs != NULL && nseq == nref) ? ref_seqs : NULL,
-								  nref, cur, ncur, first_seq, season, &d->ev);
+		rc = mlma_evaluate_losses(method, in->ref,
+								  (in->ref_seqs != NULL && in->nseq == in->nref)
+								  ? in->ref_seqs : NULL,
+								  in->nref, in->cur, in->ncur, in->first_seq,
+								  in->season, &d->ev);
 
 	if (rc == MLMA_OK && !(d->ev.p_value >= 0.0 && d->ev.p_value <= 1.0))
 		d->note = "not tested: the test gave no p-value (NaN); recorded as p = 1, not significant";
@@ -317,6 +329,215 @@ Evaluate(DueCheck *d, HeapTuple tup, TupleDesc desc, MemoryContext round_cxt)
 		d->ev.p_value = 1.0;
 		d->ev.effect = get_float8_nan();
 	}
+}
+
+/* the input of a check from one row of chunk_query */
+static void
+EvaluateRow(DueCheck *d, HeapTuple tup, TupleDesc desc, MemoryContext round_cxt)
+{
+	CheckInput	in;
+	bool		isnull;
+	Datum		bd;
+
+	in.skip = mlma_spi_bool(tup, desc, 2);
+	in.model_version = SPI_getvalue(tup, desc, 3);
+	in.method = SPI_getvalue(tup, desc, 4);
+	in.alpha = mlma_spi_float8(tup, desc, 5, &isnull);
+	in.season = mlma_spi_int32(tup, desc, 6);
+	in.min_effect = mlma_spi_float8(tup, desc, 7, &isnull);
+	in.consecutive = mlma_spi_int32(tup, desc, 8);
+	in.paused = mlma_spi_bool(tup, desc, 9);
+	in.rolling = mlma_spi_bool(tup, desc, 10);
+	in.streak = mlma_spi_int32(tup, desc, 11);
+	in.cur = mlma_spi_array(tup, desc, 12, &in.ncur);
+	in.first_seq = mlma_spi_int64(tup, desc, 13);
+	in.ref = mlma_spi_array(tup, desc, 14, &in.nref);
+	in.ref_seqs = mlma_spi_array(tup, desc, 15, &in.nseq);
+	in.benchmark = mlma_spi_bool(tup, desc, 16);
+	bd = SPI_getbinval(tup, desc, 17, &isnull);
+	in.bench = isnull ? NULL : DatumGetArrayTypeP(bd);
+	Evaluate(d, &in, round_cxt);
+}
+
+/*
+ * The readers of the four tables a check reads by primary key (the direct
+ * path of step 2), and the columns it reads from each.
+ */
+typedef struct RoundReaders
+{
+	MlmaKeyReader *streams;
+	MlmaKeyReader *state;
+	MlmaKeyReader *batches;
+	MlmaKeyReader *refs;
+	AttrNumber	s_model_version;
+	AttrNumber	s_method;
+	AttrNumber	s_alpha;
+	AttrNumber	s_season_length;
+	AttrNumber	s_min_effect;
+	AttrNumber	s_consecutive;
+	AttrNumber	s_paused;
+	AttrNumber	s_reference_policy;
+	AttrNumber	st_streak;
+	AttrNumber	b_model_version;
+	AttrNumber	b_version_no;
+	AttrNumber	b_losses;
+	AttrNumber	b_first_seq;
+	AttrNumber	b_benchmark_losses;
+	AttrNumber	r_version_no;
+	AttrNumber	r_losses;
+	AttrNumber	r_seqs;
+} RoundReaders;
+
+static void
+CloseReaders(RoundReaders *rr)
+{
+	mlma_key_reader_close(rr->streams);
+	mlma_key_reader_close(rr->state);
+	mlma_key_reader_close(rr->batches);
+	mlma_key_reader_close(rr->refs);
+	memset(rr, 0, sizeof(RoundReaders));
+}
+
+/*
+ * OpenReaders
+ *		The four readers with snap, or false (nothing left open) when one
+ *		of them cannot be used: the round then reads with chunk_query.
+ */
+static bool
+OpenReaders(RoundReaders *rr, Snapshot snap)
+{
+	memset(rr, 0, sizeof(RoundReaders));
+	rr->streams = mlma_key_reader_open("streams", NULL, snap);
+	rr->state = mlma_key_reader_open("stream_state", NULL, snap);
+	rr->batches = mlma_key_reader_open("batches", "batch_no", snap);
+	rr->refs = mlma_key_reader_open("reference_batches", NULL, snap);
+	if (rr->streams == NULL || rr->state == NULL || rr->batches == NULL ||
+		rr->refs == NULL)
+	{
+		CloseReaders(rr);
+		return false;
+	}
+	rr->s_model_version = mlma_key_reader_column(rr->streams, "model_version", TEXTOID);
+	rr->s_method = mlma_key_reader_column(rr->streams, "method", TEXTOID);
+	rr->s_alpha = mlma_key_reader_column(rr->streams, "alpha", FLOAT8OID);
+	rr->s_season_length = mlma_key_reader_column(rr->streams, "season_length", INT4OID);
+	rr->s_min_effect = mlma_key_reader_column(rr->streams, "min_effect", FLOAT8OID);
+	rr->s_consecutive = mlma_key_reader_column(rr->streams, "consecutive", INT4OID);
+	rr->s_paused = mlma_key_reader_column(rr->streams, "paused", BOOLOID);
+	rr->s_reference_policy = mlma_key_reader_column(rr->streams, "reference_policy", TEXTOID);
+	rr->st_streak = mlma_key_reader_column(rr->state, "streak", INT4OID);
+	rr->b_model_version = mlma_key_reader_column(rr->batches, "model_version", TEXTOID);
+	rr->b_version_no = mlma_key_reader_column(rr->batches, "version_no", INT4OID);
+	rr->b_losses = mlma_key_reader_column(rr->batches, "losses", FLOAT8ARRAYOID);
+	rr->b_first_seq = mlma_key_reader_column(rr->batches, "first_seq", INT8OID);
+	rr->b_benchmark_losses = mlma_key_reader_column(rr->batches, "benchmark_losses", FLOAT8ARRAYOID);
+	rr->r_version_no = mlma_key_reader_column(rr->refs, "version_no", INT4OID);
+	rr->r_losses = mlma_key_reader_column(rr->refs, "losses", FLOAT8ARRAYOID);
+	rr->r_seqs = mlma_key_reader_column(rr->refs, "seqs", INT8ARRAYOID);
+	if (rr->s_model_version == InvalidAttrNumber || rr->s_method == InvalidAttrNumber ||
+		rr->s_alpha == InvalidAttrNumber || rr->s_season_length == InvalidAttrNumber ||
+		rr->s_min_effect == InvalidAttrNumber || rr->s_consecutive == InvalidAttrNumber ||
+		rr->s_paused == InvalidAttrNumber || rr->s_reference_policy == InvalidAttrNumber ||
+		rr->st_streak == InvalidAttrNumber || rr->b_model_version == InvalidAttrNumber ||
+		rr->b_version_no == InvalidAttrNumber || rr->b_losses == InvalidAttrNumber ||
+		rr->b_first_seq == InvalidAttrNumber || rr->b_benchmark_losses == InvalidAttrNumber ||
+		rr->r_version_no == InvalidAttrNumber || rr->r_losses == InvalidAttrNumber ||
+		rr->r_seqs == InvalidAttrNumber)
+	{
+		CloseReaders(rr);
+		return false;
+	}
+	return true;
+}
+
+/* column att of the slot (valid until the slot's next row) */
+static inline Datum
+Col(TupleTableSlot *slot, AttrNumber att, bool *isnull)
+{
+	*isnull = slot->tts_isnull[att - 1];
+	return slot->tts_values[att - 1];
+}
+
+static const void *
+ColArray(TupleTableSlot *slot, AttrNumber att, int *n)
+{
+	bool		isnull;
+	Datum		d = Col(slot, att, &isnull);
+
+	return mlma_array_values(d, isnull, n);
+}
+
+/*
+ * EvaluateDirect
+ *		Reads what chunk_query reads for d with the readers (the same
+ *		joins: no stream or state row, no check; no batch, or no reference
+ *		of the batch's model version unless the stream tests against its
+ *		benchmark, skipped) and evaluates it.  What is read and detoasted
+ *		goes into the current memory context.
+ */
+static void
+EvaluateDirect(RoundReaders *rr, DueCheck *d, MemoryContext round_cxt)
+{
+	TupleTableSlot *s;
+	TupleTableSlot *st;
+	TupleTableSlot *b;
+	TupleTableSlot *r;
+	CheckInput	in;
+	bool		isnull;
+	char	   *policy;
+	char	   *stream_version;
+	int32		version_no = 0;
+
+	s = mlma_key_reader_find(rr->streams, d->stream_id, 0);
+	if (s == NULL)
+		return;
+	in.method = TextDatumGetCString(Col(s, rr->s_method, &isnull));
+	stream_version = TextDatumGetCString(Col(s, rr->s_model_version, &isnull));
+	in.alpha = DatumGetFloat8(Col(s, rr->s_alpha, &isnull));
+	in.season = DatumGetInt32(Col(s, rr->s_season_length, &isnull));
+	if (isnull)
+		in.season = 0;
+	in.min_effect = DatumGetFloat8(Col(s, rr->s_min_effect, &isnull));
+	in.consecutive = DatumGetInt32(Col(s, rr->s_consecutive, &isnull));
+	in.paused = DatumGetBool(Col(s, rr->s_paused, &isnull));
+	policy = TextDatumGetCString(Col(s, rr->s_reference_policy, &isnull));
+	in.rolling = strcmp(policy, "rolling") == 0;
+	in.benchmark = strcmp(policy, "benchmark") == 0;
+
+	st = mlma_key_reader_find(rr->state, d->stream_id, 0);
+	if (st == NULL)
+		return;
+	in.streak = DatumGetInt32(Col(st, rr->st_streak, &isnull));
+
+	in.model_version = stream_version;
+	in.cur = NULL;
+	in.ncur = 0;
+	in.first_seq = 0;
+	in.bench = NULL;
+	b = mlma_key_reader_find(rr->batches, d->stream_id, d->batch_no);
+	if (b != NULL)
+	{
+		Datum		bd;
+
+		in.model_version = TextDatumGetCString(Col(b, rr->b_model_version, &isnull));
+		version_no = DatumGetInt32(Col(b, rr->b_version_no, &isnull));
+		in.cur = ColArray(b, rr->b_losses, &in.ncur);
+		in.first_seq = DatumGetInt64(Col(b, rr->b_first_seq, &isnull));
+		bd = Col(b, rr->b_benchmark_losses, &isnull);
+		in.bench = isnull ? NULL : DatumGetArrayTypeP(bd);
+	}
+	in.ref = NULL;
+	in.nref = 0;
+	in.ref_seqs = NULL;
+	in.nseq = 0;
+	r = b != NULL ? mlma_key_reader_find(rr->refs, d->stream_id, 0) : NULL;
+	if (r != NULL && DatumGetInt32(Col(r, rr->r_version_no, &isnull)) == version_no)
+	{
+		in.ref = ColArray(r, rr->r_losses, &in.nref);
+		in.ref_seqs = ColArray(r, rr->r_seqs, &in.nseq);
+	}
+	in.skip = b == NULL || (in.ref == NULL && !in.benchmark);
+	Evaluate(d, &in, round_cxt);
 }
 
 /*
@@ -478,6 +699,159 @@ InsertChecks(DueCheck *due, uint64 ndue, const char *schema, double fdr)
 	MemoryContextDelete(chunk_cxt);
 }
 
+/* the columns of mlma.checks, as InsertChecksDirect fills them */
+static const char *const check_columns[] = {
+	"check_id", "stream_id", "model_version", "batch_no", "method", "alpha",
+	"check_mode", "status", "n_reference", "n_current", "reference_mean",
+	"batch_mean", "statistic", "p_value", "p_adjusted", "effect", "significant",
+	"drift", "created_at", "checked_at", "note", "reference_id", "threshold"
+};
+#define NCHECK_COLUMNS lengthof(check_columns)
+
+static const Oid check_column_types[NCHECK_COLUMNS] = {
+	INT8OID, INT8OID, TEXTOID, INT4OID, TEXTOID, FLOAT8OID,
+	TEXTOID, TEXTOID, INT4OID, INT4OID, FLOAT8OID,
+	FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, BOOLOID,
+	BOOLOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, INT8OID, FLOAT8OID
+};
+
+/*
+ * LiveReferenceId
+ *		What insert_checks_query computes for a check's reference_id: the
+ *		stream's newest reference_history row built before this transaction
+ *		started (0: none).
+ */
+static int64
+LiveReferenceId(MlmaKeyReader *history, AttrNumber id_col, AttrNumber built_col,
+				int64 stream_id, TimestampTz now)
+{
+	TupleTableSlot *h;
+
+	for (h = mlma_key_reader_last(history, stream_id); h != NULL;
+		 h = mlma_key_reader_next(history, BackwardScanDirection))
+	{
+		if (h->tts_isnull[built_col - 1] || h->tts_isnull[id_col - 1])
+			continue;
+		if (DatumGetTimestampTz(h->tts_values[built_col - 1]) < now)
+			return DatumGetInt64(h->tts_values[id_col - 1]);
+	}
+	return 0;
+}
+
+/*
+ * InsertChecksDirect
+ *		The same rows as InsertChecks, written through a row writer (ids
+ *		from the table's sequence, the reference_id read by primary key).
+ *		False when nothing was written: the caller uses SQL.
+ */
+static bool
+InsertChecksDirect(DueCheck *due, uint64 ndue, double fdr, Snapshot snap)
+{
+	MlmaRowWriter *w;
+	MlmaKeyReader *history;
+	AttrNumber	att[NCHECK_COLUMNS];
+	AttrNumber	hist_id;
+	AttrNumber	hist_built;
+	Oid			seq;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	MemoryContext cxt;
+	MemoryContext old;
+	int64		ref_for = -1;
+	int64		ref_id = 0;
+	uint64		i;
+	int			c;
+
+	history = mlma_key_reader_open("reference_history", NULL, snap);
+	if (history == NULL)
+		return false;
+	hist_id = mlma_key_reader_column(history, "reference_id", INT8OID);
+	hist_built = mlma_key_reader_column(history, "built_at", TIMESTAMPTZOID);
+	w = hist_id != InvalidAttrNumber && hist_built != InvalidAttrNumber
+		? mlma_row_writer_open("checks", check_columns, NCHECK_COLUMNS) : NULL;
+	if (w == NULL)
+	{
+		mlma_key_reader_close(history);
+		return false;
+	}
+	seq = mlma_row_writer_sequence(w);
+	for (c = 0; c < (int) NCHECK_COLUMNS; c++)
+		att[c] = mlma_row_writer_column(w, check_columns[c], check_column_types[c]);
+	for (c = 0; c < (int) NCHECK_COLUMNS; c++)
+		if (att[c] == InvalidAttrNumber)
+			break;
+	if (!OidIsValid(seq) || c < (int) NCHECK_COLUMNS)
+	{
+		/* nothing was written yet: closing writes nothing */
+		(void) mlma_row_writer_close(w);
+		mlma_key_reader_close(history);
+		return false;
+	}
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "mlma round checks",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	for (i = 0; i < ndue; i++)
+	{
+		DueCheck   *d = &due[i];
+		bool		tested = !d->skip;
+		bool		failed = d->note != NULL;
+		TupleTableSlot *slot;
+		Datum	   *v;
+		bool	   *nul;
+
+		if (!d->found || d->excluded)
+			continue;
+		if (d->stream_id != ref_for)
+		{
+			ref_id = LiveReferenceId(history, hist_id, hist_built, d->stream_id, now);
+			ref_for = d->stream_id;
+		}
+		d->check_id = nextval_internal(seq, true);
+		slot = mlma_row_writer_row(w);
+		v = slot->tts_values;
+		nul = slot->tts_isnull;
+#define SET(col, datum) (v[att[col] - 1] = (datum), nul[att[col] - 1] = false)
+		SET(0, Int64GetDatum(d->check_id));
+		SET(1, Int64GetDatum(d->stream_id));
+		SET(2, CStringGetTextDatum(d->model_version));
+		SET(3, Int32GetDatum(d->batch_no));
+		SET(4, CStringGetTextDatum(d->method));
+		SET(5, Float8GetDatum(d->alpha));
+		SET(6, CStringGetTextDatum("scheduled"));
+		SET(7, CStringGetTextDatum(tested ? "done" : "skipped"));
+		if (tested)
+		{
+			SET(8, Int32GetDatum(d->ev.n_reference));
+			SET(9, Int32GetDatum(d->ev.n_current));
+			if (!failed)
+			{
+				SET(10, Float8GetDatum(d->ev.reference_mean));
+				SET(11, Float8GetDatum(d->ev.batch_mean));
+				SET(12, Float8GetDatum(d->ev.statistic));
+				SET(15, Float8GetDatum(d->ev.effect));
+			}
+			SET(13, Float8GetDatum(d->ev.p_value));
+			SET(14, Float8GetDatum(d->p_adjusted));
+			SET(16, BoolGetDatum(d->significant));
+			SET(17, BoolGetDatum(d->drift));
+			SET(22, Float8GetDatum(fdr));	/* the round's threshold */
+		}
+		SET(18, TimestampTzGetDatum(d->queued_at));
+		SET(19, TimestampTzGetDatum(now));
+		if (d->note != NULL)
+			SET(20, CStringGetTextDatum(d->note));
+		if (ref_id != 0)
+			SET(21, Int64GetDatum(ref_id));
+#undef SET
+		mlma_row_writer_add(w);
+	}
+	MemoryContextSwitchTo(old);
+	(void) mlma_row_writer_close(w);
+	mlma_key_reader_close(history);
+	MemoryContextDelete(cxt);
+	return true;
+}
+
 /*
  * mlma_run_checks
  *		_run_checks(fdr float8) RETURNS int8[]: one scheduled round; returns
@@ -506,6 +880,8 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 	ArrayType  *result_array;
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	MemoryContext round_cxt;
+	RoundReaders readers;
+	Snapshot	snap;
 	instr_time	t0;
 	instr_time	t;
 	double		ms[6] = {0};
@@ -551,7 +927,28 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 	INSTR_TIME_SUBTRACT(t, t0);
 	ms[0] = INSTR_TIME_GET_MILLISEC(t);
 
-	/* 2. read and evaluate, chunk by chunk */
+	/*
+	 * 2. read and evaluate: through the primary keys (a new snapshot, as a
+	 * statement would take), else with chunk_query, chunk by chunk
+	 */
+	CommandCounterIncrement();
+	snap = RegisterSnapshot(GetTransactionSnapshot());
+	if (ndue > 0 && OpenReaders(&readers, snap))
+	{
+		MemoryContext check_cxt = AllocSetContextCreate(round_cxt, "mlma round check",
+														ALLOCSET_DEFAULT_SIZES);
+		MemoryContext old = MemoryContextSwitchTo(check_cxt);
+
+		for (i = 0; i < ndue; i++)
+		{
+			EvaluateDirect(&readers, &due[i], round_cxt);
+			MemoryContextReset(check_cxt);
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(check_cxt);
+		CloseReaders(&readers);
+	}
+	else
 	{
 		char	   *sql = ExtQuery(chunk_query, schema);
 		MemoryContext chunk_cxt = AllocSetContextCreate(round_cxt, "mlma round chunk",
@@ -586,18 +983,19 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 				int64		ord = mlma_spi_int64(tup, SPI_tuptable->tupdesc, 1);
 
 				if (ord >= 1 && ord <= n)
-					Evaluate(&due[base + ord - 1], tup, SPI_tuptable->tupdesc,
-							 round_cxt);
+					EvaluateRow(&due[base + ord - 1], tup, SPI_tuptable->tupdesc,
+								round_cxt);
 			}
 			MemoryContextSwitchTo(old);
 			SPI_freetuptable(SPI_tuptable);
 			MemoryContextReset(chunk_cxt);
 		}
 		MemoryContextDelete(chunk_cxt);
-	}	INSTR_TIME_SET_CURRENT(t);
+	}
+	UnregisterSnapshot(snap);
+	INSTR_TIME_SET_CURRENT(t);
 	INSTR_TIME_SUBTRACT(t, t0);
 	ms[1] = INSTR_TIME_GET_MILLISEC(t);
-
 
 	/* the streams of the round, in stream_id order (due is sorted) */
 	stream_ids = palloc(sizeof(int64) * Max(ndue, 1));
@@ -705,7 +1103,10 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 	ms[2] = INSTR_TIME_GET_MILLISEC(t);
 
 	/* 5. write: the checks, then the deferred batches back into the queue */
-	InsertChecks(due, ndue, schema, fdr);
+	snap = RegisterSnapshot(GetTransactionSnapshot());
+	if (!InsertChecksDirect(due, ndue, fdr, snap))
+		InsertChecks(due, ndue, schema, fdr);
+	UnregisterSnapshot(snap);
 	INSTR_TIME_SET_CURRENT(t);
 	INSTR_TIME_SUBTRACT(t, t0);
 	ms[3] = INSTR_TIME_GET_MILLISEC(t);

@@ -4,7 +4,8 @@
  *	  The row path without SQL: taking a stream (the row lock on its
  *	  mlma.stream_state row, then where its open batch stands) and inserting
  *	  one observation into mlma.observations through the table and index
- *	  access methods.
+ *	  access methods; and reading mlma's tables by primary key the same way
+ *	  (the key reader of run_checks(), fleet.c).
  *
  * A single-row INSERT into an attached table, or one observe() call, is a
  * transaction of its own in the common case, so it takes its stream every
@@ -58,6 +59,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_namespace.h"
@@ -127,6 +129,20 @@ PlainTable(Relation rel, AclMode mode)
 		rel->trigdesc == NULL &&
 		(constr == NULL || (constr->num_check == 0 && !constr->has_generated_stored)) &&
 		pg_class_aclmask(RelationGetRelid(rel), GetUserId(), mode, ACLMASK_ALL) == mode;
+}
+
+/*
+ * ReadableTable
+ *		Whether the direct path may read rel as a SELECT would: an ordinary
+ *		local table without row security that the session's user may read.
+ */
+static bool
+ReadableTable(Relation rel)
+{
+	return rel->rd_rel->relkind == RELKIND_RELATION &&
+		!rel->rd_rel->relispartition &&
+		!rel->rd_rel->relrowsecurity &&
+		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT) == ACLCHECK_OK;
 }
 
 /*
@@ -528,11 +544,186 @@ mlma_direct_insert(int64 stream_id, int64 seq, TimestampTz observed_at,
 }
 
 /*
+ * A row writer: rows inserted into one of mlma's tables and its indexes
+ * through the access methods, a thousand heap rows at a time as COPY does,
+ * each checked against the table's constraints as an INSERT would.
+ */
+#define ROW_WRITER_SLOTS 1000
+
+struct MlmaRowWriter
+{
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot **slots;
+	int			n;				/* slots filled */
+	BulkInsertState bistate;
+	CommandId	cid;
+	bool		constraints;	/* the table has constraints to check */
+	int64		written;
+};
+
+static MlmaRowWriter *
+RowWriterBegin(Relation rel)
+{
+	MlmaRowWriter *w = palloc0(sizeof(MlmaRowWriter));
+	int			i;
+
+	w->rel = rel;
+	CommandCounterIncrement();
+	w->cid = GetCurrentCommandId(true);
+	w->estate = CreateExecutorState();
+	w->rri = makeNode(ResultRelInfo);
+	/* not in a range table: a constraint's message names no column set */
+	InitResultRelInfo(w->rri, rel, 0, NULL, 0);
+	ExecOpenIndices(w->rri, false);
+	w->bistate = GetBulkInsertState();
+	w->constraints = RelationGetDescr(rel)->constr != NULL;
+	w->slots = palloc(sizeof(TupleTableSlot *) * ROW_WRITER_SLOTS);
+	for (i = 0; i < ROW_WRITER_SLOTS; i++)
+		w->slots[i] = ExecInitExtraTupleSlot(w->estate, RelationGetDescr(rel),
+											 &TTSOpsVirtual);
+	return w;
+}
+
+/*
+ * mlma_row_writer_open
+ *		A writer of rows of mlma.<table>, or NULL when the direct path
+ *		cannot be used (the caller uses SQL): the table is not a plain local
+ *		table (PlainTable, but CHECK constraints are checked), or it has a
+ *		live column not in columns[] (whose default a row would miss).
+ */
+MlmaRowWriter *
+mlma_row_writer_open(const char *table, const char *const *columns, int ncolumns)
+{
+	Relation	rel;
+	TupleDesc	desc;
+	TupleConstr *constr;
+	int			i;
+	int			j;
+
+	if (!mlma_direct_usable())
+		return NULL;
+	rel = OpenTable(table, RowExclusiveLock);
+	if (rel == NULL)
+		return NULL;
+	desc = RelationGetDescr(rel);
+	constr = desc->constr;
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition ||
+		rel->rd_rel->relrowsecurity || rel->rd_rel->relhasrules ||
+		rel->trigdesc != NULL || (constr != NULL && constr->has_generated_stored) ||
+		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) != ACLCHECK_OK)
+	{
+		table_close(rel, NoLock);
+		return NULL;
+	}
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		for (j = 0; j < ncolumns; j++)
+			if (strcmp(NameStr(att->attname), columns[j]) == 0)
+				break;
+		if (j == ncolumns)
+		{
+			table_close(rel, NoLock);
+			return NULL;
+		}
+	}
+	return RowWriterBegin(rel);
+}
+
+/* the one sequence the table owns (a serial column), or InvalidOid */
+Oid
+mlma_row_writer_sequence(MlmaRowWriter *w)
+{
+	List	   *seqs = getOwnedSequences(RelationGetRelid(w->rel));
+
+	return list_length(seqs) == 1 ? linitial_oid(seqs) : InvalidOid;
+}
+
+/* the attribute number of column name of type typid, or InvalidAttrNumber */
+AttrNumber
+mlma_row_writer_column(MlmaRowWriter *w, const char *name, Oid typid)
+{
+	return AttnumOf(RelationGetDescr(w->rel), name, typid);
+}
+
+static void
+RowWriterFlush(MlmaRowWriter *w)
+{
+	int			j;
+
+	if (w->n == 0)
+		return;
+	if (w->constraints)
+		for (j = 0; j < w->n; j++)
+			ExecConstraints(w->rri, w->slots[j], w->estate);
+	table_multi_insert(w->rel, w->slots, w->n, w->cid, 0, w->bistate);
+	for (j = 0; j < w->n; j++)
+	{
+		List	   *recheck = ExecInsertIndexTuples(w->rri, w->slots[j], w->estate,
+													false, false, NULL, NIL);
+
+		list_free(recheck);
+		ResetPerTupleExprContext(w->estate);
+	}
+	w->written += w->n;
+	w->n = 0;
+}
+
+/*
+ * mlma_row_writer_row
+ *		The slot of the next row, every column NULL: the caller sets
+ *		tts_values and tts_isnull, then calls mlma_row_writer_add.  Values
+ *		passed by reference must live until mlma_row_writer_close.
+ */
+TupleTableSlot *
+mlma_row_writer_row(MlmaRowWriter *w)
+{
+	TupleTableSlot *slot = w->slots[w->n];
+	int			i;
+
+	ExecClearTuple(slot);
+	for (i = 0; i < slot->tts_tupleDescriptor->natts; i++)
+		slot->tts_isnull[i] = true;
+	return slot;
+}
+
+void
+mlma_row_writer_add(MlmaRowWriter *w)
+{
+	ExecStoreVirtualTuple(w->slots[w->n]);
+	if (++w->n == ROW_WRITER_SLOTS)
+		RowWriterFlush(w);
+}
+
+/* writes what is left and closes the writer; returns the rows written */
+int64
+mlma_row_writer_close(MlmaRowWriter *w)
+{
+	int64		written;
+
+	RowWriterFlush(w);
+	written = w->written;
+	FreeBulkInsertState(w->bistate);
+	ExecCloseIndices(w->rri);
+	ExecResetTupleTable(w->estate->es_tupleTable, false);
+	FreeExecutorState(w->estate);
+	table_close(w->rel, NoLock);
+	pfree(w->slots);
+	pfree(w);
+	CommandCounterIncrement();
+	return written;
+}
+
+/*
  * mlma_direct_insert_many
  *		Insert n observations (the open tails of a multi-row statement,
- *		ingest_set.c) into mlma.observations and its indexes, a thousand
- *		heap rows at a time as COPY does.  False when nothing was done (the
- *		caller uses SQL).
+ *		ingest_set.c) into mlma.observations and its indexes through a row
+ *		writer.  False when nothing was done (the caller uses SQL).
  */
 bool
 mlma_direct_insert_many(int n, const int64 *stream_ids, const int64 *seqs,
@@ -541,14 +732,8 @@ mlma_direct_insert_many(int n, const int64 *stream_ids, const int64 *seqs,
 {
 	Relation	rel;
 	ObservationColumns cols;
-	EState	   *estate;
-	ResultRelInfo *rri;
-	TupleTableSlot **slots;
-	BulkInsertState bistate;
-	CommandId	cid;
-	int			nslots = Min(n, 1000);
-	int			done = 0;
-	int			i;
+	MlmaRowWriter *w;
+	int			r;
 
 	if (n <= 0)
 		return true;
@@ -562,48 +747,145 @@ mlma_direct_insert_many(int n, const int64 *stream_ids, const int64 *seqs,
 		table_close(rel, NoLock);
 		return false;
 	}
-	CommandCounterIncrement();
-	cid = GetCurrentCommandId(true);
-	estate = CreateExecutorState();
-	rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(rri, rel, 1, NULL, 0);
-	ExecOpenIndices(rri, false);
-	bistate = GetBulkInsertState();
-	slots = palloc(sizeof(TupleTableSlot *) * nslots);
-	for (i = 0; i < nslots; i++)
-		slots[i] = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsVirtual);
-
-	while (done < n)
+	w = RowWriterBegin(rel);
+	for (r = 0; r < n; r++)
 	{
-		int			k = Min(nslots, n - done);
-		int			j;
-
-		for (j = 0; j < k; j++)
-		{
-			int			r = done + j;
-
-			FillObservation(slots[j], &cols, stream_ids[r], seqs[r], at[r],
-							losses[r], has_bench[r] ? &benches[r] : NULL);
-		}
-		table_multi_insert(rel, slots, k, cid, 0, bistate);
-		for (j = 0; j < k; j++)
-		{
-			List	   *recheck = ExecInsertIndexTuples(rri, slots[j], estate,
-														false, false, NULL, NIL);
-
-			list_free(recheck);
-			ResetPerTupleExprContext(estate);
-		}
-		done += k;
+		FillObservation(mlma_row_writer_row(w), &cols, stream_ids[r], seqs[r], at[r],
+						losses[r], has_bench[r] ? &benches[r] : NULL);
+		mlma_row_writer_add(w);
 	}
-
-	FreeBulkInsertState(bistate);
-	ExecCloseIndices(rri);
-	ExecResetTupleTable(estate->es_tupleTable, false);
-	FreeExecutorState(estate);
-	table_close(rel, NoLock);
-	CommandCounterIncrement();
+	(void) mlma_row_writer_close(w);
 	return true;
+}
+
+/*
+ * A keyed reader: the primary key of one of mlma's tables, scanned for
+ * one key at a time with a snapshot of the caller's.
+ */
+struct MlmaKeyReader
+{
+	Relation	rel;
+	Relation	pk;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	int			nkeys;
+	Oid			second_type;
+};
+
+/*
+ * mlma_key_reader_open
+ *		A reader of mlma.<table> by stream_id, and by the int4 column second
+ *		after it (NULL: by stream_id alone), visible to snap; NULL when the
+ *		direct path cannot be used (the caller uses SQL): the table is not
+ *		a plain local table the session's user may read, or its primary key
+ *		does not begin with those columns.
+ */
+MlmaKeyReader *
+mlma_key_reader_open(const char *table, const char *second, Snapshot snap)
+{
+	Relation	rel;
+	Relation	pk;
+	AttrNumber	k1;
+	AttrNumber	k2 = InvalidAttrNumber;
+	MlmaKeyReader *r;
+
+	if (!mlma_direct_usable())
+		return NULL;
+	rel = OpenTable(table, AccessShareLock);
+	if (rel == NULL)
+		return NULL;
+	k1 = AttnumOf(RelationGetDescr(rel), "stream_id", INT8OID);
+	if (second != NULL)
+		k2 = AttnumOf(RelationGetDescr(rel), second, INT4OID);
+	pk = ReadableTable(rel) ? OpenPrimaryKey(rel, AccessShareLock) : NULL;
+	if (pk == NULL || k1 == InvalidAttrNumber ||
+		(second != NULL && k2 == InvalidAttrNumber) ||
+		!KeyBegins(pk, k1, k2))
+	{
+		if (pk != NULL)
+			index_close(pk, NoLock);
+		table_close(rel, NoLock);
+		return NULL;
+	}
+	r = palloc0(sizeof(MlmaKeyReader));
+	r->rel = rel;
+	r->pk = pk;
+	r->nkeys = second != NULL ? 2 : 1;
+	r->slot = table_slot_create(rel, NULL);
+	r->scan = index_beginscan(rel, pk, snap, r->nkeys, 0);
+	return r;
+}
+
+/*
+ * mlma_key_reader_find
+ *		The row of the key (second ignored when reading by stream_id
+ *		alone), all its columns in the slot, or NULL when there is none.
+ *		The slot is valid until the next call.
+ */
+TupleTableSlot *
+mlma_key_reader_find(MlmaKeyReader *r, int64 stream_id, int32 second)
+{
+	ScanKeyData keys[2];
+
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(stream_id));
+	if (r->nkeys == 2)
+		ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT4EQ,
+					Int32GetDatum(second));
+	index_rescan(r->scan, keys, r->nkeys, NULL, 0);
+	return mlma_key_reader_next(r, ForwardScanDirection);
+}
+
+/*
+ * mlma_key_reader_next
+ *		The next row of the key last searched, in the primary key's order
+ *		or backwards (the first call after mlma_key_reader_find with
+ *		BackwardScanDirection gives the key's last row), or NULL.
+ */
+TupleTableSlot *
+mlma_key_reader_next(MlmaKeyReader *r, ScanDirection dir)
+{
+	if (!index_getnext_slot(r->scan, dir, r->slot))
+		return NULL;
+	slot_getallattrs(r->slot);
+	return r->slot;
+}
+
+/*
+ * mlma_key_reader_last
+ *		The last row of the stream in the primary key's order (readers by
+ *		stream_id alone), or NULL; mlma_key_reader_next(r,
+ *		BackwardScanDirection) gives the ones before it.
+ */
+TupleTableSlot *
+mlma_key_reader_last(MlmaKeyReader *r, int64 stream_id)
+{
+	ScanKeyData key;
+
+	Assert(r->nkeys == 1);
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(stream_id));
+	index_rescan(r->scan, &key, 1, NULL, 0);
+	return mlma_key_reader_next(r, BackwardScanDirection);
+}
+
+/* the attribute number of column name of type typid, or InvalidAttrNumber */
+AttrNumber
+mlma_key_reader_column(MlmaKeyReader *r, const char *name, Oid typid)
+{
+	return AttnumOf(RelationGetDescr(r->rel), name, typid);
+}
+
+void
+mlma_key_reader_close(MlmaKeyReader *r)
+{
+	if (r == NULL)
+		return;
+	index_endscan(r->scan);
+	ExecDropSingleTupleTableSlot(r->slot);
+	index_close(r->pk, NoLock);
+	table_close(r->rel, NoLock);
+	pfree(r);
 }
 
 /*

@@ -14,9 +14,12 @@
 #define MLMA_H
 
 #include "access/htup.h"
+#include "access/sdir.h"
 #include "commands/trigger.h"
+#include "executor/tuptable.h"
 #include "utils/array.h"
 #include "utils/relcache.h"
+#include "utils/snapshot.h"
 #include "utils/timestamp.h"
 
 #include "core/stats.h"
@@ -96,6 +99,7 @@ extern int64 mlma_spi_int64(HeapTuple tup, TupleDesc desc, int col);
 extern int32 mlma_spi_int32(HeapTuple tup, TupleDesc desc, int col);
 extern bool mlma_spi_bool(HeapTuple tup, TupleDesc desc, int col);
 extern const void *mlma_spi_array(HeapTuple tup, TupleDesc desc, int col, int *n);
+extern const void *mlma_array_values(Datum d, bool isnull, int *n);
 extern Datum mlma_array_datum(const Datum *elems, const bool *nulls, int n, Oid type);
 
 /*
@@ -250,6 +254,38 @@ extern bool mlma_direct_insert_many(int n, const int64 *stream_ids,
 extern bool mlma_direct_insert(int64 stream_id, int64 seq,
 							   TimestampTz observed_at, double loss,
 							   const double *bench);
+
+/*
+ * Reading rows of one of mlma's tables by the first one or two columns of
+ * its primary key (stream_id bigint, then an int4 column), through the
+ * access methods: run_checks() reads every waiting check's stream, state,
+ * batch and reference this way.
+ */
+typedef struct MlmaKeyReader MlmaKeyReader;
+extern MlmaKeyReader *mlma_key_reader_open(const char *table, const char *second,
+										   Snapshot snap);
+extern TupleTableSlot *mlma_key_reader_find(MlmaKeyReader *r, int64 stream_id,
+											int32 second);
+extern TupleTableSlot *mlma_key_reader_last(MlmaKeyReader *r, int64 stream_id);
+extern TupleTableSlot *mlma_key_reader_next(MlmaKeyReader *r, ScanDirection dir);
+extern AttrNumber mlma_key_reader_column(MlmaKeyReader *r, const char *name,
+										 Oid typid);
+extern void mlma_key_reader_close(MlmaKeyReader *r);
+
+/*
+ * Inserting rows into one of mlma's tables through the access methods, as
+ * COPY does (run_checks() writes its checks this way).
+ */
+typedef struct MlmaRowWriter MlmaRowWriter;
+extern MlmaRowWriter *mlma_row_writer_open(const char *table,
+										   const char *const *columns,
+										   int ncolumns);
+extern AttrNumber mlma_row_writer_column(MlmaRowWriter *w, const char *name,
+										 Oid typid);
+extern Oid	mlma_row_writer_sequence(MlmaRowWriter *w);
+extern TupleTableSlot *mlma_row_writer_row(MlmaRowWriter *w);
+extern void mlma_row_writer_add(MlmaRowWriter *w);
+extern int64 mlma_row_writer_close(MlmaRowWriter *w);
 
 /* what the arguments of an attached table's trigger say */
 typedef struct MlmaAttachArgs

@@ -55,17 +55,15 @@ mlma_spi_bool(HeapTuple tup, TupleDesc desc, int col)
 }
 
 /*
- * mlma_spi_array
- *		The elements of a one-dimensional array column without NULLs, read
+ * mlma_array_values
+ *		The elements of a one-dimensional array datum without NULLs, read
  *		in place (detoasted into the current memory context, else valid as
- *		long as the SPI row); NULL when the column is NULL, has NULL
- *		elements or is not one-dimensional.
+ *		long as the datum); NULL when the datum is NULL, has NULL elements
+ *		or is not one-dimensional.
  */
 const void *
-mlma_spi_array(HeapTuple tup, TupleDesc desc, int col, int *n)
+mlma_array_values(Datum d, bool isnull, int *n)
 {
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
 	ArrayType  *a;
 
 	*n = 0;
@@ -76,6 +74,16 @@ mlma_spi_array(HeapTuple tup, TupleDesc desc, int col, int *n)
 		return NULL;
 	*n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
 	return ARR_DATA_PTR(a);
+}
+
+/* mlma_array_values of column col of an SPI row (valid as long as the row) */
+const void *
+mlma_spi_array(HeapTuple tup, TupleDesc desc, int col, int *n)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return mlma_array_values(d, isnull, n);
 }
 
 /* a one-dimensional array of n Datums of the given type (nulls may be NULL) */

@@ -1615,9 +1615,11 @@ BEGIN
 	-- proposed requests past their stream's approve_after become pending
 	PERFORM @extschema@._approve_due();
 	v_ids := @extschema@._run_checks(fdr);
+	-- a join, not check_id = ANY (v_ids): a filter on a parameter array
+	-- compares every row with every id
 	RETURN QUERY
-	SELECT c.* FROM @extschema@.checks c
-	 WHERE c.check_id = ANY (v_ids)
+	SELECT c.* FROM unnest(v_ids) AS u(id)
+	  JOIN @extschema@.checks c ON c.check_id = u.id
 	 ORDER BY c.check_id;
 END;
 $$;
