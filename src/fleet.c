@@ -488,7 +488,7 @@ EvaluateDirect(RoundReaders *rr, DueCheck *d, MemoryContext round_cxt)
 	char	   *stream_version;
 	int32		version_no = 0;
 
-	s = mlma_key_reader_find(rr->streams, d->stream_id, 0);
+	s = mlma_key_reader_seek(rr->streams, d->stream_id);
 	if (s == NULL)
 		return;
 	in.method = TextDatumGetCString(Col(s, rr->s_method, &isnull));
@@ -504,7 +504,7 @@ EvaluateDirect(RoundReaders *rr, DueCheck *d, MemoryContext round_cxt)
 	in.rolling = strcmp(policy, "rolling") == 0;
 	in.benchmark = strcmp(policy, "benchmark") == 0;
 
-	st = mlma_key_reader_find(rr->state, d->stream_id, 0);
+	st = mlma_key_reader_seek(rr->state, d->stream_id);
 	if (st == NULL)
 		return;
 	in.streak = DatumGetInt32(Col(st, rr->st_streak, &isnull));
@@ -530,7 +530,7 @@ EvaluateDirect(RoundReaders *rr, DueCheck *d, MemoryContext round_cxt)
 	in.nref = 0;
 	in.ref_seqs = NULL;
 	in.nseq = 0;
-	r = b != NULL ? mlma_key_reader_find(rr->refs, d->stream_id, 0) : NULL;
+	r = b != NULL ? mlma_key_reader_seek(rr->refs, d->stream_id) : NULL;
 	if (r != NULL && DatumGetInt32(Col(r, rr->r_version_no, &isnull)) == version_no)
 	{
 		in.ref = ColArray(r, rr->r_losses, &in.nref);

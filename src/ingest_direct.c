@@ -769,8 +769,39 @@ struct MlmaKeyReader
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
 	int			nkeys;
-	Oid			second_type;
+	AttrNumber	key_att;		/* stream_id */
+	MemoryContext cxt;			/* the scan's: it allocates as it goes */
+	bool		positioned;		/* seek: the scan stands on a row of ... */
+	int64		at;				/* ... this stream */
 };
+
+/* rows mlma_key_reader_seek steps over before it searches the key anew */
+#define KEY_READER_STEPS 4
+
+/*
+ * The scan of a reader, restarted and advanced in the memory context it
+ * was made in: the btree scan allocates some of its state on the way
+ * (the items it finds dead), and the caller's context may be reset between
+ * two rows.
+ */
+static void
+ReaderRescan(MlmaKeyReader *r, ScanKey keys, int nkeys)
+{
+	MemoryContext old = MemoryContextSwitchTo(r->cxt);
+
+	index_rescan(r->scan, keys, nkeys, NULL, 0);
+	MemoryContextSwitchTo(old);
+}
+
+static bool
+ReaderNext(MlmaKeyReader *r, ScanDirection dir)
+{
+	MemoryContext old = MemoryContextSwitchTo(r->cxt);
+	bool		found = index_getnext_slot(r->scan, dir, r->slot);
+
+	MemoryContextSwitchTo(old);
+	return found;
+}
 
 /*
  * mlma_key_reader_open
@@ -811,6 +842,8 @@ mlma_key_reader_open(const char *table, const char *second, Snapshot snap)
 	r->rel = rel;
 	r->pk = pk;
 	r->nkeys = second != NULL ? 2 : 1;
+	r->key_att = k1;
+	r->cxt = CurrentMemoryContext;
 	r->slot = table_slot_create(rel, NULL);
 	r->scan = index_beginscan(rel, pk, snap, r->nkeys, 0);
 	return r;
@@ -832,8 +865,68 @@ mlma_key_reader_find(MlmaKeyReader *r, int64 stream_id, int32 second)
 	if (r->nkeys == 2)
 		ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT4EQ,
 					Int32GetDatum(second));
-	index_rescan(r->scan, keys, r->nkeys, NULL, 0);
+	r->positioned = false;
+	ReaderRescan(r, keys, r->nkeys);
 	return mlma_key_reader_next(r, ForwardScanDirection);
+}
+
+/*
+ * mlma_key_reader_seek
+ *		The row of stream_id (readers by stream_id alone), all its columns
+ *		in the slot, or NULL, for keys asked in ascending order: the scan
+ *		runs on from the row found last, and a key a few rows further on
+ *		costs a step instead of a search from the root of the index.
+ */
+TupleTableSlot *
+mlma_key_reader_seek(MlmaKeyReader *r, int64 stream_id)
+{
+	ScanKeyData key;
+	int			steps;
+
+	Assert(r->nkeys == 1);
+	if (r->positioned && r->at == stream_id)
+	{
+		slot_getallattrs(r->slot);
+		return r->slot;
+	}
+	if (r->positioned && r->at < stream_id)
+	{
+		for (steps = 0; steps < KEY_READER_STEPS; steps++)
+		{
+			bool		isnull;
+
+			if (!ReaderNext(r, ForwardScanDirection))
+			{
+				/* no row at or after the key */
+				r->positioned = false;
+				return NULL;
+			}
+			r->at = DatumGetInt64(slot_getattr(r->slot, r->key_att, &isnull));
+			if (r->at == stream_id)
+			{
+				slot_getallattrs(r->slot);
+				return r->slot;
+			}
+			if (r->at > stream_id)
+				return NULL;
+		}
+	}
+	/* from the root: the first row at or after the key */
+	ScanKeyInit(&key, 1, BTGreaterEqualStrategyNumber, F_INT8GE,
+				Int64GetDatum(stream_id));
+	ReaderRescan(r, &key, 1);
+	r->positioned = ReaderNext(r, ForwardScanDirection);
+	if (!r->positioned)
+		return NULL;
+	{
+		bool		isnull;
+
+		r->at = DatumGetInt64(slot_getattr(r->slot, r->key_att, &isnull));
+	}
+	if (r->at != stream_id)
+		return NULL;
+	slot_getallattrs(r->slot);
+	return r->slot;
 }
 
 /*
@@ -845,7 +938,7 @@ mlma_key_reader_find(MlmaKeyReader *r, int64 stream_id, int32 second)
 TupleTableSlot *
 mlma_key_reader_next(MlmaKeyReader *r, ScanDirection dir)
 {
-	if (!index_getnext_slot(r->scan, dir, r->slot))
+	if (!ReaderNext(r, dir))
 		return NULL;
 	slot_getallattrs(r->slot);
 	return r->slot;
@@ -863,9 +956,10 @@ mlma_key_reader_last(MlmaKeyReader *r, int64 stream_id)
 	ScanKeyData key;
 
 	Assert(r->nkeys == 1);
+	r->positioned = false;
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ,
 				Int64GetDatum(stream_id));
-	index_rescan(r->scan, &key, 1, NULL, 0);
+	ReaderRescan(r, &key, 1);
 	return mlma_key_reader_next(r, BackwardScanDirection);
 }
 

@@ -266,6 +266,7 @@ extern MlmaKeyReader *mlma_key_reader_open(const char *table, const char *second
 										   Snapshot snap);
 extern TupleTableSlot *mlma_key_reader_find(MlmaKeyReader *r, int64 stream_id,
 											int32 second);
+extern TupleTableSlot *mlma_key_reader_seek(MlmaKeyReader *r, int64 stream_id);
 extern TupleTableSlot *mlma_key_reader_last(MlmaKeyReader *r, int64 stream_id);
 extern TupleTableSlot *mlma_key_reader_next(MlmaKeyReader *r, ScanDirection dir);
 extern AttrNumber mlma_key_reader_column(MlmaKeyReader *r, const char *name,
