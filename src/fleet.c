@@ -58,6 +58,7 @@
 #include "executor/spi.h"
 #include "portability/instr_time.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -66,12 +67,14 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
 #include "mlma.h"
 #include "core/decide.h"
 #include "core/stats.h"
 
 PG_FUNCTION_INFO_V1(mlma_run_checks);
+PG_FUNCTION_INFO_V1(mlma_run_checks_rows);
 
 /* rows read or written per statement */
 #define CHUNK_SIZE	5000
@@ -182,6 +185,11 @@ static const char *raise_query =
 
 static const char *roll_query =
 "SELECT @extschema@._roll_reference($1, $2)";
+
+static const char *checks_rows_query =
+"SELECT c.* FROM pg_catalog.unnest($1::int8[]) AS u(id) "
+"  JOIN @extschema@.checks c ON c.check_id OPERATOR(pg_catalog.=) u.id "
+" ORDER BY c.check_id";
 
 static const char *round_query =
 "INSERT INTO @extschema@.rounds (started_at, finished_at, checks, flags, deferred) "
@@ -738,14 +746,31 @@ LiveReferenceId(MlmaKeyReader *history, AttrNumber id_col, AttrNumber built_col,
 	return 0;
 }
 
+/* whether rows of b can be put as rows of a, column by column */
+static bool
+SameRowType(TupleDesc a, TupleDesc b)
+{
+	int			i;
+
+	if (a->natts != b->natts)
+		return false;
+	for (i = 0; i < a->natts; i++)
+		if (TupleDescAttr(a, i)->atttypid != TupleDescAttr(b, i)->atttypid ||
+			TupleDescAttr(a, i)->attisdropped != TupleDescAttr(b, i)->attisdropped)
+			return false;
+	return true;
+}
+
 /*
  * InsertChecksDirect
  *		The same rows as InsertChecks, written through a row writer (ids
- *		from the table's sequence, the reference_id read by primary key).
- *		False when nothing was written: the caller uses SQL.
+ *		from the table's sequence, the reference_id read by primary key),
+ *		and put into rows too when it is given.  False when nothing was
+ *		written: the caller uses SQL.
  */
 static bool
-InsertChecksDirect(DueCheck *due, uint64 ndue, double fdr, Snapshot snap)
+InsertChecksDirect(DueCheck *due, uint64 ndue, double fdr, Snapshot snap,
+				   Tuplestorestate *rows, TupleDesc desc)
 {
 	MlmaRowWriter *w;
 	MlmaKeyReader *history;
@@ -779,7 +804,8 @@ InsertChecksDirect(DueCheck *due, uint64 ndue, double fdr, Snapshot snap)
 	for (c = 0; c < (int) NCHECK_COLUMNS; c++)
 		if (att[c] == InvalidAttrNumber)
 			break;
-	if (!OidIsValid(seq) || c < (int) NCHECK_COLUMNS)
+	if (!OidIsValid(seq) || c < (int) NCHECK_COLUMNS ||
+		(rows != NULL && !SameRowType(desc, mlma_row_writer_desc(w))))
 	{
 		/* nothing was written yet: closing writes nothing */
 		(void) mlma_row_writer_close(w);
@@ -843,6 +869,8 @@ InsertChecksDirect(DueCheck *due, uint64 ndue, double fdr, Snapshot snap)
 		if (ref_id != 0)
 			SET(21, Int64GetDatum(ref_id));
 #undef SET
+		if (rows != NULL)
+			tuplestore_putvalues(rows, desc, v, nul);
 		mlma_row_writer_add(w);
 	}
 	MemoryContextSwitchTo(old);
@@ -853,16 +881,16 @@ InsertChecksDirect(DueCheck *due, uint64 ndue, double fdr, Snapshot snap)
 }
 
 /*
- * mlma_run_checks
- *		_run_checks(fdr float8) RETURNS int8[]: one scheduled round; returns
- *		the ids of the checks it recorded (done or skipped).
+ * RunRound
+ *		One scheduled round at level fdr.  Returns the ids of the checks it
+ *		recorded (done or skipped) as an int8[] made in the caller's memory
+ *		context; with rows, it also puts the recorded checks, in check_id
+ *		order, into rows (of desc, mlma.checks' row type).
  */
-Datum
-mlma_run_checks(PG_FUNCTION_ARGS)
+static ArrayType *
+RunRound(double fdr, const char *schema, Tuplestorestate *rows, TupleDesc desc)
 {
-	double		fdr = PG_ARGISNULL(0) ? mlma_fdr : PG_GETARG_FLOAT8(0);
 	TimestampTz started_at = GetCurrentTimestamp();
-	const char *schema;
 	DueCheck   *due;
 	uint64		ndue;
 	uint64		i;
@@ -882,6 +910,7 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 	MemoryContext round_cxt;
 	RoundReaders readers;
 	Snapshot	snap;
+	bool		rows_put = false;
 	instr_time	t0;
 	instr_time	t;
 	double		ms[6] = {0};
@@ -890,8 +919,6 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("fdr must be between 0 and 1 (exclusive), got %g", fdr)));
-
-	schema = get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "mlma: SPI_connect failed");
@@ -1104,7 +1131,9 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 
 	/* 5. write: the checks, then the deferred batches back into the queue */
 	snap = RegisterSnapshot(GetTransactionSnapshot());
-	if (!InsertChecksDirect(due, ndue, fdr, snap))
+	if (InsertChecksDirect(due, ndue, fdr, snap, rows, desc))
+		rows_put = rows != NULL;
+	else
 		InsertChecks(due, ndue, schema, fdr);
 	UnregisterSnapshot(snap);
 	INSTR_TIME_SET_CURRENT(t);
@@ -1267,6 +1296,26 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(spi_cxt);
 	}
 
+	/* the rows of the checks, when the inserts did not give them */
+	if (rows != NULL && !rows_put && nresult > 0)
+	{
+		Oid			argtype = INT8ARRAYOID;
+		Datum		arg = PointerGetDatum(result_array);
+		uint64		r;
+
+		ExecOrError(ExtQuery(checks_rows_query, schema), 1, &argtype, &arg,
+					SPI_OK_SELECT);
+		for (r = 0; r < SPI_processed; r++)
+		{
+			Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+			bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+
+			heap_deform_tuple(SPI_tuptable->vals[r], SPI_tuptable->tupdesc,
+							  values, nulls);
+			tuplestore_putvalues(rows, desc, values, nulls);
+		}
+	}
+
 	elog(DEBUG1, "mlma: round of %llu checks (%d recorded, %d flags, %d deferred): "
 		 "drained %.1f ms, evaluated %.1f ms, decided and locked %.1f ms, "
 		 "checks inserted %.1f ms, streaks, requests and references %.1f ms, "
@@ -1275,5 +1324,43 @@ mlma_run_checks(PG_FUNCTION_ARGS)
 		 ms[0], ms[1] - ms[0], ms[2] - ms[1], ms[3] - ms[2], ms[4] - ms[3], ms[5]);
 
 	SPI_finish();
-	PG_RETURN_ARRAYTYPE_P(result_array);
+	return result_array;
+}
+
+/*
+ * mlma_run_checks
+ *		_run_checks(fdr float8) RETURNS int8[]: one scheduled round; returns
+ *		the ids of the checks it recorded (done or skipped).
+ */
+Datum
+mlma_run_checks(PG_FUNCTION_ARGS)
+{
+	double		fdr = PG_ARGISNULL(0) ? mlma_fdr : PG_GETARG_FLOAT8(0);
+	const char *schema = get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid));
+
+	PG_RETURN_ARRAYTYPE_P(RunRound(fdr, schema, NULL, NULL));
+}
+
+/*
+ * mlma_run_checks_rows
+ *		run_checks(fdr float8) RETURNS SETOF mlma.checks: the proposed
+ *		requests past their stream's approve_after become pending
+ *		(mlma._approve_due), then one round; returns the checks it
+ *		recorded, in check_id order, as it wrote them.
+ */
+Datum
+mlma_run_checks_rows(PG_FUNCTION_ARGS)
+{
+	double		fdr = PG_ARGISNULL(0) ? mlma_fdr : PG_GETARG_FLOAT8(0);
+	const char *schema = get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid));
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "mlma: SPI_connect failed");
+	ExecOrError(ExtQuery("SELECT @extschema@._approve_due()", schema), 0, NULL, NULL,
+				SPI_OK_SELECT);
+	SPI_finish();
+	(void) RunRound(fdr, schema, rsinfo->setResult, rsinfo->setDesc);
+	return (Datum) 0;
 }

@@ -567,7 +567,6 @@ static MlmaRowWriter *
 RowWriterBegin(Relation rel)
 {
 	MlmaRowWriter *w = palloc0(sizeof(MlmaRowWriter));
-	int			i;
 
 	w->rel = rel;
 	CommandCounterIncrement();
@@ -579,10 +578,8 @@ RowWriterBegin(Relation rel)
 	ExecOpenIndices(w->rri, false);
 	w->bistate = GetBulkInsertState();
 	w->constraints = RelationGetDescr(rel)->constr != NULL;
-	w->slots = palloc(sizeof(TupleTableSlot *) * ROW_WRITER_SLOTS);
-	for (i = 0; i < ROW_WRITER_SLOTS; i++)
-		w->slots[i] = ExecInitExtraTupleSlot(w->estate, RelationGetDescr(rel),
-											 &TTSOpsVirtual);
+	/* made as they are first needed */
+	w->slots = palloc0(sizeof(TupleTableSlot *) * ROW_WRITER_SLOTS);
 	return w;
 }
 
@@ -633,6 +630,13 @@ mlma_row_writer_open(const char *table, const char *const *columns, int ncolumns
 		}
 	}
 	return RowWriterBegin(rel);
+}
+
+/* the table's row descriptor */
+TupleDesc
+mlma_row_writer_desc(MlmaRowWriter *w)
+{
+	return RelationGetDescr(w->rel);
 }
 
 /* the one sequence the table owns (a serial column), or InvalidOid */
@@ -686,6 +690,10 @@ mlma_row_writer_row(MlmaRowWriter *w)
 	TupleTableSlot *slot = w->slots[w->n];
 	int			i;
 
+	if (slot == NULL)
+		slot = w->slots[w->n] = ExecInitExtraTupleSlot(w->estate,
+													   RelationGetDescr(w->rel),
+													   &TTSOpsVirtual);
 	ExecClearTuple(slot);
 	for (i = 0; i < slot->tts_tupleDescriptor->natts; i++)
 		slot->tts_isnull[i] = true;

@@ -14,27 +14,16 @@ SET jit = off;
 -- most mlma.round_size of them), across all streams at once, with the false
 -- discovery rate controlled at `fdr` over the whole round
 -- (Benjamini-Hochberg; default: the mlma.fdr setting).  Returns the checks
--- it recorded and logs the round in mlma.rounds.  Concurrent calls never
--- test the same batch twice.
+-- it recorded, in check_id order, and logs the round in mlma.rounds.
+-- Concurrent calls never test the same batch twice.  First, proposed
+-- requests past their stream's approve_after become pending
+-- (_approve_due).
 CREATE FUNCTION @extschema@.run_checks(fdr float8 DEFAULT NULL)
 RETURNS SETOF @extschema@.checks
-LANGUAGE plpgsql
+AS 'MODULE_PATHNAME', 'mlma_run_checks_rows'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	v_ids	int8[];
-BEGIN
-	-- proposed requests past their stream's approve_after become pending
-	PERFORM @extschema@._approve_due();
-	v_ids := @extschema@._run_checks(fdr);
-	-- a join, not check_id = ANY (v_ids): a filter on a parameter array
-	-- compares every row with every id
-	RETURN QUERY
-	SELECT c.* FROM unnest(v_ids) AS u(id)
-	  JOIN @extschema@.checks c ON c.check_id = u.id
-	 ORDER BY c.check_id;
-END;
-$$;
+SET jit = off;
 
 -- Registers run_checks() with pg_cron for the current database.  Returns the
 -- pg_cron job id.  SECURITY DEFINER (90_roles.sql): pg_cron filters

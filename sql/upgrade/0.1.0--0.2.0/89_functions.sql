@@ -1606,23 +1606,10 @@ SET jit = off;
 
 CREATE OR REPLACE FUNCTION @extschema@.run_checks(fdr float8 DEFAULT NULL)
 RETURNS SETOF @extschema@.checks
-LANGUAGE plpgsql
+AS 'MODULE_PATHNAME', 'mlma_run_checks_rows'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	v_ids	int8[];
-BEGIN
-	-- proposed requests past their stream's approve_after become pending
-	PERFORM @extschema@._approve_due();
-	v_ids := @extschema@._run_checks(fdr);
-	-- a join, not check_id = ANY (v_ids): a filter on a parameter array
-	-- compares every row with every id
-	RETURN QUERY
-	SELECT c.* FROM unnest(v_ids) AS u(id)
-	  JOIN @extschema@.checks c ON c.check_id = u.id
-	 ORDER BY c.check_id;
-END;
-$$;
+SET jit = off;
 
 CREATE OR REPLACE FUNCTION @extschema@.schedule_checks(schedule text DEFAULT '*/5 * * * *')
 RETURNS bigint
