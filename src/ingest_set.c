@@ -334,6 +334,56 @@ RowSetRun(RowSet *rs, const char *sql, int expect)
 	return ret;
 }
 
+/*
+ * RowSetInsert
+ *		Insert the rows into mlma.<table>: through a row writer (the table
+ *		and index access methods, as COPY writes), else with
+ *		INSERT ... SELECT * FROM unnest($1::mlma.<table>[]).
+ */
+static void
+RowSetInsert(RowSet *rs, const char *table)
+{
+	MlmaRowWriter *w;
+	const char **names;
+	int			nnames = 0;
+	int			i;
+
+	if (rs->n == 0)
+		return;
+	names = palloc(sizeof(char *) * rs->desc->natts);
+	for (i = 0; i < rs->desc->natts; i++)
+		if (!TupleDescAttr(rs->desc, i)->attisdropped)
+			names[nnames++] = NameStr(TupleDescAttr(rs->desc, i)->attname);
+	w = mlma_row_writer_open(table, names, nnames);
+	if (w != NULL && mlma_row_writer_desc(w)->natts == rs->desc->natts)
+	{
+		for (i = 0; i < rs->n; i++)
+		{
+			HeapTupleHeader row = DatumGetHeapTupleHeader(rs->rows[i]);
+			HeapTupleData tup;
+			TupleTableSlot *slot = mlma_row_writer_row(w);
+
+			tup.t_len = HeapTupleHeaderGetDatumLength(row);
+			ItemPointerSetInvalid(&tup.t_self);
+			tup.t_tableOid = InvalidOid;
+			tup.t_data = row;
+			/* the row type's columns are the table's */
+			heap_deform_tuple(&tup, rs->desc, slot->tts_values, slot->tts_isnull);
+			mlma_row_writer_add(w);
+		}
+		(void) mlma_row_writer_close(w);
+	}
+	else
+	{
+		if (w != NULL)
+			(void) mlma_row_writer_close(w);	/* nothing written */
+		RowSetRun(rs, psprintf("INSERT INTO mlma.%s SELECT * FROM unnest($1::mlma.%s[])",
+							   table, table),
+				  SPI_OK_INSERT);
+	}
+	pfree(names);
+}
+
 static Datum
 Float8ArrayDatum(const double *x, int n)
 {
@@ -973,9 +1023,7 @@ Flush(SetWork *w, SetStream *ss, int n)
 	Datum	   *vals[4];
 	int			k;
 
-	RowSetRun(&w->batches,
-			  "INSERT INTO mlma.batches SELECT * FROM unnest($1::mlma.batches[])",
-			  SPI_OK_INSERT);
+	RowSetInsert(&w->batches, "batches");
 
 	/* new references: their history ids first (the checks point to them) */
 	if (w->nhist > 0)
@@ -1033,10 +1081,7 @@ Flush(SetWork *w, SetStream *ss, int n)
 			RowSetPut(&w->history, "built_at", TimestampTzGetDatum(w->now));
 			RowSetEnd(&w->history);
 		}
-		RowSetRun(&w->history,
-				  "INSERT INTO mlma.reference_history "
-				  "SELECT * FROM unnest($1::mlma.reference_history[])",
-				  SPI_OK_INSERT);
+		RowSetInsert(&w->history, "reference_history");
 
 		/* each stream's live reference, once */
 		RowSetInit(&refs, "reference_batches");
