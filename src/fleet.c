@@ -293,8 +293,8 @@ Evaluate(DueCheck *d, const CheckInput *in, MemoryContext round_cxt)
 	d->found = true;
 	d->skip = in->skip;
 	old = MemoryContextSwitchTo(round_cxt);
-	d->model_version = pstrdup(in->model_version);
-	d->method = pstrdup(in->method);
+	d->model_version = pstrdup(in->model_version ? in->model_version : "");
+	d->method = pstrdup(in->method ? in->method : "");
 	MemoryContextSwitchTo(old);
 	d->alpha = in->alpha;
 	d->min_effect = in->min_effect;
@@ -466,6 +466,16 @@ Col(TupleTableSlot *slot, AttrNumber att, bool *isnull)
 	return slot->tts_values[att - 1];
 }
 
+/* a text column as a C string ("" when NULL: an unknown method, no test) */
+static char *
+ColText(TupleTableSlot *slot, AttrNumber att)
+{
+	bool		isnull;
+	Datum		d = Col(slot, att, &isnull);
+
+	return isnull ? pstrdup("") : TextDatumGetCString(d);
+}
+
 static const void *
 ColArray(TupleTableSlot *slot, AttrNumber att, int *n)
 {
@@ -499,8 +509,8 @@ EvaluateDirect(RoundReaders *rr, DueCheck *d, MemoryContext round_cxt)
 	s = mlma_key_reader_seek(rr->streams, d->stream_id);
 	if (s == NULL)
 		return;
-	in.method = TextDatumGetCString(Col(s, rr->s_method, &isnull));
-	stream_version = TextDatumGetCString(Col(s, rr->s_model_version, &isnull));
+	in.method = ColText(s, rr->s_method);
+	stream_version = ColText(s, rr->s_model_version);
 	in.alpha = DatumGetFloat8(Col(s, rr->s_alpha, &isnull));
 	in.season = DatumGetInt32(Col(s, rr->s_season_length, &isnull));
 	if (isnull)
@@ -508,7 +518,7 @@ EvaluateDirect(RoundReaders *rr, DueCheck *d, MemoryContext round_cxt)
 	in.min_effect = DatumGetFloat8(Col(s, rr->s_min_effect, &isnull));
 	in.consecutive = DatumGetInt32(Col(s, rr->s_consecutive, &isnull));
 	in.paused = DatumGetBool(Col(s, rr->s_paused, &isnull));
-	policy = TextDatumGetCString(Col(s, rr->s_reference_policy, &isnull));
+	policy = ColText(s, rr->s_reference_policy);
 	in.rolling = strcmp(policy, "rolling") == 0;
 	in.benchmark = strcmp(policy, "benchmark") == 0;
 
@@ -527,7 +537,7 @@ EvaluateDirect(RoundReaders *rr, DueCheck *d, MemoryContext round_cxt)
 	{
 		Datum		bd;
 
-		in.model_version = TextDatumGetCString(Col(b, rr->b_model_version, &isnull));
+		in.model_version = ColText(b, rr->b_model_version);
 		version_no = DatumGetInt32(Col(b, rr->b_version_no, &isnull));
 		in.cur = ColArray(b, rr->b_losses, &in.ncur);
 		in.first_seq = DatumGetInt64(Col(b, rr->b_first_seq, &isnull));
