@@ -756,21 +756,6 @@ LiveReferenceId(MlmaKeyReader *history, AttrNumber id_col, AttrNumber built_col,
 	return 0;
 }
 
-/* whether rows of b can be put as rows of a, column by column */
-static bool
-SameRowType(TupleDesc a, TupleDesc b)
-{
-	int			i;
-
-	if (a->natts != b->natts)
-		return false;
-	for (i = 0; i < a->natts; i++)
-		if (TupleDescAttr(a, i)->atttypid != TupleDescAttr(b, i)->atttypid ||
-			TupleDescAttr(a, i)->attisdropped != TupleDescAttr(b, i)->attisdropped)
-			return false;
-	return true;
-}
-
 /*
  * InsertChecksDirect
  *		The same rows as InsertChecks, written through a row writer (ids
@@ -815,7 +800,7 @@ InsertChecksDirect(DueCheck *due, uint64 ndue, double fdr, Snapshot snap,
 		if (att[c] == InvalidAttrNumber)
 			break;
 	if (!OidIsValid(seq) || c < (int) NCHECK_COLUMNS ||
-		(rows != NULL && !SameRowType(desc, mlma_row_writer_desc(w))))
+		(rows != NULL && !mlma_row_writer_fits(w, desc)))
 	{
 		/* nothing was written yet: closing writes nothing */
 		(void) mlma_row_writer_close(w);

@@ -876,28 +876,11 @@ mlma_count_skip(const char *name, Oid source, const char *reason)
 {
 	static MlmaPlan stream_plan;
 	static MlmaPlan attach_plan;
+	Oid			stream_types[2] = {INT8OID, TEXTOID};
+	Oid			attach_types[2] = {OIDOID, TEXTOID};
 	MlmaStream *stream = NULL;
 	Datum		args[2];
 	int			ret;
-
-	{
-		Oid			types[2] = {INT8OID, TEXTOID};
-
-		(void) mlma_plan(&stream_plan, "UPDATE mlma.stream_state "
-								  "SET skipped = skipped + 1, last_skip_reason = $2, "
-								  "    last_skip_at = now() "
-								  "WHERE stream_id = $1",
-								  2, types);
-	}
-	{
-		Oid			types[2] = {OIDOID, TEXTOID};
-
-		(void) mlma_plan(&attach_plan, "UPDATE mlma.attachments "
-								  "SET skipped = skipped + 1, last_skip_reason = $2, "
-								  "    last_skip_at = now() "
-								  "WHERE source = $1::regclass",
-								  2, types);
-	}
 
 	if (name != NULL)
 		stream = mlma_stream_get(name, false);
@@ -906,7 +889,13 @@ mlma_count_skip(const char *name, Oid source, const char *reason)
 	{
 		(void) mlma_lock_stream(stream->stream_id);
 		args[0] = Int64GetDatum(stream->stream_id);
-		ret = SPI_execute_plan(stream_plan.plan, args, NULL, false, 0);
+		ret = SPI_execute_plan(mlma_plan(&stream_plan,
+										 "UPDATE mlma.stream_state "
+										 "SET skipped = skipped + 1, last_skip_reason = $2, "
+										 "    last_skip_at = now() "
+										 "WHERE stream_id = $1",
+										 2, stream_types),
+							   args, NULL, false, 0);
 		if (ret != SPI_OK_UPDATE)
 			elog(ERROR, "counting a skipped row failed: %s",
 				 SPI_result_code_string(ret));
@@ -916,7 +905,13 @@ mlma_count_skip(const char *name, Oid source, const char *reason)
 	if (!OidIsValid(source))
 		return;
 	args[0] = ObjectIdGetDatum(source);
-	ret = SPI_execute_plan(attach_plan.plan, args, NULL, false, 0);
+	ret = SPI_execute_plan(mlma_plan(&attach_plan,
+									 "UPDATE mlma.attachments "
+									 "SET skipped = skipped + 1, last_skip_reason = $2, "
+									 "    last_skip_at = now() "
+									 "WHERE source = $1::regclass",
+									 2, attach_types),
+						   args, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "counting a skipped row failed: %s",
 			 SPI_result_code_string(ret));

@@ -112,37 +112,48 @@ AttnumOf(TupleDesc desc, const char *name, Oid typid)
 }
 
 /*
+ * LocalTable
+ *		Whether rel is an ordinary local table without row security on
+ *		which the session's user holds every privilege of mode: the direct
+ *		path may read it as a SELECT would.
+ */
+static bool
+LocalTable(Relation rel, AclMode mode)
+{
+	return rel->rd_rel->relkind == RELKIND_RELATION &&
+		!rel->rd_rel->relispartition &&
+		!rel->rd_rel->relrowsecurity &&
+		pg_class_aclmask(RelationGetRelid(rel), GetUserId(), mode, ACLMASK_ALL) == mode;
+}
+
+/*
+ * WritableTable
+ *		A LocalTable with nothing that a SQL write would run besides its
+ *		indexes and constraints: no rules, triggers or generated columns.
+ */
+static bool
+WritableTable(Relation rel, AclMode mode)
+{
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+
+	return LocalTable(rel, mode) &&
+		!rel->rd_rel->relhasrules &&
+		rel->trigdesc == NULL &&
+		(constr == NULL || !constr->has_generated_stored);
+}
+
+/*
  * PlainTable
  *		Whether rel is a table the direct path may write as mlma created
- *		it: an ordinary local table with nothing that a SQL statement would
- *		run or check besides its indexes and NOT NULL constraints.
+ *		it without checking constraints: a WritableTable with no CHECK
+ *		constraint (NOT NULL ones hold by construction).
  */
 static bool
 PlainTable(Relation rel, AclMode mode)
 {
 	TupleConstr *constr = RelationGetDescr(rel)->constr;
 
-	return rel->rd_rel->relkind == RELKIND_RELATION &&
-		!rel->rd_rel->relispartition &&
-		!rel->rd_rel->relrowsecurity &&
-		!rel->rd_rel->relhasrules &&
-		rel->trigdesc == NULL &&
-		(constr == NULL || (constr->num_check == 0 && !constr->has_generated_stored)) &&
-		pg_class_aclmask(RelationGetRelid(rel), GetUserId(), mode, ACLMASK_ALL) == mode;
-}
-
-/*
- * ReadableTable
- *		Whether the direct path may read rel as a SELECT would: an ordinary
- *		local table without row security that the session's user may read.
- */
-static bool
-ReadableTable(Relation rel)
-{
-	return rel->rd_rel->relkind == RELKIND_RELATION &&
-		!rel->rd_rel->relispartition &&
-		!rel->rd_rel->relrowsecurity &&
-		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT) == ACLCHECK_OK;
+	return WritableTable(rel, mode) && (constr == NULL || constr->num_check == 0);
 }
 
 /*
@@ -586,16 +597,16 @@ RowWriterBegin(Relation rel)
 /*
  * mlma_row_writer_open
  *		A writer of rows of mlma.<table>, or NULL when the direct path
- *		cannot be used (the caller uses SQL): the table is not a plain local
- *		table (PlainTable, but CHECK constraints are checked), or it has a
- *		live column not in columns[] (whose default a row would miss).
+ *		cannot be used (the caller uses SQL): the table is not a
+ *		WritableTable (its CHECK constraints are checked as rows go in), or
+ *		it has a live column not in columns[] (whose default a row would
+ *		miss).
  */
 MlmaRowWriter *
 mlma_row_writer_open(const char *table, const char *const *columns, int ncolumns)
 {
 	Relation	rel;
 	TupleDesc	desc;
-	TupleConstr *constr;
 	int			i;
 	int			j;
 
@@ -605,11 +616,7 @@ mlma_row_writer_open(const char *table, const char *const *columns, int ncolumns
 	if (rel == NULL)
 		return NULL;
 	desc = RelationGetDescr(rel);
-	constr = desc->constr;
-	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition ||
-		rel->rd_rel->relrowsecurity || rel->rd_rel->relhasrules ||
-		rel->trigdesc != NULL || (constr != NULL && constr->has_generated_stored) ||
-		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) != ACLCHECK_OK)
+	if (!WritableTable(rel, ACL_INSERT))
 	{
 		table_close(rel, NoLock);
 		return NULL;
@@ -632,11 +639,25 @@ mlma_row_writer_open(const char *table, const char *const *columns, int ncolumns
 	return RowWriterBegin(rel);
 }
 
-/* the table's row descriptor */
-TupleDesc
-mlma_row_writer_desc(MlmaRowWriter *w)
+/*
+ * mlma_row_writer_fits
+ *		Whether rows of desc can be written column by column: the same
+ *		columns, of the same types, dropped in the same places as the
+ *		table's (a row type of the table, or a row of it).
+ */
+bool
+mlma_row_writer_fits(MlmaRowWriter *w, TupleDesc desc)
 {
-	return RelationGetDescr(w->rel);
+	TupleDesc	own = RelationGetDescr(w->rel);
+	int			i;
+
+	if (desc->natts != own->natts)
+		return false;
+	for (i = 0; i < desc->natts; i++)
+		if (TupleDescAttr(desc, i)->atttypid != TupleDescAttr(own, i)->atttypid ||
+			TupleDescAttr(desc, i)->attisdropped != TupleDescAttr(own, i)->attisdropped)
+			return false;
+	return true;
 }
 
 /* the one sequence the table owns (a serial column), or InvalidOid */
@@ -836,7 +857,7 @@ mlma_key_reader_open(const char *table, const char *second, Snapshot snap)
 	k1 = AttnumOf(RelationGetDescr(rel), "stream_id", INT8OID);
 	if (second != NULL)
 		k2 = AttnumOf(RelationGetDescr(rel), second, INT4OID);
-	pk = ReadableTable(rel) ? OpenPrimaryKey(rel, AccessShareLock) : NULL;
+	pk = LocalTable(rel, ACL_SELECT) ? OpenPrimaryKey(rel, AccessShareLock) : NULL;
 	if (pk == NULL || k1 == InvalidAttrNumber ||
 		(second != NULL && k2 == InvalidAttrNumber) ||
 		!KeyBegins(pk, k1, k2))

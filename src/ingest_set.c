@@ -355,7 +355,7 @@ RowSetInsert(RowSet *rs, const char *table)
 		if (!TupleDescAttr(rs->desc, i)->attisdropped)
 			names[nnames++] = NameStr(TupleDescAttr(rs->desc, i)->attname);
 	w = mlma_row_writer_open(table, names, nnames);
-	if (w != NULL && mlma_row_writer_desc(w)->natts == rs->desc->natts)
+	if (w != NULL && mlma_row_writer_fits(w, rs->desc))
 	{
 		for (i = 0; i < rs->n; i++)
 		{

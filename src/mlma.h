@@ -284,7 +284,7 @@ extern MlmaRowWriter *mlma_row_writer_open(const char *table,
 extern AttrNumber mlma_row_writer_column(MlmaRowWriter *w, const char *name,
 										 Oid typid);
 extern Oid	mlma_row_writer_sequence(MlmaRowWriter *w);
-extern TupleDesc mlma_row_writer_desc(MlmaRowWriter *w);
+extern bool mlma_row_writer_fits(MlmaRowWriter *w, TupleDesc desc);
 extern TupleTableSlot *mlma_row_writer_row(MlmaRowWriter *w);
 extern void mlma_row_writer_add(MlmaRowWriter *w);
 extern int64 mlma_row_writer_close(MlmaRowWriter *w);
