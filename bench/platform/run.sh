@@ -71,6 +71,27 @@ END {
 EOF
 chmod 755 "$WORK/gen.sh"
 
+# the COPYs of day $1 (1; 2: without actuals), PLATFORM_CHUNK streams each
+copy_day() {
+	local lo hi
+	for ((lo = 1; lo <= N; lo += CHUNK)); do
+		hi=$((lo + CHUNK - 1)); [ $hi -gt "$N" ] && hi=$N
+		echo "\\copy forecasts FROM PROGRAM '$WORK/gen.sh $lo $hi $1'"
+	done
+}
+
+# one scheduled round over every waiting check, timed as step $1
+round() {
+	cat <<'SQL'
+SELECT count(*) AS waiting FROM mlma.check_queue \gset
+\echo   :waiting checks wait
+SELECT clock_timestamp() AS t0 \gset
+SELECT count(*) AS checks, count(*) FILTER (WHERE drift) AS flags FROM mlma.run_checks(fdr => 0.05) \gset
+SELECT round(extract(epoch FROM clock_timestamp() - :'t0')::numeric, 2) AS s \gset
+SQL
+	echo "\\echo step $1 :checks checks :flags flags :s s"
+}
+
 # one psql session runs every step, so VmHWM is the peak of one backend
 {
 	cat <<'SQL'
@@ -99,10 +120,7 @@ SELECT pg_temp.hwm() AS hwm \gset
 \echo   after create_streams: VmHWM :hwm
 SELECT clock_timestamp() AS t0 \gset
 SQL
-	for ((lo = 1; lo <= N; lo += CHUNK)); do
-		hi=$((lo + CHUNK - 1)); [ $hi -gt "$N" ] && hi=$N
-		echo "\\copy forecasts FROM PROGRAM '$WORK/gen.sh $lo $hi'"
-	done
+	copy_day 1
 	cat <<'SQL'
 SELECT round(extract(epoch FROM clock_timestamp() - :'t0')::numeric, 1) AS s,
 	   (SELECT count(*) FROM forecasts) AS rows \gset
@@ -112,12 +130,9 @@ SELECT round(:rows / :s) AS rate \gset
 SELECT pg_temp.hwm() AS hwm \gset
 \echo   after copy: VmHWM :hwm
 
-SELECT count(*) AS waiting FROM mlma.check_queue \gset
-\echo   :waiting checks wait
-SELECT clock_timestamp() AS t0 \gset
-SELECT count(*) AS checks, count(*) FILTER (WHERE drift) AS flags FROM mlma.run_checks(fdr => 0.05) \gset
-SELECT round(extract(epoch FROM clock_timestamp() - :'t0')::numeric, 2) AS s \gset
-\echo step run_checks :checks checks :flags flags :s s
+SQL
+	round run_checks
+	cat <<'SQL'
 SELECT checks, flags, deferred, finished_at - started_at AS took FROM mlma.rounds;
 SELECT pg_temp.hwm() AS hwm \gset
 \echo   after run_checks: VmHWM :hwm
@@ -125,10 +140,7 @@ SELECT pg_temp.hwm() AS hwm \gset
 SQL
 	# day 2: forecasts without actuals, then one UPDATE fills them all in
 	echo "SELECT clock_timestamp() AS t0 \\gset"
-	for ((lo = 1; lo <= N; lo += CHUNK)); do
-		hi=$((lo + CHUNK - 1)); [ $hi -gt "$N" ] && hi=$N
-		echo "\\copy forecasts FROM PROGRAM '$WORK/gen.sh $lo $hi 2'"
-	done
+	copy_day 2
 	cat <<'SQL'
 SELECT round(extract(epoch FROM clock_timestamp() - :'t0')::numeric, 1) AS s,
 	   (SELECT count(*) FROM forecasts WHERE actual IS NULL) AS rows \gset
@@ -144,12 +156,9 @@ SELECT round(:rows / :s) AS rate \gset
 \echo   :rate rows/s
 SELECT pg_temp.hwm() AS hwm \gset
 \echo   after update: VmHWM :hwm
-SELECT count(*) AS waiting FROM mlma.check_queue \gset
-\echo   :waiting checks wait
-SELECT clock_timestamp() AS t0 \gset
-SELECT count(*) AS checks, count(*) FILTER (WHERE drift) AS flags FROM mlma.run_checks(fdr => 0.05) \gset
-SELECT round(extract(epoch FROM clock_timestamp() - :'t0')::numeric, 2) AS s \gset
-\echo step run_checks_day2 :checks checks :flags flags :s s
+SQL
+	round run_checks_day2
+	cat <<'SQL'
 
 SELECT clock_timestamp() AS t0 \gset
 SELECT streams, monitoring, drift, waiting_checks, checks_24h, open_requests,
