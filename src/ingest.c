@@ -175,12 +175,14 @@ PreparePlans(void)
 								 "cur AS (SELECT u.config_version, u.open_start_seq, u.age_flagged, "
 								 "               u.touch_count = o.touch_count + 1 AS fresh, "
 								 "               greatest(u.open_start_seq, "
-								 "                        (SELECT max(seq) + 1 FROM mlma.observations "
-								 "                          WHERE stream_id = $1 AND seq >= u.open_start_seq)) AS next_seq "
+								 "                        (SELECT r.seq + cardinality(r.losses) FROM mlma.open_runs r "
+								 "                          WHERE r.stream_id = $1 AND r.seq >= u.open_start_seq "
+								 "                          ORDER BY r.seq DESC LIMIT 1)) AS next_seq "
 								 "          FROM upd u, old o), "
-								 "ins AS (INSERT INTO mlma.observations "
-								 "               (stream_id, seq, observed_at, loss, benchmark_loss) "
-								 "        SELECT $1, next_seq, $3, $4, $5 FROM cur "
+								 "ins AS (INSERT INTO mlma.open_runs "
+								 "               (stream_id, seq, times, losses, benchmark_losses) "
+								 "        SELECT $1, next_seq, ARRAY[$3], ARRAY[$4], "
+								 "               CASE WHEN $5 IS NOT NULL THEN ARRAY[$5] END FROM cur "
 								 "         WHERE fresh AND config_version = $2 RETURNING seq) "
 								 "SELECT c.config_version, c.open_start_seq, c.age_flagged, c.fresh, "
 								 "       c.next_seq, (SELECT count(*) FROM ins) AS inserted "
@@ -206,14 +208,16 @@ PreparePlans(void)
 		(void) mlma_plan(&read_plan,
 								"WITH cur AS (SELECT st.config_version, st.open_start_seq, st.age_flagged, "
 								"                    greatest(st.open_start_seq, "
-								"                             (SELECT max(seq) + 1 FROM mlma.observations "
-								"                               WHERE stream_id = $1 "
-								"                                 AND seq >= st.open_start_seq)) AS next_seq "
+								"                             (SELECT r.seq + cardinality(r.losses) FROM mlma.open_runs r "
+								"                               WHERE r.stream_id = $1 "
+								"                                 AND r.seq >= st.open_start_seq "
+								"                               ORDER BY r.seq DESC LIMIT 1)) AS next_seq "
 								"               FROM mlma.stream_state st WHERE st.stream_id = $1 "
 								"                FOR NO KEY UPDATE OF st), "
-								"ins AS (INSERT INTO mlma.observations "
-								 "               (stream_id, seq, observed_at, loss, benchmark_loss) "
-								"        SELECT $1, next_seq, $3, $4, $5 FROM cur "
+								"ins AS (INSERT INTO mlma.open_runs "
+								"               (stream_id, seq, times, losses, benchmark_losses) "
+								"        SELECT $1, next_seq, ARRAY[$3], ARRAY[$4], "
+								"               CASE WHEN $5 IS NOT NULL THEN ARRAY[$5] END FROM cur "
 								"         WHERE config_version = $2 "
 								"        ON CONFLICT DO NOTHING RETURNING seq) "
 								"SELECT c.config_version, c.open_start_seq, c.age_flagged, true, "
@@ -225,20 +229,24 @@ PreparePlans(void)
 		Oid			types[2] = {INT8OID, INT8OID};
 
 		/*
-		 * Observations below open_start_seq are gone (closed batches); the
-		 * bound keeps the index scan off their dead index entries.
+		 * The last seq of the open batch: where its last run ends.  Runs
+		 * below open_start_seq are gone (closed batches); the bound keeps
+		 * the index scan off their dead index entries.
 		 */
-		(void) mlma_plan(&max_plan, "SELECT max(seq) FROM mlma.observations "
-							   "WHERE stream_id = $1 AND seq >= $2",
+		(void) mlma_plan(&max_plan, "SELECT (SELECT r.seq + cardinality(r.losses) - 1 "
+							   "          FROM mlma.open_runs r "
+							   "         WHERE r.stream_id = $1 AND r.seq >= $2 "
+							   "         ORDER BY r.seq DESC LIMIT 1)",
 							   2, types);
 	}
 	{
 		Oid			types[5] = {INT8OID, INT8OID, TIMESTAMPTZOID, FLOAT8OID,
 		FLOAT8OID};
 
-		(void) mlma_plan(&insert_plan, "INSERT INTO mlma.observations "
-								  "(stream_id, seq, observed_at, loss, benchmark_loss) "
-								  "VALUES ($1, $2, $3, $4, $5)",
+		(void) mlma_plan(&insert_plan, "INSERT INTO mlma.open_runs "
+								  "(stream_id, seq, times, losses, benchmark_losses) "
+								  "VALUES ($1, $2, ARRAY[$3], ARRAY[$4], "
+								  "        CASE WHEN $5 IS NOT NULL THEN ARRAY[$5] END)",
 								  5, types);
 	}
 	(void) mlma_plan(&close_plan, "SELECT mlma._close_batch($1)", 1, id_type);
@@ -750,12 +758,10 @@ mlma_record_stream(const MlmaObservation *obs, int n, const char **reasons)
 	int		   *keep;
 	double	   *losses;
 	double	   *benches;
-	Datum	   *ds;
-	Datum	   *ts;
-	Datum	   *bs;
-	bool	   *bn;
-	int			dims[1];
-	int			lbs[1] = {1};
+	double	   *ds;
+	TimestampTz *ts;
+	double	   *bs;
+	bool	   *bh;
 
 	if (n <= 0)
 		return 0;
@@ -765,10 +771,9 @@ mlma_record_stream(const MlmaObservation *obs, int n, const char **reasons)
 		Oid			types[5] = {INT8OID, INT8OID, TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID,
 		FLOAT8ARRAYOID};
 
-		(void) mlma_plan(&bulk_plan, "INSERT INTO mlma.observations "
-								"(stream_id, seq, observed_at, loss, benchmark_loss) "
-								"SELECT $1, $2 + u.o - 1, u.t, u.l, u.b "
-								"  FROM unnest($3, $4, $5) WITH ORDINALITY AS u(t, l, b, o)",
+		(void) mlma_plan(&bulk_plan, "INSERT INTO mlma.open_runs "
+								"(stream_id, seq, times, losses, benchmark_losses) "
+								"VALUES ($1, $2, $3, $4, $5)",
 								5, types);
 	}
 	losses = palloc(sizeof(double) * n);
@@ -816,41 +821,47 @@ mlma_record_stream(const MlmaObservation *obs, int n, const char **reasons)
 
 	nkeep = mlma_check_rows(stream, obs, n, losses, benches, keep, reasons);
 
-	ds = palloc(sizeof(Datum) * Max(nkeep, 1));
-	ts = palloc(sizeof(Datum) * Max(nkeep, 1));
-	bs = palloc(sizeof(Datum) * Max(nkeep, 1));
-	bn = palloc(sizeof(bool) * Max(nkeep, 1));
+	ds = palloc(sizeof(double) * Max(nkeep, 1));
+	ts = palloc(sizeof(TimestampTz) * Max(nkeep, 1));
+	bs = palloc(sizeof(double) * Max(nkeep, 1));
+	bh = palloc(sizeof(bool) * Max(nkeep, 1));
 	for (i = 0; i < nkeep;)
 	{
 		int64		room = stream->batch_size - (owned->next_seq - owned->open_start_seq);
 		int			k = (int) Max(1, Min(room, nkeep - i));
 		int			j;
-		Datum		args[5];
-		int			ret;
+		Datum		arrays[3];
 
+		/* the observations up to the end of the open batch: one run */
 		for (j = 0; j < k; j++)
 		{
-			ds[j] = Float8GetDatum(losses[keep[i + j]]);
-			bs[j] = Float8GetDatum(benches[keep[i + j]]);
-			bn[j] = !obs[keep[i + j]].has_benchmark;
-			ts[j] = TimestampTzGetDatum(obs[keep[i + j]].observed_at);
+			ds[j] = losses[keep[i + j]];
+			bs[j] = benches[keep[i + j]];
+			bh[j] = obs[keep[i + j]].has_benchmark;
+			ts[j] = obs[keep[i + j]].observed_at;
 		}
-		args[0] = Int64GetDatum(stream->stream_id);
-		args[1] = Int64GetDatum(owned->next_seq);
-		args[2] = PointerGetDatum(construct_array(ts, k, TIMESTAMPTZOID, 8,
-												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[3] = PointerGetDatum(construct_array(ds, k, FLOAT8OID, 8,
-												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		dims[0] = k;
-		args[4] = PointerGetDatum(construct_md_array(bs, bn, 1, dims, lbs, FLOAT8OID, 8,
-													 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		ret = SPI_execute_plan(bulk_plan.plan, args, NULL, false, 0);
-		if (ret != SPI_OK_INSERT)
-			elog(ERROR, "recording observations failed: %s",
-				 SPI_result_code_string(ret));
-		pfree(DatumGetPointer(args[2]));
-		pfree(DatumGetPointer(args[3]));
-		pfree(DatumGetPointer(args[4]));
+		mlma_run_arrays(k, ts, ds, bs, bh, arrays);
+		if (!mlma_direct_insert_runs(1, &stream->stream_id, &owned->next_seq, arrays))
+		{
+			Datum		args[5];
+			char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+			int			ret;
+
+			args[0] = Int64GetDatum(stream->stream_id);
+			args[1] = Int64GetDatum(owned->next_seq);
+			args[2] = arrays[0];
+			args[3] = arrays[1];
+			args[4] = arrays[2];
+			if (arrays[2] == (Datum) 0)
+				nulls[4] = 'n';
+			ret = SPI_execute_plan(bulk_plan.plan, args, nulls, false, 0);
+			if (ret != SPI_OK_INSERT)
+				elog(ERROR, "recording observations failed: %s",
+					 SPI_result_code_string(ret));
+		}
+		for (j = 0; j < 3; j++)
+			if (arrays[j] != (Datum) 0)
+				pfree(DatumGetPointer(arrays[j]));
 		owned->next_seq += k;
 		i += k;
 		AfterInsert(stream, owned);
@@ -858,7 +869,7 @@ mlma_record_stream(const MlmaObservation *obs, int n, const char **reasons)
 	pfree(ds);
 	pfree(ts);
 	pfree(bs);
-	pfree(bn);
+	pfree(bh);
 	pfree(keep);
 	pfree(benches);
 	pfree(losses);
@@ -1004,15 +1015,7 @@ mlma_observe_loss(PG_FUNCTION_ARGS)
  * A position is 0 when the column is missing; the column types are checked
  * on every row (ColumnProblem), never only when the cache is filled.
  */
-typedef struct AttachedColumns
-{
-	Oid			tgoid;
-	int			stream;
-	int			actual;
-	int			predicted;
-	int			time;			/* 0: no time column (or missing) */
-	int			benchmark;		/* 0: no benchmark column (or missing) */
-} AttachedColumns;
+typedef MlmaAttachedColumns AttachedColumns;
 
 #define MLMA_ATTACH_CACHE 16
 static AttachedColumns attach_cache[MLMA_ATTACH_CACHE];
@@ -1191,11 +1194,24 @@ mlma_attach_args(Trigger *trigger, const char *function, MlmaAttachArgs *a)
 }
 
 /*
+ * mlma_attached_columns
+ *		Where the mapped columns of the table of an attachment's trigger are
+ *		now, checked by name against the table's current descriptor (the
+ *		columns of one statement's rows: a statement trigger looks once).
+ */
+void
+mlma_attached_columns(Trigger *trigger, Relation rel, const MlmaAttachArgs *a,
+					  MlmaAttachedColumns *cols)
+{
+	*cols = *GetAttachedColumns(trigger, RelationGetDescr(rel), a);
+}
+
+/*
  * mlma_decode_attached_row
  *		One row of an attached table as an observation, shared by the row
  *		trigger and the statement triggers (ingest_bulk.c), so both apply
- *		the same checks.  old_tuple: the row before an UPDATE, NULL for an
- *		INSERT.  Returns MLMA_ROW_NONE when the row is no observation (NULL
+ *		the same checks.  cols: from mlma_attached_columns.  old_slot: the
+ *		row before an UPDATE, NULL for an INSERT.  Returns MLMA_ROW_NONE when the row is no observation (NULL
  *		stream, actual or predicted; an UPDATE that does not fill in actual),
  *		MLMA_ROW_OBSERVATION with *obs filled in (name palloc'd; skip_invalid
  *		and defaults as the attachment says), or MLMA_ROW_PROBLEM when a
@@ -1204,12 +1220,12 @@ mlma_attach_args(Trigger *trigger, const char *function, MlmaAttachArgs *a)
  *		name and type on every row, never only when the cache is filled.
  */
 MlmaRowKind
-mlma_decode_attached_row(Trigger *trigger, const MlmaAttachArgs *a,
-						 Relation rel, HeapTuple old_tuple, HeapTuple tuple,
-						 MlmaObservation *obs, char **problem, int *code)
+mlma_decode_attached_row(const MlmaAttachedColumns *cols, const MlmaAttachArgs *a,
+						 Relation rel, TupleTableSlot *old_slot,
+						 TupleTableSlot *new_slot, MlmaObservation *obs,
+						 char **problem, int *code)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
-	AttachedColumns *cols = GetAttachedColumns(trigger, desc, a);
 	Datum		d;
 	bool		isnull;
 
@@ -1224,25 +1240,25 @@ mlma_decode_attached_row(Trigger *trigger, const MlmaAttachArgs *a,
 		 (*problem = ColumnProblem(desc, cols->benchmark, a->benchmark, COL_NUMBER, rel, code)) != NULL))
 		return MLMA_ROW_PROBLEM;
 
-	if (old_tuple != NULL)
+	if (old_slot != NULL)
 	{
 		/* only an UPDATE that fills in actual is an observation */
-		(void) heap_getattr(old_tuple, cols->actual, desc, &isnull);
+		(void) slot_getattr(old_slot, cols->actual, &isnull);
 		if (!isnull)
 			return MLMA_ROW_NONE;
 	}
 
-	d = heap_getattr(tuple, cols->actual, desc, &isnull);
+	d = slot_getattr(new_slot, cols->actual, &isnull);
 	if (isnull)
 		return MLMA_ROW_NONE;
 	obs->actual = NumericValue(d, TupleDescAttr(desc, cols->actual - 1)->atttypid);
 
-	d = heap_getattr(tuple, cols->predicted, desc, &isnull);
+	d = slot_getattr(new_slot, cols->predicted, &isnull);
 	if (isnull)
 		return MLMA_ROW_NONE;
 	obs->predicted = NumericValue(d, TupleDescAttr(desc, cols->predicted - 1)->atttypid);
 
-	d = heap_getattr(tuple, cols->stream, desc, &isnull);
+	d = slot_getattr(new_slot, cols->stream, &isnull);
 	if (isnull)
 		return MLMA_ROW_NONE;
 	obs->name = TextDatumGetCString(d);
@@ -1250,7 +1266,7 @@ mlma_decode_attached_row(Trigger *trigger, const MlmaAttachArgs *a,
 	obs->observed_at = GetCurrentTransactionStartTimestamp();
 	if (cols->time > 0)
 	{
-		d = heap_getattr(tuple, cols->time, desc, &isnull);
+		d = slot_getattr(new_slot, cols->time, &isnull);
 		if (!isnull)
 		{
 			if (TupleDescAttr(desc, cols->time - 1)->atttypid == TIMESTAMPTZOID)
@@ -1261,7 +1277,7 @@ mlma_decode_attached_row(Trigger *trigger, const MlmaAttachArgs *a,
 	}
 	if (cols->benchmark > 0)
 	{
-		d = heap_getattr(tuple, cols->benchmark, desc, &isnull);
+		d = slot_getattr(new_slot, cols->benchmark, &isnull);
 		if (!isnull)
 		{
 			obs->has_benchmark = true;
@@ -1329,6 +1345,7 @@ mlma_observe_trigger(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	Relation	rel;
 	MlmaAttachArgs a;
+	MlmaAttachedColumns cols;
 	MlmaObservation obs;
 	MlmaRowKind kind;
 	char	   *problem = NULL;
@@ -1347,14 +1364,14 @@ mlma_observe_trigger(PG_FUNCTION_ARGS)
 	mlma_attach_args(trigdata->tg_trigger, "mlma._observe_trigger()", &a);
 	rel = trigdata->tg_relation;
 
+	mlma_attached_columns(trigdata->tg_trigger, rel, &a, &cols);
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-		kind = mlma_decode_attached_row(trigdata->tg_trigger, &a, rel,
-										trigdata->tg_trigtuple,
-										trigdata->tg_newtuple, &obs,
+		kind = mlma_decode_attached_row(&cols, &a, rel, trigdata->tg_trigslot,
+										trigdata->tg_newslot, &obs,
 										&problem, &code);
 	else if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		kind = mlma_decode_attached_row(trigdata->tg_trigger, &a, rel, NULL,
-										trigdata->tg_trigtuple, &obs,
+		kind = mlma_decode_attached_row(&cols, &a, rel, NULL,
+										trigdata->tg_trigslot, &obs,
 										&problem, &code);
 	else
 		return PointerGetDatum(NULL);

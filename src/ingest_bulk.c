@@ -293,6 +293,7 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 	MemoryContext oldcxt;
 	MlmaObservation *rows;
 	MlmaAttachArgs a;
+	MlmaAttachedColumns cols;
 	int			n = 0;
 	bool		more = true;
 	bool		first = true;
@@ -318,6 +319,8 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 
 	rel = trigdata->tg_relation;
+	/* the table is locked: its columns stay where they are for the statement */
+	mlma_attached_columns(trigger, rel, &a, &cols);
 	desc = RelationGetDescr(rel);
 	newtable = trigdata->tg_newtable;
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
@@ -352,26 +355,18 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 		n = 0;
 		while (n < chunk)
 		{
-			HeapTuple	newtup;
-			HeapTuple	oldtup = NULL;
 			char	   *problem;
 			int			code;
-			bool		free_new;
-			bool		free_old = false;
 
 			if (!tuplestore_gettupleslot(newtable, true, false, newslot))
 			{
 				more = false;
 				break;
 			}
-			newtup = ExecFetchSlotHeapTuple(newslot, false, &free_new);
-			if (oldtable != NULL)
-			{
-				if (!tuplestore_gettupleslot(oldtable, true, false, oldslot))
-					elog(ERROR, "transition tables of an UPDATE differ in length");
-				oldtup = ExecFetchSlotHeapTuple(oldslot, false, &free_old);
-			}
-			switch (mlma_decode_attached_row(trigger, &a, rel, oldtup, newtup,
+			if (oldtable != NULL &&
+				!tuplestore_gettupleslot(oldtable, true, false, oldslot))
+				elog(ERROR, "transition tables of an UPDATE differ in length");
+			switch (mlma_decode_attached_row(&cols, &a, rel, oldslot, newslot,
 											 &rows[n], &problem, &code))
 			{
 				case MLMA_ROW_OBSERVATION:
@@ -385,10 +380,6 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 				case MLMA_ROW_NONE:
 					break;
 			}
-			if (free_new)
-				heap_freetuple(newtup);
-			if (free_old)
-				heap_freetuple(oldtup);
 		}
 		/* a tuple read from a spilled store belongs to the slot, in rowcxt */
 		ExecClearTuple(newslot);

@@ -3,7 +3,7 @@
  * ingest_direct.c
  *	  The row path without SQL: taking a stream (the row lock on its
  *	  mlma.stream_state row, then where its open batch stands) and inserting
- *	  one observation into mlma.observations through the table and index
+ *	  one observation, a run of one, into mlma.open_runs through the table and index
  *	  access methods; and reading mlma's tables by primary key the same way
  *	  (the key reader of run_checks(), fleet.c).
  *
@@ -20,10 +20,10 @@
  *	   stream's current writer, follow the update chain to the latest
  *	   version, and find the stream gone when that version is deleted;
  *	2. with a snapshot taken after the lock is held (it sees the commits of
- *	   every earlier holder), read max(seq) of the open batch backwards on
- *	   the primary key of mlma.observations, bounded below by the open
- *	   batch's first seq, or by the seq this backend last wrote when an
- *	   observation at or after it exists (fewer index entries to read);
+ *	   every earlier holder), read where the open batch's last run ends,
+ *	   backwards on the primary key of mlma.open_runs, bounded below by the
+ *	   open batch's first seq, or by the seq this backend last wrote when a
+ *	   run starts at or after it (fewer index entries to read);
  *	3. insert the observation into the heap and every index (the unique
  *	   primary key checks it as an INSERT would).
  *
@@ -81,15 +81,15 @@
 
 PG_FUNCTION_INFO_V1(mlma_take_open_batch);
 
-/* columns of mlma.observations the row path writes */
-typedef struct ObservationColumns
+/* columns of mlma.open_runs the row path writes */
+typedef struct RunColumns
 {
 	AttrNumber	stream_id;
 	AttrNumber	seq;
-	AttrNumber	observed_at;
-	AttrNumber	loss;
-	AttrNumber	benchmark_loss;
-} ObservationColumns;
+	AttrNumber	times;
+	AttrNumber	losses;
+	AttrNumber	benchmark_losses;
+} RunColumns;
 
 /*
  * AttnumOf
@@ -222,14 +222,13 @@ mlma_direct_usable(void)
 }
 
 /*
- * ObservationsWritable
- *		Whether the direct path can write observations to rel (opened by
- *		the caller): a plain table whose primary key begins (stream_id,
- *		seq), and no other column than the five written, except dropped
- *		ones.  Fills *cols.
+ * RunsWritable
+ *		Whether the direct path can write runs of observations to rel
+ *		(mlma.open_runs, opened by the caller): a plain table with no other
+ *		column than the five written, except dropped ones.  Fills *cols.
  */
 static bool
-ObservationsWritable(Relation rel, ObservationColumns *cols, AclMode mode)
+RunsWritable(Relation rel, RunColumns *cols, AclMode mode)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	int			live = 0;
@@ -239,27 +238,71 @@ ObservationsWritable(Relation rel, ObservationColumns *cols, AclMode mode)
 		return false;
 	cols->stream_id = AttnumOf(desc, "stream_id", INT8OID);
 	cols->seq = AttnumOf(desc, "seq", INT8OID);
-	cols->observed_at = AttnumOf(desc, "observed_at", TIMESTAMPTZOID);
-	cols->loss = AttnumOf(desc, "loss", FLOAT8OID);
-	cols->benchmark_loss = AttnumOf(desc, "benchmark_loss", FLOAT8OID);
+	cols->times = AttnumOf(desc, "times", TIMESTAMPTZARRAYOID);
+	cols->losses = AttnumOf(desc, "losses", FLOAT8ARRAYOID);
+	cols->benchmark_losses = AttnumOf(desc, "benchmark_losses", FLOAT8ARRAYOID);
 	for (i = 0; i < desc->natts; i++)
 		if (!TupleDescAttr(desc, i)->attisdropped)
 			live++;
 	return live == 5 &&
 		cols->stream_id != InvalidAttrNumber && cols->seq != InvalidAttrNumber &&
-		cols->observed_at != InvalidAttrNumber && cols->loss != InvalidAttrNumber &&
-		cols->benchmark_loss != InvalidAttrNumber;
+		cols->times != InvalidAttrNumber && cols->losses != InvalidAttrNumber &&
+		cols->benchmark_losses != InvalidAttrNumber;
 }
 
 /*
- * FillObservation
- *		Store one row of mlma.observations in a virtual slot of its
- *		descriptor (bench NULL: no benchmark loss).
+ * mlma_run_arrays
+ *		The array columns of a run of n observations of mlma.open_runs:
+ *		out[0] times, out[1] losses, out[2] benchmark losses ((Datum) 0,
+ *		meaning NULL, when has_bench is NULL or none of them has one).
+ */
+void
+mlma_run_arrays(int n, const TimestampTz *at, const double *losses,
+				const double *bench, const bool *has_bench, Datum *out)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *nulls;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int			nbench = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		d[i] = TimestampTzGetDatum(at[i]);
+	out[0] = PointerGetDatum(construct_array(d, n, TIMESTAMPTZOID, sizeof(TimestampTz),
+											 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	for (i = 0; i < n; i++)
+		d[i] = Float8GetDatum(losses[i]);
+	out[1] = PointerGetDatum(construct_array(d, n, FLOAT8OID, sizeof(float8),
+											 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	for (i = 0; has_bench != NULL && i < n; i++)
+		if (has_bench[i])
+			nbench++;
+	out[2] = (Datum) 0;
+	if (nbench > 0)
+	{
+		nulls = palloc(sizeof(bool) * n);
+		for (i = 0; i < n; i++)
+		{
+			nulls[i] = !has_bench[i];
+			d[i] = Float8GetDatum(has_bench[i] ? bench[i] : 0.0);
+		}
+		out[2] = PointerGetDatum(construct_md_array(d, nulls, 1, dims, lbs, FLOAT8OID,
+													sizeof(float8), FLOAT8PASSBYVAL,
+													TYPALIGN_DOUBLE));
+		pfree(nulls);
+	}
+	pfree(d);
+}
+
+/*
+ * FillRun
+ *		Store one row of mlma.open_runs (arrays: see mlma_run_arrays) in a
+ *		virtual slot of its descriptor.
  */
 static void
-FillObservation(TupleTableSlot *slot, const ObservationColumns *cols,
-				int64 stream_id, int64 seq, TimestampTz observed_at,
-				double loss, const double *bench)
+FillRun(TupleTableSlot *slot, const RunColumns *cols, int64 stream_id,
+		int64 seq, const Datum *arrays)
 {
 	int			i;
 
@@ -270,27 +313,27 @@ FillObservation(TupleTableSlot *slot, const ObservationColumns *cols,
 	slot->tts_isnull[cols->stream_id - 1] = false;
 	slot->tts_values[cols->seq - 1] = Int64GetDatum(seq);
 	slot->tts_isnull[cols->seq - 1] = false;
-	slot->tts_values[cols->observed_at - 1] = TimestampTzGetDatum(observed_at);
-	slot->tts_isnull[cols->observed_at - 1] = false;
-	slot->tts_values[cols->loss - 1] = Float8GetDatum(loss);
-	slot->tts_isnull[cols->loss - 1] = false;
-	if (bench != NULL)
+	slot->tts_values[cols->times - 1] = arrays[0];
+	slot->tts_isnull[cols->times - 1] = false;
+	slot->tts_values[cols->losses - 1] = arrays[1];
+	slot->tts_isnull[cols->losses - 1] = false;
+	if (arrays[2] != (Datum) 0)
 	{
-		slot->tts_values[cols->benchmark_loss - 1] = Float8GetDatum(*bench);
-		slot->tts_isnull[cols->benchmark_loss - 1] = false;
+		slot->tts_values[cols->benchmark_losses - 1] = arrays[2];
+		slot->tts_isnull[cols->benchmark_losses - 1] = false;
 	}
 	ExecStoreVirtualTuple(slot);
 }
 
 /*
  * InsertObservation
- *		Insert one row into mlma.observations (rel, opened with
- *		RowExclusiveLock) and into each of its indexes, as an INSERT
- *		statement would; a duplicate (stream_id, seq) fails on the unique
- *		primary key.
+ *		Insert one observation, a run of one, into mlma.open_runs (rel,
+ *		opened with RowExclusiveLock) and into each of its indexes, as an
+ *		INSERT statement would; a duplicate (stream_id, seq) fails on the
+ *		unique primary key.
  */
 static void
-InsertObservation(Relation rel, const ObservationColumns *cols,
+InsertObservation(Relation rel, const RunColumns *cols,
 				  int64 stream_id, int64 seq, TimestampTz observed_at,
 				  double loss, const double *bench)
 {
@@ -298,11 +341,14 @@ InsertObservation(Relation rel, const ObservationColumns *cols,
 	ResultRelInfo *rri = makeNode(ResultRelInfo);
 	TupleTableSlot *slot;
 	List	   *recheck;
+	Datum		arrays[3];
+	bool		has_bench = bench != NULL;
 
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
 	ExecOpenIndices(rri, false);
 	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsVirtual);
-	FillObservation(slot, cols, stream_id, seq, observed_at, loss, bench);
+	mlma_run_arrays(1, &observed_at, &loss, bench, &has_bench, arrays);
+	FillRun(slot, cols, stream_id, seq, arrays);
 
 	table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, NULL);
 	recheck = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
@@ -311,6 +357,18 @@ InsertObservation(Relation rel, const ObservationColumns *cols,
 	ExecCloseIndices(rri);
 	ExecResetTupleTable(estate->es_tupleTable, false);
 	FreeExecutorState(estate);
+}
+
+/* the number of elements of an array datum */
+static int
+ArrayLength(Datum d)
+{
+	ArrayType  *a = DatumGetArrayTypeP(d);
+	int			n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+
+	if ((Pointer) a != DatumGetPointer(d))
+		pfree(a);
+	return n;
 }
 
 /*
@@ -371,8 +429,8 @@ LockStateRow(Relation rel, Relation pk, int64 stream_id, TupleTableSlot *slot)
 
 /*
  * BeginOpenBatchScan
- *		An index scan of the stream's observations with seq >= from, on the
- *		primary key of mlma.observations.
+ *		An index scan of the stream's runs with seq >= from, on the primary
+ *		key of mlma.open_runs.
  */
 static IndexScanDesc
 BeginOpenBatchScan(Relation rel, Relation pk, Snapshot snap, int64 stream_id,
@@ -391,50 +449,57 @@ BeginOpenBatchScan(Relation rel, Relation pk, Snapshot snap, int64 stream_id,
 }
 
 /*
- * LastSeqFrom
- *		The largest seq of the stream at or after from, visible to snap:
- *		the first entry of a backward scan of the primary key.  False when
- *		there is none.
+ * EndFrom
+ *		One past the last seq of the stream's last run starting at or after
+ *		from, visible to snap: the first entry of a backward scan of the
+ *		primary key.  False when there is none.
  */
 static bool
-LastSeqFrom(Relation rel, Relation pk, const ObservationColumns *cols,
-			Snapshot snap, TupleTableSlot *slot, int64 stream_id, int64 from,
-			int64 *last)
+EndFrom(Relation rel, Relation pk, const RunColumns *cols,
+		Snapshot snap, TupleTableSlot *slot, int64 stream_id, int64 from,
+		int64 *end)
 {
 	IndexScanDesc scan = BeginOpenBatchScan(rel, pk, snap, stream_id, from);
 	bool		found;
 	bool		isnull = true;
+	bool		lnull = true;
 
 	found = index_getnext_slot(scan, BackwardScanDirection, slot);
 	if (found)
-		*last = DatumGetInt64(slot_getattr(slot, cols->seq, &isnull));
+	{
+		Datum		losses = slot_getattr(slot, cols->losses, &lnull);
+
+		*end = DatumGetInt64(slot_getattr(slot, cols->seq, &isnull));
+		if (!lnull)
+			*end += ArrayLength(losses);
+	}
 	index_endscan(scan);
-	return found && !isnull;
+	return found && !isnull && !lnull;
 }
 
 /*
  * NextSeq
- *		The seq of the stream's next observation: one past the largest seq
+ *		The seq of the stream's next observation: the end of its last run
  *		at or after open_start_seq, read with a new snapshot, or
  *		open_start_seq when the open batch is empty.  hint (0: none) is a
- *		seq this backend saw the stream reach: when an observation at or
- *		after hint - 1 exists, the largest one is the answer, and the scan
+ *		seq this backend saw the stream reach: when a run starts at or
+ *		after hint - 1, the last one ends where the answer is, and the scan
  *		reads only the entries from there instead of the whole open batch.
  */
 static int64
-NextSeq(Relation rel, Relation pk, const ObservationColumns *cols,
+NextSeq(Relation rel, Relation pk, const RunColumns *cols,
 		int64 stream_id, int64 open_start_seq, int64 hint)
 {
 	Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	int64		next = open_start_seq;
-	int64		last;
+	int64		end;
 
 	if (hint - 1 > open_start_seq &&
-		LastSeqFrom(rel, pk, cols, snap, slot, stream_id, hint - 1, &last))
-		next = last + 1;
-	else if (LastSeqFrom(rel, pk, cols, snap, slot, stream_id, open_start_seq, &last))
-		next = Max(open_start_seq, last + 1);
+		EndFrom(rel, pk, cols, snap, slot, stream_id, hint - 1, &end))
+		next = end;
+	else if (EndFrom(rel, pk, cols, snap, slot, stream_id, open_start_seq, &end))
+		next = Max(open_start_seq, end);
 	ExecDropSingleTupleTableSlot(slot);
 	UnregisterSnapshot(snap);
 	return next;
@@ -463,7 +528,7 @@ mlma_direct_take(int64 stream_id, int32 expected_config, int64 seq_hint,
 	Relation	obs;
 	Relation	obs_pk;
 	TupleTableSlot *slot;
-	ObservationColumns cols;
+	RunColumns cols;
 	AttrNumber	a_config;
 	AttrNumber	a_start;
 	AttrNumber	a_age;
@@ -473,7 +538,7 @@ mlma_direct_take(int64 stream_id, int32 expected_config, int64 seq_hint,
 	state = OpenTable("stream_state", RowShareLock);
 	if (state == NULL)
 		return MLMA_DIRECT_UNUSABLE;
-	obs = OpenTable("observations", RowExclusiveLock);
+	obs = OpenTable("open_runs", RowExclusiveLock);
 	if (obs == NULL)
 	{
 		table_close(state, NoLock);
@@ -489,7 +554,7 @@ mlma_direct_take(int64 stream_id, int32 expected_config, int64 seq_hint,
 		a_config != InvalidAttrNumber && a_start != InvalidAttrNumber &&
 		a_age != InvalidAttrNumber &&
 		PlainTable(state, ACL_SELECT | ACL_UPDATE) &&
-		ObservationsWritable(obs, &cols, ACL_SELECT | ACL_INSERT) &&
+		RunsWritable(obs, &cols, ACL_SELECT | ACL_INSERT) &&
 		KeyBegins(state_pk, AttnumOf(RelationGetDescr(state), "stream_id", INT8OID),
 				  InvalidAttrNumber) &&
 		KeyBegins(obs_pk, cols.stream_id, cols.seq))
@@ -536,15 +601,15 @@ mlma_direct_insert(int64 stream_id, int64 seq, TimestampTz observed_at,
 				   double loss, const double *bench)
 {
 	Relation	obs;
-	ObservationColumns cols;
+	RunColumns cols;
 	bool		done = false;
 
 	if (!mlma_direct_usable())
 		return false;
-	obs = OpenTable("observations", RowExclusiveLock);
+	obs = OpenTable("open_runs", RowExclusiveLock);
 	if (obs == NULL)
 		return false;
-	if (ObservationsWritable(obs, &cols, ACL_INSERT))
+	if (RunsWritable(obs, &cols, ACL_INSERT))
 	{
 		CommandCounterIncrement();
 		InsertObservation(obs, &cols, stream_id, seq, observed_at, loss, bench);
@@ -749,18 +814,19 @@ mlma_row_writer_close(MlmaRowWriter *w)
 }
 
 /*
- * mlma_direct_insert_many
- *		Insert n observations (the open tails of a multi-row statement,
- *		ingest_set.c) into mlma.observations and its indexes through a row
- *		writer.  False when nothing was done (the caller uses SQL).
+ * mlma_direct_insert_runs
+ *		Insert n runs of observations (the open tails of a multi-row
+ *		statement, ingest_set.c) into mlma.open_runs and its indexes through
+ *		a row writer: run r of stream stream_ids[r] starts at seqs[r], its
+ *		array columns arrays[3 r .. 3 r + 2] (see mlma_run_arrays).  False
+ *		when nothing was done (the caller uses SQL).
  */
 bool
-mlma_direct_insert_many(int n, const int64 *stream_ids, const int64 *seqs,
-						const TimestampTz *at, const double *losses,
-						const double *benches, const bool *has_bench)
+mlma_direct_insert_runs(int n, const int64 *stream_ids, const int64 *seqs,
+						const Datum *arrays)
 {
 	Relation	rel;
-	ObservationColumns cols;
+	RunColumns	cols;
 	MlmaRowWriter *w;
 	int			r;
 
@@ -768,10 +834,10 @@ mlma_direct_insert_many(int n, const int64 *stream_ids, const int64 *seqs,
 		return true;
 	if (!mlma_direct_usable())
 		return false;
-	rel = OpenTable("observations", RowExclusiveLock);
+	rel = OpenTable("open_runs", RowExclusiveLock);
 	if (rel == NULL)
 		return false;
-	if (!ObservationsWritable(rel, &cols, ACL_INSERT))
+	if (!RunsWritable(rel, &cols, ACL_INSERT))
 	{
 		table_close(rel, NoLock);
 		return false;
@@ -779,8 +845,7 @@ mlma_direct_insert_many(int n, const int64 *stream_ids, const int64 *seqs,
 	w = RowWriterBegin(rel);
 	for (r = 0; r < n; r++)
 	{
-		FillObservation(mlma_row_writer_row(w), &cols, stream_ids[r], seqs[r], at[r],
-						losses[r], has_bench[r] ? &benches[r] : NULL);
+		FillRun(mlma_row_writer_row(w), &cols, stream_ids[r], seqs[r], &arrays[3 * r]);
 		mlma_row_writer_add(w);
 	}
 	(void) mlma_row_writer_close(w);
@@ -1012,7 +1077,7 @@ mlma_key_reader_close(MlmaKeyReader *r)
 }
 
 /*
- * The open batch taken out of mlma.observations, in seq order.
+ * The open batch taken out of mlma.open_runs, in seq order.
  */
 typedef struct TakenBatch
 {
@@ -1053,14 +1118,50 @@ TakenAdd(TakenBatch *b, int64 seq, TimestampTz at, double loss, bool has_bench,
 	b->n++;
 }
 
+/* add the observations of one run, which starts at seq, to b */
+static void
+TakenAddRun(TakenBatch *b, int64 seq, Datum times, Datum losses, Datum bench,
+			bool bench_null)
+{
+	Datum	   *t;
+	Datum	   *l;
+	Datum	   *x = NULL;
+	bool	   *xnull = NULL;
+	int			nt;
+	int			nl;
+	int			nx = 0;
+	int			i;
+
+	deconstruct_array(DatumGetArrayTypeP(times), TIMESTAMPTZOID, sizeof(TimestampTz),
+					  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &t, NULL, &nt);
+	deconstruct_array(DatumGetArrayTypeP(losses), FLOAT8OID, sizeof(float8),
+					  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &l, NULL, &nl);
+	if (!bench_null)
+		deconstruct_array(DatumGetArrayTypeP(bench), FLOAT8OID, sizeof(float8),
+						  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &x, &xnull, &nx);
+	if (nt != nl || (!bench_null && nx != nl))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("a run of open observations has arrays of different lengths"),
+				 errdetail("times has %d elements, losses %d, benchmark_losses %d.",
+						   nt, nl, bench_null ? nl : nx)));
+	for (i = 0; i < nl; i++)
+	{
+		bool		has = x != NULL && !xnull[i];
+
+		TakenAdd(b, seq + i, DatumGetTimestampTz(t[i]), DatumGetFloat8(l[i]), has,
+				 has ? DatumGetFloat8(x[i]) : 0.0);
+	}
+}
+
 /*
  * DeleteOpenRows
- *		Delete the stream's observations with seq >= from_seq, visible to
- *		the active snapshot, as DELETE ... RETURNING does (rel opened with
- *		RowExclusiveLock), collecting them in seq order.
+ *		Delete the stream's runs with seq >= from_seq, visible to the
+ *		active snapshot, as DELETE ... RETURNING does (rel opened with
+ *		RowExclusiveLock), collecting their observations in seq order.
  */
 static void
-DeleteOpenRows(Relation rel, Relation pk, const ObservationColumns *cols,
+DeleteOpenRows(Relation rel, Relation pk, const RunColumns *cols,
 			   int64 stream_id, int64 from_seq, TakenBatch *b)
 {
 	Snapshot	snap = GetActiveSnapshot();
@@ -1076,21 +1177,22 @@ DeleteOpenRows(Relation rel, Relation pk, const ObservationColumns *cols,
 		bool		isnull;
 		bool		bnull;
 		int64		seq;
-		TimestampTz at;
-		double		loss;
+		Datum		times;
+		Datum		losses;
 		Datum		bench;
 
+		/* the slot keeps the row's buffer pinned while it is deleted */
 		seq = DatumGetInt64(slot_getattr(slot, cols->seq, &isnull));
-		at = DatumGetTimestampTz(slot_getattr(slot, cols->observed_at, &isnull));
-		loss = DatumGetFloat8(slot_getattr(slot, cols->loss, &isnull));
-		bench = slot_getattr(slot, cols->benchmark_loss, &bnull);
+		times = slot_getattr(slot, cols->times, &isnull);
+		losses = slot_getattr(slot, cols->losses, &isnull);
+		bench = slot_getattr(slot, cols->benchmark_losses, &bnull);
 
 		res = table_tuple_delete(rel, &tid, cid, snap, InvalidSnapshot, true,
 								 &tmfd, false);
 		switch (res)
 		{
 			case TM_Ok:
-				TakenAdd(b, seq, at, loss, !bnull, bnull ? 0.0 : DatumGetFloat8(bench));
+				TakenAddRun(b, seq, times, losses, bench, bnull);
 				break;
 			case TM_SelfModified:
 				/* already deleted by this command: as DELETE, skip it */
@@ -1132,10 +1234,10 @@ DeleteOpenRowsSql(int64 stream_id, int64 from_seq, TakenBatch *b)
 	args[0] = Int64GetDatum(stream_id);
 	args[1] = Int64GetDatum(from_seq);
 	ret = SPI_execute_plan(mlma_plan(&plan,
-									 "WITH d AS (DELETE FROM mlma.observations "
+									 "WITH d AS (DELETE FROM mlma.open_runs "
 									 "            WHERE stream_id = $1 AND seq >= $2 "
-									 "        RETURNING seq, observed_at, loss, benchmark_loss) "
-									 "SELECT seq, observed_at, loss, benchmark_loss FROM d ORDER BY seq",
+									 "        RETURNING seq, times, losses, benchmark_losses) "
+									 "SELECT seq, times, losses, benchmark_losses FROM d ORDER BY seq",
 									 2, types),
 						   args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
@@ -1151,10 +1253,9 @@ DeleteOpenRowsSql(int64 stream_id, int64 from_seq, TakenBatch *b)
 		Datum		bench = SPI_getbinval(tup, desc, 4, &bnull);
 		MemoryContext old = MemoryContextSwitchTo(caller);
 
-		TakenAdd(b, DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)),
-				 DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull)),
-				 DatumGetFloat8(SPI_getbinval(tup, desc, 3, &isnull)),
-				 !bnull, bnull ? 0.0 : DatumGetFloat8(bench));
+		TakenAddRun(b, DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)),
+					SPI_getbinval(tup, desc, 2, &isnull),
+					SPI_getbinval(tup, desc, 3, &isnull), bench, bnull);
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
@@ -1201,7 +1302,7 @@ mlma_take_open_batch(PG_FUNCTION_ARGS)
 	bool		nulls[6] = {true, true, true, true, true, true};
 	Relation	rel = NULL;
 	Relation	pk = NULL;
-	ObservationColumns cols;
+	RunColumns cols;
 	bool		direct = false;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -1213,11 +1314,11 @@ mlma_take_open_batch(PG_FUNCTION_ARGS)
 
 	if (mlma_direct_usable())
 	{
-		rel = OpenTable("observations", RowExclusiveLock);
+		rel = OpenTable("open_runs", RowExclusiveLock);
 		if (rel != NULL)
 			pk = OpenPrimaryKey(rel, AccessShareLock);
 		direct = pk != NULL &&
-			ObservationsWritable(rel, &cols, ACL_SELECT | ACL_DELETE) &&
+			RunsWritable(rel, &cols, ACL_SELECT | ACL_DELETE) &&
 			KeyBegins(pk, cols.stream_id, cols.seq);
 	}
 	if (direct)

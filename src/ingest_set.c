@@ -26,15 +26,15 @@
  *	   check_queue, one upsert of reference_batches, one UPDATE of
  *	   stream_state, and one mlma._raise_requests for the streams that
  *	   drift (NOTIFY as always, on commit);
- *	6. at the end of the statement, one INSERT of the observations left in
- *	   open batches (mlma.observations).
+ *	6. at the end of the statement, the observations left in open batches:
+ *	   one run per stream (mlma.open_runs).
  *
  * A statement read in chunks (mlma.statement_chunk_size) runs steps 1-5
  * per chunk; a stream taken by an earlier chunk is not read again (its
  * state is the one in memory), and its open tail stays in memory until
  * step 6 (or until the tails of all streams exceed twice the chunk size).
  * Observations of batches that close within the statement never touch
- * mlma.observations.  Everything runs inside the writer's transaction:
+ * mlma.open_runs.  Everything runs inside the writer's transaction:
  * a rollback leaves nothing.
  *
  * Streams this path does not serve go through mlma_record_stream (one
@@ -131,7 +131,7 @@ typedef struct SetStream
 	bool		has_ref;
 	SetRef		ref;
 	bool		ref_changed;	/* upsert reference_batches */
-	/* open observations still in mlma.observations, from table_lo on */
+	/* open observations still in mlma.open_runs, from table_lo on */
 	int64		table_open;
 	int64		table_lo;
 	/* observations: the open ones (when it closes) then the new ones */
@@ -181,6 +181,7 @@ typedef struct RowSet
 	Datum	   *rows;
 	int			n;
 	int			cap;
+	int			hint;			/* where RowSetCol looks first */
 } RowSet;
 
 static void
@@ -204,20 +205,29 @@ RowSetInit(RowSet *rs, const char *table)
 	rs->cap = 64;
 	rs->rows = palloc(sizeof(Datum) * rs->cap);
 	rs->n = 0;
+	rs->hint = 0;
 }
 
-/* the index of a column, by name */
+/*
+ * The index of a column, by name: looked for from the column after the one
+ * found last, so that columns set in the table's order cost one comparison.
+ */
 static int
 RowSetCol(RowSet *rs, const char *name)
 {
-	int			i;
+	int			natts = rs->desc->natts;
+	int			k;
 
-	for (i = 0; i < rs->desc->natts; i++)
+	for (k = 0; k < natts; k++)
 	{
+		int			i = (rs->hint + k) % natts;
 		Form_pg_attribute att = TupleDescAttr(rs->desc, i);
 
 		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+		{
+			rs->hint = (i + 1) % natts;
 			return i;
+		}
 	}
 	elog(ERROR, "column %s of mlma's row type %u not found", name, rs->typid);
 	return -1;					/* keep compiler quiet */
@@ -453,8 +463,10 @@ static const char *lock_query =
 static const char *read_query =
 "SELECT u.id, st.config_version, st.open_start_seq, st.age_flagged, st.batch_no, "
 "       st.version_no, st.version_start_seq, st.streak, "
-"       greatest(st.open_start_seq, (SELECT max(o.seq) + 1 FROM mlma.observations o "
-"                 WHERE o.stream_id = u.id AND o.seq >= st.open_start_seq)), "
+"       greatest(st.open_start_seq, (SELECT o.seq + cardinality(o.losses) "
+"                 FROM mlma.open_runs o "
+"                 WHERE o.stream_id = u.id AND o.seq >= st.open_start_seq "
+"                 ORDER BY o.seq DESC LIMIT 1)), "
 "       s.model_version, s.method, s.alpha, s.check_mode = 'eager', s.paused, "
 "       s.season_length, s.reference_size, s.min_effect, s.consecutive, "
 "       s.reference_policy, s.batch_size, "
@@ -471,10 +483,10 @@ static const char *read_query =
 "        WHERE r.stream_id = u.id LIMIT 1) r ON true";
 
 static const char *take_open_query =
-"DELETE FROM mlma.observations o "
+"DELETE FROM mlma.open_runs o "
 " USING ROWS FROM (unnest($1::int8[]), unnest($2::int8[])) AS u(id, lo) "
 " WHERE o.stream_id = u.id AND o.seq >= u.lo "
-"RETURNING o.stream_id, o.seq, o.observed_at, o.loss, o.benchmark_loss";
+"RETURNING o.stream_id, o.seq, o.times, o.losses, o.benchmark_losses";
 
 /*
  * ReadStreams
@@ -580,10 +592,33 @@ ReadStreams(SetStream *ss, int n)
 	SPI_freetuptable(SPI_tuptable);
 }
 
+/* a run taken out of mlma.open_runs */
+typedef struct TakenRun
+{
+	SetStream  *s;
+	int64		seq;
+	int			n;
+	Datum	   *times;
+	Datum	   *losses;
+	Datum	   *bench;			/* NULL: none */
+	bool	   *bench_null;
+} TakenRun;
+
+static int
+CmpTakenRun(const void *a, const void *b)
+{
+	const TakenRun *x = a;
+	const TakenRun *y = b;
+
+	if (x->s != y->s)
+		return x->s < y->s ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq ? 1 : 0;
+}
+
 /*
  * TakeOpen
  *		Step 3: the open observations of the streams whose batch closes now,
- *		deleted from mlma.observations and placed before the new ones.
+ *		their runs deleted from mlma.open_runs, placed before the new ones.
  */
 static void
 TakeOpen(SetStream *ss, int n)
@@ -598,6 +633,10 @@ TakeOpen(SetStream *ss, int n)
 	uint64		r;
 	int		   *fill;
 	int		   *cnt;
+	TakenRun   *runs;
+	int			nruns = 0;
+	int			nl;
+	int			nb;
 
 	for (i = 0; i < n; i++)
 		if (ss[i].fast && ss[i].closes && ss[i].table_open > 0)
@@ -614,18 +653,48 @@ TakeOpen(SetStream *ss, int n)
 	if (ret != SPI_OK_DELETE_RETURNING)
 		elog(ERROR, "mlma: reading open batches failed: %s",
 			 SPI_result_code_string(ret));
-
-	/* count per stream, then place the rows before those in memory */
 	fill = palloc0(sizeof(int) * n);
 	cnt = palloc0(sizeof(int) * n);
+
+	/* the runs, each stream's in seq order (the DELETE returns them in any order) */
+	runs = palloc(sizeof(TakenRun) * Max(SPI_processed, 1));
 	for (r = 0; r < SPI_processed; r++)
 	{
-		SetStream  *s = FindStream(ss, n, mlma_spi_int64(SPI_tuptable->vals[r],
-														 SPI_tuptable->tupdesc, 1));
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		TakenRun   *t = &runs[nruns];
+		bool		isnull;
+		bool		bnull;
+		Datum		bench;
 
-		if (s != NULL)
-			cnt[s - ss]++;
+		t->s = FindStream(ss, n, mlma_spi_int64(tup, desc, 1));
+		if (t->s == NULL)
+			continue;
+		t->seq = mlma_spi_int64(tup, desc, 2);
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)),
+						  TIMESTAMPTZOID, sizeof(TimestampTz), FLOAT8PASSBYVAL,
+						  TYPALIGN_DOUBLE, &t->times, NULL, &t->n);
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull)),
+						  FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL,
+						  TYPALIGN_DOUBLE, &t->losses, NULL, &nl);
+		bench = SPI_getbinval(tup, desc, 5, &bnull);
+		t->bench = NULL;
+		t->bench_null = NULL;
+		if (!bnull)
+			deconstruct_array(DatumGetArrayTypeP(bench), FLOAT8OID, sizeof(float8),
+							  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &t->bench,
+							  &t->bench_null, &nb);
+		if (nl != t->n || (!bnull && nb != t->n))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("a run of open observations has arrays of different lengths")));
+		cnt[t->s - ss] += t->n;
+		nruns++;
 	}
+	SPI_freetuptable(SPI_tuptable);
+	qsort(runs, nruns, sizeof(TakenRun), CmpTakenRun);
+
+	/* place the observations before those in memory */
 	for (i = 0; i < n; i++)
 		if (cnt[i] > 0)
 		{
@@ -634,43 +703,26 @@ TakeOpen(SetStream *ss, int n)
 			memcpy(all + cnt[i], ss[i].obs, sizeof(SetObs) * ss[i].nobs);
 			ss[i].obs = all;
 		}
-	for (r = 0; r < SPI_processed; r++)
+	for (r = 0; r < (uint64) nruns; r++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[r];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		SetStream  *s = FindStream(ss, n, mlma_spi_int64(tup, desc, 1));
-		SetObs	   *o;
-		bool		isnull;
-
-		if (s == NULL)
-			continue;
-		o = &s->obs[fill[s - ss]++];
-		o->seq = mlma_spi_int64(tup, desc, 2);
-		o->at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
-		o->loss = mlma_spi_float8(tup, desc, 4, &isnull);
-		o->bench = DatumGetFloat8(SPI_getbinval(tup, desc, 5, &o->has_bench));
-		o->has_bench = !o->has_bench;
-	}
-	SPI_freetuptable(SPI_tuptable);
-	for (i = 0; i < n; i++)
-	{
+		TakenRun   *t = &runs[r];
 		int			j;
 
+		for (j = 0; j < t->n; j++)
+		{
+			SetObs	   *o = &t->s->obs[fill[t->s - ss]++];
+
+			o->seq = t->seq + j;
+			o->at = DatumGetTimestampTz(t->times[j]);
+			o->loss = DatumGetFloat8(t->losses[j]);
+			o->has_bench = t->bench != NULL && !t->bench_null[j];
+			o->bench = o->has_bench ? DatumGetFloat8(t->bench[j]) : 0.0;
+		}
+	}
+	for (i = 0; i < n; i++)
+	{
 		if (cnt[i] == 0)
 			continue;
-		/* in seq order (the DELETE returns them in any order) */
-		for (j = 1; j < cnt[i]; j++)
-		{
-			SetObs		x = ss[i].obs[j];
-			int			m = j - 1;
-
-			while (m >= 0 && ss[i].obs[m].seq > x.seq)
-			{
-				ss[i].obs[m + 1] = ss[i].obs[m];
-				m--;
-			}
-			ss[i].obs[m + 1] = x;
-		}
 		ss[i].nobs += cnt[i];
 		ss[i].nopen += cnt[i];
 		ss[i].table_open = 0;
@@ -1009,6 +1061,31 @@ CloseBatch(SetWork *w, SetStream *s, int from, int to)
 }
 
 /*
+ * NextIds
+ *		n new values of the serial column of mlma.<table>, from its sequence.
+ */
+static int64 *
+NextIds(const char *table, const char *column, int n)
+{
+	Oid			t = INT4OID;
+	Datum		cnt = Int32GetDatum(n);
+	int64	   *ids = palloc(sizeof(int64) * Max(n, 1));
+	int			ret;
+	int			i;
+
+	ret = RunCached(psprintf("SELECT nextval(pg_get_serial_sequence('mlma.%s', '%s')) "
+							 "  FROM generate_series(1, $1)", table, column),
+					1, &t, &cnt);
+	if (ret != SPI_OK_SELECT || SPI_processed != (uint64) n)
+		elog(ERROR, "mlma: numbering new rows of mlma.%s failed: %s", table,
+			 SPI_result_code_string(ret));
+	for (i = 0; i < n; i++)
+		ids[i] = mlma_spi_int64(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+	SPI_freetuptable(SPI_tuptable);
+	return ids;
+}
+
+/*
  * Flush
  *		Step 5: write what the statement changed, a statement per table.
  */
@@ -1028,18 +1105,10 @@ Flush(SetWork *w, SetStream *ss, int n)
 	/* new references: their history ids first (the checks point to them) */
 	if (w->nhist > 0)
 	{
-		Oid			t = INT4OID;
-		Datum		cnt = Int32GetDatum(w->nhist);
+		int64	   *hist_ids = NextIds("reference_history", "reference_id", w->nhist);
 
-		ret = RunCached("SELECT nextval(pg_get_serial_sequence('mlma.reference_history', 'reference_id')) "
-									"  FROM generate_series(1, $1)",
-						1, &t, &cnt);
-		if (ret != SPI_OK_SELECT || SPI_processed != (uint64) w->nhist)
-			elog(ERROR, "mlma: numbering references failed: %s",
-				 SPI_result_code_string(ret));
 		for (i = 0; i < w->nhist; i++)
-			w->hist[i].id = mlma_spi_int64(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-		SPI_freetuptable(SPI_tuptable);
+			w->hist[i].id = hist_ids[i];
 
 		RowSetInit(&w->history, "reference_history");
 		for (i = 0; i < w->nhist; i++)
@@ -1120,14 +1189,17 @@ Flush(SetWork *w, SetStream *ss, int n)
 	/* the eager checks */
 	if (w->nchecks > 0)
 	{
+		int64	   *check_ids = NextIds("checks", "check_id", w->nchecks);
+
 		RowSetInit(&checks, "checks");
 		for (i = 0; i < w->nchecks; i++)
 		{
 			SetCheck   *c = &w->checks[i];
 			SetStream  *s = c->s;
 
+			c->check_id = check_ids[i];
 			RowSetBegin(&checks);
-			RowSetPut(&checks, "check_id", Int64GetDatum(0));
+			RowSetPut(&checks, "check_id", Int64GetDatum(c->check_id));
 			RowSetPut(&checks, "stream_id", Int64GetDatum(s->rows->stream_id));
 			RowSetPut(&checks, "model_version", CStringGetTextDatum(s->model_version));
 			RowSetPut(&checks, "batch_no", Int32GetDatum(c->batch_no));
@@ -1165,48 +1237,7 @@ Flush(SetWork *w, SetStream *ss, int n)
 			RowSetPut(&checks, "threshold", Float8GetDatum(s->alpha));
 			RowSetEnd(&checks);
 		}
-		/* every column but check_id, which its sequence numbers */
-		{
-			StringInfoData cols;
-			int			a;
-			uint64		r;
-
-			initStringInfo(&cols);
-			for (a = 0; a < checks.desc->natts; a++)
-			{
-				Form_pg_attribute att = TupleDescAttr(checks.desc, a);
-
-				if (att->attisdropped || strcmp(NameStr(att->attname), "check_id") == 0)
-					continue;
-				appendStringInfo(&cols, "%s%s", cols.len > 0 ? ", " : "",
-								 quote_identifier(NameStr(att->attname)));
-			}
-			RowSetRun(&checks,
-					  psprintf("INSERT INTO mlma.checks (%s) SELECT %s "
-							   "FROM unnest($1::mlma.checks[]) "
-							   "RETURNING check_id, stream_id, batch_no",
-							   cols.data, cols.data),
-					  SPI_OK_INSERT_RETURNING);
-			for (r = 0; r < SPI_processed; r++)
-			{
-				HeapTuple	tup = SPI_tuptable->vals[r];
-				TupleDesc	desc = SPI_tuptable->tupdesc;
-				int64		sid = mlma_spi_int64(tup, desc, 2);
-				int32		bno = mlma_spi_int32(tup, desc, 3);
-
-				/* RETURNING follows the input's order; checked anyway */
-				if (r < (uint64) w->nchecks &&
-					w->checks[r].s->rows->stream_id == sid &&
-					w->checks[r].batch_no == bno)
-					w->checks[r].check_id = mlma_spi_int64(tup, desc, 1);
-				else
-					for (i = 0; i < w->nchecks; i++)
-						if (w->checks[i].s->rows->stream_id == sid &&
-							w->checks[i].batch_no == bno)
-							w->checks[i].check_id = mlma_spi_int64(tup, desc, 1);
-			}
-			SPI_freetuptable(SPI_tuptable);
-		}
+		RowSetInsert(&checks, "checks");
 	}
 
 	if (w->nqueue > 0)
@@ -1302,7 +1333,7 @@ Flush(SetWork *w, SetStream *ss, int n)
 /*
  * The streams a statement took in earlier chunks: their state as this
  * statement left it, and their open tail (observations after the last
- * batch closed) kept in memory instead of mlma.observations until the
+ * batch closed) kept in memory instead of mlma.open_runs until the
  * statement ends or the tails grow beyond twice mlma.statement_chunk_size
  * observations; beyond mlma.stream_cache_size streams, the carried state is
  * dropped after each chunk (memory stays bounded).
@@ -1409,45 +1440,59 @@ KeepStream(MlmaSetCarry *carry, SetStream *s)
 /*
  * InsertTails
  *		Write the open tails of the n carried streams es[] to
- *		mlma.observations: through the table and index access methods, as
- *		COPY writes, when mlma's table allows it, else with one INSERT.
- *		Their open batches are then all in the table.  Returns the number
- *		of observations written.
+ *		mlma.open_runs, one run per stream (a new run wherever seqs are not
+ *		consecutive): through the table and index access methods, as COPY
+ *		writes, when mlma's table allows it, else with one INSERT.  Their
+ *		open batches are then all in the table.  Returns the number of
+ *		observations written.
  */
 static int
 InsertTails(CarryEntry **es, int n)
 {
 	int			total = 0;
-	int			k = 0;
+	int			nruns = 0;
 	int			i;
 	int64	   *ids;
 	int64	   *seqs;
+	Datum	   *arrays;
 	TimestampTz *at;
 	double	   *losses;
 	double	   *benches;
 	bool	   *has_bench;
+	int			cap = 1;
 
 	for (i = 0; i < n; i++)
+	{
 		total += es[i]->s.nobs;
+		cap = Max(cap, es[i]->s.nobs);
+	}
 	ids = palloc(sizeof(int64) * Max(total, 1));
 	seqs = palloc(sizeof(int64) * Max(total, 1));
-	at = palloc(sizeof(TimestampTz) * Max(total, 1));
-	losses = palloc(sizeof(double) * Max(total, 1));
-	benches = palloc(sizeof(double) * Max(total, 1));
-	has_bench = palloc(sizeof(bool) * Max(total, 1));
+	arrays = palloc(sizeof(Datum) * 3 * Max(total, 1));
+	at = palloc(sizeof(TimestampTz) * cap);
+	losses = palloc(sizeof(double) * cap);
+	benches = palloc(sizeof(double) * cap);
+	has_bench = palloc(sizeof(bool) * cap);
 	for (i = 0; i < n; i++)
 	{
 		SetStream  *s = &es[i]->s;
 		int			j;
+		int			k;
 
-		for (j = 0; j < s->nobs; j++, k++)
+		for (j = 0; j < s->nobs; j = k)
 		{
-			ids[k] = es[i]->stream_id;
-			seqs[k] = s->obs[j].seq;
-			at[k] = s->obs[j].at;
-			losses[k] = s->obs[j].loss;
-			benches[k] = s->obs[j].bench;
-			has_bench[k] = s->obs[j].has_bench;
+			/* the consecutive seqs from j on */
+			for (k = j; k < s->nobs && s->obs[k].seq == s->obs[j].seq + (k - j); k++)
+			{
+				at[k - j] = s->obs[k].at;
+				losses[k - j] = s->obs[k].loss;
+				benches[k - j] = s->obs[k].bench;
+				has_bench[k - j] = s->obs[k].has_bench;
+			}
+			ids[nruns] = es[i]->stream_id;
+			seqs[nruns] = s->obs[j].seq;
+			mlma_run_arrays(k - j, at, losses, benches, has_bench, &arrays[3 * nruns]);
+			nruns++;
 		}
 		if (s->nobs > 0)
 		{
@@ -1458,25 +1503,25 @@ InsertTails(CarryEntry **es, int n)
 		}
 	}
 
-	if (total > 0 &&
-		!mlma_direct_insert_many(total, ids, seqs, at, losses, benches, has_bench))
+	if (nruns > 0 && !mlma_direct_insert_runs(nruns, ids, seqs, arrays))
 	{
 		RowSet		rs;
+		int			r;
 
-		RowSetInit(&rs, "observations");
-		for (k = 0; k < total; k++)
+		RowSetInit(&rs, "open_runs");
+		for (r = 0; r < nruns; r++)
 		{
 			RowSetBegin(&rs);
-			RowSetPut(&rs, "stream_id", Int64GetDatum(ids[k]));
-			RowSetPut(&rs, "seq", Int64GetDatum(seqs[k]));
-			RowSetPut(&rs, "observed_at", TimestampTzGetDatum(at[k]));
-			RowSetPut(&rs, "loss", Float8GetDatum(losses[k]));
-			if (has_bench[k])
-				RowSetPut(&rs, "benchmark_loss", Float8GetDatum(benches[k]));
+			RowSetPut(&rs, "stream_id", Int64GetDatum(ids[r]));
+			RowSetPut(&rs, "seq", Int64GetDatum(seqs[r]));
+			RowSetPut(&rs, "times", arrays[3 * r]);
+			RowSetPut(&rs, "losses", arrays[3 * r + 1]);
+			if (arrays[3 * r + 2] != (Datum) 0)
+				RowSetPut(&rs, "benchmark_losses", arrays[3 * r + 2]);
 			RowSetEnd(&rs);
 		}
 		RowSetRun(&rs,
-				  "INSERT INTO mlma.observations SELECT * FROM unnest($1::mlma.observations[])",
+				  "INSERT INTO mlma.open_runs SELECT * FROM unnest($1::mlma.open_runs[])",
 				  SPI_OK_INSERT);
 	}
 	return total;
@@ -1484,7 +1529,7 @@ InsertTails(CarryEntry **es, int n)
 
 /*
  * WriteTails
- *		Write the open tails of the carried streams to mlma.observations;
+ *		Write the open tails of the carried streams to mlma.open_runs;
  *		with own, note the streams as this transaction's (end of statement).
  */
 static void
@@ -1511,7 +1556,7 @@ WriteTails(MlmaSetCarry *carry, bool own)
 
 /*
  * mlma_set_carry_finish
- *		End of the statement: the open tails go to mlma.observations.
+ *		End of the statement: the open tails go to mlma.open_runs.
  */
 void
 mlma_set_carry_finish(MlmaSetCarry *carry)

@@ -247,10 +247,11 @@ extern MlmaDirectResult mlma_direct_take(int64 stream_id, int32 expected_config,
 										 int64 seq_hint, MlmaOpenBatch *batch,
 										 TimestampTz observed_at, double loss,
 										 const double *bench);
-extern bool mlma_direct_insert_many(int n, const int64 *stream_ids,
-									const int64 *seqs, const TimestampTz *at,
-									const double *losses, const double *benches,
-									const bool *has_bench);
+extern void mlma_run_arrays(int n, const TimestampTz *at, const double *losses,
+							const double *bench, const bool *has_bench,
+							Datum *out);
+extern bool mlma_direct_insert_runs(int n, const int64 *stream_ids,
+									const int64 *seqs, const Datum *arrays);
 extern bool mlma_direct_insert(int64 stream_id, int64 seq,
 							   TimestampTz observed_at, double loss,
 							   const double *bench);
@@ -311,10 +312,25 @@ typedef enum MlmaRowKind
 
 extern void mlma_attach_args(Trigger *trigger, const char *function,
 							 MlmaAttachArgs *a);
-extern MlmaRowKind mlma_decode_attached_row(Trigger *trigger,
+/* where the mapped columns of an attached table are (0: missing or none) */
+typedef struct MlmaAttachedColumns
+{
+	Oid			tgoid;
+	int			stream;
+	int			actual;
+	int			predicted;
+	int			time;
+	int			benchmark;
+} MlmaAttachedColumns;
+
+extern void mlma_attached_columns(Trigger *trigger, Relation rel,
+								  const MlmaAttachArgs *a,
+								  MlmaAttachedColumns *cols);
+extern MlmaRowKind mlma_decode_attached_row(const MlmaAttachedColumns *cols,
 											const MlmaAttachArgs *a,
-											Relation rel, HeapTuple old_tuple,
-											HeapTuple tuple, MlmaObservation *obs,
+											Relation rel, TupleTableSlot *old_slot,
+											TupleTableSlot *new_slot,
+											MlmaObservation *obs,
 											char **problem, int *code);
 extern void mlma_attached_row_error(Relation rel, const MlmaAttachArgs *a,
 									int code, const char *msg) pg_attribute_noreturn();

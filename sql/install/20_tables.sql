@@ -67,19 +67,39 @@ CREATE TABLE @extschema@.stream_state (
 	last_skip_at	timestamptz
 ) WITH (fillfactor = 50);
 
--- The open batch: one row per observation not yet in a closed batch.  seq is
--- the stream's observation number (0-based, never reset), so the seasonal
--- position of an observation is seq % season_length.  benchmark_loss: the
--- challenger's loss on the same observation (NULL when none came; required
--- by the benchmark reference policy).
-CREATE TABLE @extschema@.observations (
+-- The open batch, as runs: each row holds consecutive observations of one
+-- stream not yet in a closed batch, seq being the number of its first one
+-- (the stream's observation number, 0-based, never reset, so the seasonal
+-- position of an observation is seq % season_length).  A single-row
+-- INSERT or observe() writes a run of one; a multi-row statement writes
+-- each stream's open tail as one run (src/ingest_set.c), so a statement
+-- over a thousand streams leaves a thousand rows, not one per observation.
+-- benchmark_losses: the challenger's losses on the same observations (NULL
+-- when none of the run had one; else as long as losses, NULL elements where
+-- missing; required by the benchmark reference policy).  Closing a batch
+-- takes every run of the stream out.  Read it through mlma.observations.
+CREATE TABLE @extschema@.open_runs (
 	stream_id		bigint NOT NULL,
 	seq				bigint NOT NULL,
-	observed_at		timestamptz NOT NULL,
-	loss			float8 NOT NULL,
-	benchmark_loss	float8,
+	times			timestamptz[] NOT NULL,
+	losses			float8[] NOT NULL,
+	benchmark_losses float8[],
 	PRIMARY KEY (stream_id, seq)
 );
+ALTER TABLE @extschema@.open_runs ALTER COLUMN times SET STORAGE MAIN;
+ALTER TABLE @extschema@.open_runs ALTER COLUMN losses SET STORAGE MAIN;
+ALTER TABLE @extschema@.open_runs ALTER COLUMN benchmark_losses SET STORAGE MAIN;
+
+-- The open batches, one row per observation.
+CREATE VIEW @extschema@.observations AS
+SELECT r.stream_id,
+	   r.seq + u.i - 1 AS seq,
+	   u.observed_at,
+	   u.loss,
+	   u.benchmark_loss
+  FROM @extschema@.open_runs r,
+	   unnest(r.times, r.losses, r.benchmark_losses)
+		   WITH ORDINALITY AS u(observed_at, loss, benchmark_loss, i);
 
 -- Closed batches, compact: the losses as one float8[] and the times as int4
 -- second offsets from first_at, about 12 bytes per observation plus one row
@@ -272,7 +292,7 @@ CREATE TABLE @extschema@.attachments (
 -- configuration and history survive pg_dump / restore
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.streams', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.stream_state', '');
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.observations', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.open_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.batches', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.reference_batches', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.checks', '');

@@ -14,7 +14,7 @@ SELECT mlma.attach('plan_feed', 'zone', 'actual', 'predicted', 'at',
 
 -- the tables as a new installation has them: empty, and analyzed so
 ANALYZE mlma.streams, mlma.stream_state, mlma.reference_batches,
-		mlma.reference_history, mlma.observations, mlma.batches;
+		mlma.reference_history, mlma.open_runs, mlma.batches;
 
 -- ten multi-row statements over two streams: the plan cache settles on
 -- its generic plans while the tables hold a handful of rows

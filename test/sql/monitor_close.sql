@@ -71,7 +71,7 @@ SELECT b.batch_no, b.role, b.first_seq, b.first_at, b.last_at, b.losses, b.offse
 SELECT count(*) AS open_obs FROM mlma.observations o JOIN mlma.streams s USING (stream_id)
  WHERE s.name = 'cl/a';
 
--- a trigger an administrator put on mlma.observations still fires: the
+-- a trigger an administrator put on mlma.open_runs still fires: the
 -- direct path (src/ingest_direct.c) steps aside for SQL, for the insert of
 -- an observation as for the close that deletes it
 BEGIN;
@@ -85,7 +85,7 @@ BEGIN
 	INSERT INTO obs_audit VALUES (TG_OP, NEW.seq);
 	RETURN NEW;
 END $$;
-CREATE TRIGGER obs_audit AFTER INSERT OR DELETE ON mlma.observations
+CREATE TRIGGER obs_audit AFTER INSERT OR DELETE ON mlma.open_runs
 	FOR EACH ROW EXECUTE FUNCTION pg_temp.obs_audit();
 SELECT count(mlma.observe_loss('cl/b', g, '2024-01-02'::timestamptz + g * interval '1 minute'))
   FROM generate_series(5, 10) g;

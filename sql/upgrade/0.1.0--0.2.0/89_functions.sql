@@ -586,7 +586,7 @@ BEGIN
 	-- the queue first: a round that took the stream's batches holds their
 	-- queue rows until it commits, and its check rows are then deleted below
 	DELETE FROM @extschema@.check_queue WHERE stream_id = v_id;
-	DELETE FROM @extschema@.observations WHERE stream_id = v_id;
+	DELETE FROM @extschema@.open_runs WHERE stream_id = v_id;
 	DELETE FROM @extschema@.batches WHERE stream_id = v_id;
 	DELETE FROM @extschema@.reference_batches WHERE stream_id = v_id;
 	DELETE FROM @extschema@.reference_history WHERE stream_id = v_id;

@@ -6,6 +6,17 @@ DROP VIEW IF EXISTS @extschema@.batch_series CASCADE;
 DROP VIEW IF EXISTS @extschema@.fleet_daily CASCADE;
 DROP VIEW IF EXISTS @extschema@.fleet_status CASCADE;
 DROP VIEW IF EXISTS @extschema@.stream_status CASCADE;
+DROP VIEW IF EXISTS @extschema@.observations CASCADE;
+
+CREATE VIEW @extschema@.observations AS
+SELECT r.stream_id,
+	   r.seq + u.i - 1 AS seq,
+	   u.observed_at,
+	   u.loss,
+	   u.benchmark_loss
+  FROM @extschema@.open_runs r,
+	   unnest(r.times, r.losses, r.benchmark_losses)
+		   WITH ORDINALITY AS u(observed_at, loss, benchmark_loss, i);
 
 CREATE VIEW @extschema@.stream_status AS
 SELECT s.stream_id,
