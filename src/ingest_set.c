@@ -52,8 +52,10 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "utils/array.h"
@@ -1062,26 +1064,41 @@ CloseBatch(SetWork *w, SetStream *s, int from, int to)
 
 /*
  * NextIds
- *		n new values of the serial column of mlma.<table>, from its sequence.
+ *		n new values of the serial column of mlma.<table>: from its sequence
+ *		directly when the table owns exactly one, else with SQL.
  */
 static int64 *
 NextIds(const char *table, const char *column, int n)
 {
-	Oid			t = INT4OID;
-	Datum		cnt = Int32GetDatum(n);
+	Oid			relid = get_relname_relid(table, get_namespace_oid("mlma", false));
+	List	   *seqs = OidIsValid(relid) ? getOwnedSequences(relid) : NIL;
 	int64	   *ids = palloc(sizeof(int64) * Max(n, 1));
-	int			ret;
 	int			i;
 
-	ret = RunCached(psprintf("SELECT nextval(pg_get_serial_sequence('mlma.%s', '%s')) "
-							 "  FROM generate_series(1, $1)", table, column),
-					1, &t, &cnt);
-	if (ret != SPI_OK_SELECT || SPI_processed != (uint64) n)
-		elog(ERROR, "mlma: numbering new rows of mlma.%s failed: %s", table,
-			 SPI_result_code_string(ret));
-	for (i = 0; i < n; i++)
-		ids[i] = mlma_spi_int64(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-	SPI_freetuptable(SPI_tuptable);
+	if (list_length(seqs) == 1)
+	{
+		Oid			seq = linitial_oid(seqs);
+
+		for (i = 0; i < n; i++)
+			ids[i] = nextval_internal(seq, true);
+	}
+	else
+	{
+		Oid			t = INT4OID;
+		Datum		cnt = Int32GetDatum(n);
+		int			ret;
+
+		ret = RunCached(psprintf("SELECT nextval(pg_get_serial_sequence('mlma.%s', '%s')) "
+								 "  FROM generate_series(1, $1)", table, column),
+						1, &t, &cnt);
+		if (ret != SPI_OK_SELECT || SPI_processed != (uint64) n)
+			elog(ERROR, "mlma: numbering new rows of mlma.%s failed: %s", table,
+				 SPI_result_code_string(ret));
+		for (i = 0; i < n; i++)
+			ids[i] = mlma_spi_int64(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		SPI_freetuptable(SPI_tuptable);
+	}
+	list_free(seqs);
 	return ids;
 }
 
