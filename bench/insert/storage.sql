@@ -39,7 +39,7 @@ SELECT round(((SELECT seconds FROM store_timing WHERE target = 'store_plain')
 			 / (SELECT seconds FROM store_timing WHERE target = 'store_monitored'))::numeric, 3)
 	   AS bulk_ratio;
 
-VACUUM ANALYZE mlma.batches, mlma.observations, mlma.checks, mlma.reference_batches;
+VACUUM ANALYZE mlma.batches, mlma.open_runs, mlma.checks, mlma.reference_batches;
 SELECT (SELECT sum(cardinality(losses)) FROM mlma.batches) AS closed_obs,
 	   (SELECT count(*) FROM mlma.observations) AS open_obs,
 	   (SELECT count(*) FROM mlma.batches) AS batches,
@@ -47,13 +47,13 @@ SELECT (SELECT sum(cardinality(losses)) FROM mlma.batches) AS closed_obs,
 	   pg_total_relation_size('mlma.batches') AS batches_bytes,
 	   round(pg_total_relation_size('mlma.batches')::numeric
 			 / (SELECT sum(cardinality(losses)) FROM mlma.batches), 2) AS bytes_per_closed_obs;
-SELECT pg_total_relation_size('mlma.observations') AS open_table_bytes,
+SELECT pg_total_relation_size('mlma.open_runs') AS open_table_bytes,
 	   pg_total_relation_size('mlma.checks') AS checks_bytes,
 	   pg_total_relation_size('mlma.reference_batches') AS references_bytes;
 -- the open-batch table is a queue: VACUUM makes its space reusable but keeps
 -- the file at its high-water mark; VACUUM FULL shows what it really holds
-VACUUM FULL mlma.observations;
-SELECT pg_total_relation_size('mlma.observations') AS open_table_bytes_compacted,
-	   round((pg_total_relation_size('mlma.batches') + pg_total_relation_size('mlma.observations')
+VACUUM FULL mlma.open_runs;
+SELECT pg_total_relation_size('mlma.open_runs') AS open_table_bytes_compacted,
+	   round((pg_total_relation_size('mlma.batches') + pg_total_relation_size('mlma.open_runs')
 			  + pg_total_relation_size('mlma.checks') + pg_total_relation_size('mlma.reference_batches'))::numeric
 			 / 1000000, 2) AS bytes_per_obs_all_tables;

@@ -177,7 +177,7 @@ SELECT pg_temp.hwm() AS hwm \gset
 
 -- storage: every mlma table and index, per observation recorded (after
 -- VACUUM: the observations of closed batches are deleted rows until then)
-VACUUM ANALYZE mlma.observations, mlma.batches, mlma.checks, mlma.check_queue,
+VACUUM ANALYZE mlma.open_runs, mlma.batches, mlma.checks, mlma.check_queue,
 	mlma.stream_state, mlma.reference_batches;
 SELECT (SELECT count(*) FROM forecasts) AS obs,
 	   sum(pg_total_relation_size(c.oid)) AS mlma_bytes
