@@ -33,6 +33,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
@@ -1207,11 +1208,95 @@ mlma_attached_columns(Trigger *trigger, Relation rel, const MlmaAttachArgs *a,
 }
 
 /*
+ * The stream names of one statement's rows, each kept once: rows of the
+ * same stream share one name (the statement trigger groups them by its
+ * address), and a name read again costs a hash of its bytes, not a copy.
+ */
+typedef struct NameKey
+{
+	const char *bytes;
+	int			len;
+} NameKey;
+
+typedef struct NameEntry
+{
+	NameKey		key;			/* bytes: name, once entered */
+	char	   *name;
+} NameEntry;
+
+static uint32
+NameKeyHash(const void *key, Size keysize)
+{
+	const NameKey *k = key;
+
+	return hash_bytes((const unsigned char *) k->bytes, k->len);
+}
+
+static int
+NameKeyMatch(const void *key1, const void *key2, Size keysize)
+{
+	const NameKey *a = key1;
+	const NameKey *b = key2;
+
+	return a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0 ? 0 : 1;
+}
+
+struct MlmaNames
+{
+	HTAB	   *hash;
+	MemoryContext cxt;
+};
+
+/* an empty name table, in the current memory context */
+MlmaNames *
+mlma_name_table_create(void)
+{
+	MlmaNames  *names = palloc(sizeof(MlmaNames));
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(NameKey);
+	ctl.entrysize = sizeof(NameEntry);
+	ctl.hash = NameKeyHash;
+	ctl.match = NameKeyMatch;
+	ctl.hcxt = CurrentMemoryContext;
+	names->cxt = CurrentMemoryContext;
+	names->hash = hash_create("mlma statement stream names", 1024, &ctl,
+							  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	return names;
+}
+
+/* the name of text d, kept once in names (in the table's memory) */
+static const char *
+InternName(MlmaNames *names, Datum d)
+{
+	text	   *t = DatumGetTextPP(d);
+	NameKey		key;
+	NameEntry  *e;
+	bool		found;
+
+	key.bytes = VARDATA_ANY(t);
+	key.len = VARSIZE_ANY_EXHDR(t);
+	e = hash_search(names->hash, &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		e->name = MemoryContextAlloc(names->cxt, key.len + 1);
+		memcpy(e->name, key.bytes, key.len);
+		e->name[key.len] = '\0';
+		e->key.bytes = e->name;
+	}
+	if ((Pointer) t != DatumGetPointer(d))
+		pfree(t);
+	return e->name;
+}
+
+/*
  * mlma_decode_attached_row
  *		One row of an attached table as an observation, shared by the row
  *		trigger and the statement triggers (ingest_bulk.c), so both apply
  *		the same checks.  cols: from mlma_attached_columns.  old_slot: the
- *		row before an UPDATE, NULL for an INSERT.  Returns MLMA_ROW_NONE when the row is no observation (NULL
+ *		row before an UPDATE, NULL for an INSERT.  names: a name table
+ *		(mlma_name_table_create) the stream name is kept in, or NULL for a
+ *		palloc'd copy.  Returns MLMA_ROW_NONE when the row is no observation (NULL
  *		stream, actual or predicted; an UPDATE that does not fill in actual),
  *		MLMA_ROW_OBSERVATION with *obs filled in (name palloc'd; skip_invalid
  *		and defaults as the attachment says), or MLMA_ROW_PROBLEM when a
@@ -1222,8 +1307,8 @@ mlma_attached_columns(Trigger *trigger, Relation rel, const MlmaAttachArgs *a,
 MlmaRowKind
 mlma_decode_attached_row(const MlmaAttachedColumns *cols, const MlmaAttachArgs *a,
 						 Relation rel, TupleTableSlot *old_slot,
-						 TupleTableSlot *new_slot, MlmaObservation *obs,
-						 char **problem, int *code)
+						 TupleTableSlot *new_slot, MlmaNames *names,
+						 MlmaObservation *obs, char **problem, int *code)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	Datum		d;
@@ -1261,7 +1346,7 @@ mlma_decode_attached_row(const MlmaAttachedColumns *cols, const MlmaAttachArgs *
 	d = slot_getattr(new_slot, cols->stream, &isnull);
 	if (isnull)
 		return MLMA_ROW_NONE;
-	obs->name = TextDatumGetCString(d);
+	obs->name = names != NULL ? InternName(names, d) : TextDatumGetCString(d);
 
 	obs->observed_at = GetCurrentTransactionStartTimestamp();
 	if (cols->time > 0)
@@ -1367,11 +1452,11 @@ mlma_observe_trigger(PG_FUNCTION_ARGS)
 	mlma_attached_columns(trigdata->tg_trigger, rel, &a, &cols);
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 		kind = mlma_decode_attached_row(&cols, &a, rel, trigdata->tg_trigslot,
-										trigdata->tg_newslot, &obs,
+										trigdata->tg_newslot, NULL, &obs,
 										&problem, &code);
 	else if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 		kind = mlma_decode_attached_row(&cols, &a, rel, NULL,
-										trigdata->tg_trigslot, &obs,
+										trigdata->tg_trigslot, NULL, &obs,
 										&problem, &code);
 	else
 		return PointerGetDatum(NULL);

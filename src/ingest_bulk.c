@@ -94,7 +94,8 @@ GroupByName(const void *a, const void *b)
  *		SPI.
  */
 static void
-RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry)
+RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry,
+			bool interned)
 {
 	HASHCTL		ctl;
 	HTAB	   *groups;
@@ -119,8 +120,12 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry)
 	ctl.hash = BulkNameHash;
 	ctl.match = BulkNameMatch;
 	ctl.hcxt = CurrentMemoryContext;
-	groups = hash_create("mlma statement streams", 1024, &ctl,
-						 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	/* names kept once (mlma_name_table_create): a stream is its name's address */
+	groups = interned
+		? hash_create("mlma statement streams", 1024, &ctl,
+					  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT)
+		: hash_create("mlma statement streams", 1024, &ctl,
+					  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 	list = palloc(sizeof(BulkGroup *) * n);
 
 	rowgroup = palloc(sizeof(BulkGroup *) * n);
@@ -130,7 +135,8 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry)
 		BulkGroup  *g;
 
 		/* rows of one stream often come together */
-		if (i > 0 && strcmp(rows[i].name, rows[i - 1].name) == 0)
+		if (i > 0 && (rows[i].name == rows[i - 1].name ||
+					  (!interned && strcmp(rows[i].name, rows[i - 1].name) == 0)))
 			g = rowgroup[i - 1];
 		else
 			g = hash_search(groups, &rows[i].name, HASH_ENTER, &found);
@@ -256,7 +262,7 @@ RecordChunkOf(MlmaObservation *rows, int n, Relation rel, const MlmaAttachArgs *
 			 */
 			SPI_connect();
 			if (n > 0)
-				RecordChunk(rows, n, RelationGetRelid(rel), carry);
+				RecordChunk(rows, n, RelationGetRelid(rel), carry, true);
 			if (last)
 				mlma_set_carry_finish(carry);
 			SPI_finish();
@@ -294,6 +300,7 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 	MlmaObservation *rows;
 	MlmaAttachArgs a;
 	MlmaAttachedColumns cols;
+	MlmaNames  *names;
 	int			n = 0;
 	bool		more = true;
 	bool		first = true;
@@ -346,6 +353,7 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 		tuplestore_rescan(oldtable);
 	}
 
+	names = mlma_name_table_create();
 	chunk = mlma_statement_chunk_size;
 	rows = palloc(sizeof(MlmaObservation) * chunk);
 	carry = mlma_set_carry_create();
@@ -367,7 +375,7 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 				!tuplestore_gettupleslot(oldtable, true, false, oldslot))
 				elog(ERROR, "transition tables of an UPDATE differ in length");
 			switch (mlma_decode_attached_row(&cols, &a, rel, oldslot, newslot,
-											 &rows[n], &problem, &code))
+											 names, &rows[n], &problem, &code))
 			{
 				case MLMA_ROW_OBSERVATION:
 					n++;
@@ -548,7 +556,7 @@ mlma_observe_many(PG_FUNCTION_ARGS)
 		{
 			/* SPI's procedure context, too, goes with the chunk */
 			SPI_connect();
-			RecordChunk(rows, m, InvalidOid, carry);
+			RecordChunk(rows, m, InvalidOid, carry, false);
 			if (start + m >= n)
 				mlma_set_carry_finish(carry);
 			SPI_finish();

@@ -145,14 +145,14 @@ extern int	mlma_evaluate_benchmark_losses(MlmaMethod method, ArrayType *benchmar
 typedef struct MlmaObservation
 {
 	const char *name;			/* stream name */
-	bool		by_loss;		/* loss given (observe_loss) or computed */
 	double		actual;
 	double		predicted;
 	double		loss;			/* when by_loss */
-	bool		has_benchmark;	/* a benchmark value came with it */
 	double		benchmark;		/* benchmark prediction, or its loss when by_loss */
 	TimestampTz observed_at;
 	const char *defaults;		/* attachment defaults (JSON); NULL: unknown stream is an error */
+	bool		by_loss;		/* loss given (observe_loss) or computed */
+	bool		has_benchmark;	/* a benchmark value came with it */
 	bool		skip_invalid;	/* attachment on_invalid = 'skip' */
 } MlmaObservation;
 
@@ -312,6 +312,9 @@ typedef enum MlmaRowKind
 
 extern void mlma_attach_args(Trigger *trigger, const char *function,
 							 MlmaAttachArgs *a);
+/* stream names kept once each (ingest.c) */
+typedef struct MlmaNames MlmaNames;
+
 /* where the mapped columns of an attached table are (0: missing or none) */
 typedef struct MlmaAttachedColumns
 {
@@ -329,9 +332,10 @@ extern void mlma_attached_columns(Trigger *trigger, Relation rel,
 extern MlmaRowKind mlma_decode_attached_row(const MlmaAttachedColumns *cols,
 											const MlmaAttachArgs *a,
 											Relation rel, TupleTableSlot *old_slot,
-											TupleTableSlot *new_slot,
+											TupleTableSlot *new_slot, MlmaNames *names,
 											MlmaObservation *obs,
 											char **problem, int *code);
+extern MlmaNames *mlma_name_table_create(void);
 extern void mlma_attached_row_error(Relation rel, const MlmaAttachArgs *a,
 									int code, const char *msg) pg_attribute_noreturn();
 extern void mlma_rethrow_with_table(Relation rel, const MlmaAttachArgs *a) pg_attribute_noreturn();
