@@ -172,8 +172,7 @@ CREATE TABLE @extschema@.checks (
 	note			text,
 	reference_id	bigint,		-- reference_history row live when the batch closed
 	threshold		float8,		-- level p (eager) or p_adjusted (scheduled: the round's fdr) was compared with
-	PRIMARY KEY (stream_id, check_id),
-	UNIQUE (stream_id, batch_no)
+	PRIMARY KEY (stream_id, batch_no)	-- a batch is checked once
 );
 -- requests, reports and explain find a check by its id alone
 CREATE INDEX checks_check_id_idx ON @extschema@.checks (check_id);
