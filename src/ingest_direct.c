@@ -1118,6 +1118,39 @@ TakenAdd(TakenBatch *b, int64 seq, TimestampTz at, double loss, bool has_bench,
 	b->n++;
 }
 
+/*
+ * mlma_run_elems
+ *		The elements of the array columns of a run of mlma.open_runs (bench
+ *		NULL when bench_null): *times, *losses, and *bench with *bench_nulls
+ *		(both NULL when the run has no benchmark losses).  Returns the
+ *		run's length; an error when the arrays differ in length.
+ */
+int
+mlma_run_elems(Datum times, Datum losses, Datum bench, bool bench_null,
+			   Datum **t, Datum **l, Datum **x, bool **xnull)
+{
+	int			nt;
+	int			nl;
+	int			nx = 0;
+
+	*x = NULL;
+	*xnull = NULL;
+	deconstruct_array(DatumGetArrayTypeP(times), TIMESTAMPTZOID, sizeof(TimestampTz),
+					  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, t, NULL, &nt);
+	deconstruct_array(DatumGetArrayTypeP(losses), FLOAT8OID, sizeof(float8),
+					  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, l, NULL, &nl);
+	if (!bench_null)
+		deconstruct_array(DatumGetArrayTypeP(bench), FLOAT8OID, sizeof(float8),
+						  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, x, xnull, &nx);
+	if (nt != nl || (!bench_null && nx != nl))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("a run of open observations has arrays of different lengths"),
+				 errdetail("times has %d elements, losses %d, benchmark_losses %d.",
+						   nt, nl, bench_null ? nl : nx)));
+	return nl;
+}
+
 /* add the observations of one run, which starts at seq, to b */
 static void
 TakenAddRun(TakenBatch *b, int64 seq, Datum times, Datum losses, Datum bench,
@@ -1125,27 +1158,12 @@ TakenAddRun(TakenBatch *b, int64 seq, Datum times, Datum losses, Datum bench,
 {
 	Datum	   *t;
 	Datum	   *l;
-	Datum	   *x = NULL;
-	bool	   *xnull = NULL;
-	int			nt;
-	int			nl;
-	int			nx = 0;
+	Datum	   *x;
+	bool	   *xnull;
+	int			n = mlma_run_elems(times, losses, bench, bench_null, &t, &l, &x, &xnull);
 	int			i;
 
-	deconstruct_array(DatumGetArrayTypeP(times), TIMESTAMPTZOID, sizeof(TimestampTz),
-					  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &t, NULL, &nt);
-	deconstruct_array(DatumGetArrayTypeP(losses), FLOAT8OID, sizeof(float8),
-					  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &l, NULL, &nl);
-	if (!bench_null)
-		deconstruct_array(DatumGetArrayTypeP(bench), FLOAT8OID, sizeof(float8),
-						  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &x, &xnull, &nx);
-	if (nt != nl || (!bench_null && nx != nl))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("a run of open observations has arrays of different lengths"),
-				 errdetail("times has %d elements, losses %d, benchmark_losses %d.",
-						   nt, nl, bench_null ? nl : nx)));
-	for (i = 0; i < nl; i++)
+	for (i = 0; i < n; i++)
 	{
 		bool		has = x != NULL && !xnull[i];
 

@@ -637,8 +637,6 @@ TakeOpen(SetStream *ss, int n)
 	int		   *cnt;
 	TakenRun   *runs;
 	int			nruns = 0;
-	int			nl;
-	int			nb;
 
 	for (i = 0; i < n; i++)
 		if (ss[i].fast && ss[i].closes && ss[i].table_open > 0)
@@ -673,23 +671,10 @@ TakeOpen(SetStream *ss, int n)
 		if (t->s == NULL)
 			continue;
 		t->seq = mlma_spi_int64(tup, desc, 2);
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)),
-						  TIMESTAMPTZOID, sizeof(TimestampTz), FLOAT8PASSBYVAL,
-						  TYPALIGN_DOUBLE, &t->times, NULL, &t->n);
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull)),
-						  FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL,
-						  TYPALIGN_DOUBLE, &t->losses, NULL, &nl);
 		bench = SPI_getbinval(tup, desc, 5, &bnull);
-		t->bench = NULL;
-		t->bench_null = NULL;
-		if (!bnull)
-			deconstruct_array(DatumGetArrayTypeP(bench), FLOAT8OID, sizeof(float8),
-							  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &t->bench,
-							  &t->bench_null, &nb);
-		if (nl != t->n || (!bnull && nb != t->n))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("a run of open observations has arrays of different lengths")));
+		t->n = mlma_run_elems(SPI_getbinval(tup, desc, 3, &isnull),
+							  SPI_getbinval(tup, desc, 4, &isnull), bench, bnull,
+							  &t->times, &t->losses, &t->bench, &t->bench_null);
 		cnt[t->s - ss] += t->n;
 		nruns++;
 	}
