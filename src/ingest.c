@@ -57,7 +57,6 @@ static MlmaPlan max_plan;
 static MlmaPlan insert_plan;
 static MlmaPlan close_plan;
 static MlmaPlan age_plan;
-static MlmaPlan bulk_plan;
 
 /* attempts when the stream's configuration changes under our feet */
 #define MLMA_RECORD_ATTEMPTS 5
@@ -768,15 +767,6 @@ mlma_record_stream(const MlmaObservation *obs, int n, const char **reasons)
 		return 0;
 
 	PreparePlans();
-	{
-		Oid			types[5] = {INT8OID, INT8OID, TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID,
-		FLOAT8ARRAYOID};
-
-		(void) mlma_plan(&bulk_plan, "INSERT INTO mlma.open_runs "
-								"(stream_id, seq, times, losses, benchmark_losses) "
-								"VALUES ($1, $2, $3, $4, $5)",
-								5, types);
-	}
 	losses = palloc(sizeof(double) * n);
 	benches = palloc0(sizeof(double) * n);
 	keep = palloc(sizeof(int) * n);
@@ -842,24 +832,7 @@ mlma_record_stream(const MlmaObservation *obs, int n, const char **reasons)
 			ts[j] = obs[keep[i + j]].observed_at;
 		}
 		mlma_run_arrays(k, ts, ds, bs, bh, arrays);
-		if (!mlma_direct_insert_runs(1, &stream->stream_id, &owned->next_seq, arrays))
-		{
-			Datum		args[5];
-			char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-			int			ret;
-
-			args[0] = Int64GetDatum(stream->stream_id);
-			args[1] = Int64GetDatum(owned->next_seq);
-			args[2] = arrays[0];
-			args[3] = arrays[1];
-			args[4] = arrays[2];
-			if (arrays[2] == (Datum) 0)
-				nulls[4] = 'n';
-			ret = SPI_execute_plan(bulk_plan.plan, args, nulls, false, 0);
-			if (ret != SPI_OK_INSERT)
-				elog(ERROR, "recording observations failed: %s",
-					 SPI_result_code_string(ret));
-		}
+		mlma_insert_runs(1, &stream->stream_id, &owned->next_seq, arrays);
 		for (j = 0; j < 3; j++)
 			if (arrays[j] != (Datum) 0)
 				pfree(DatumGetPointer(arrays[j]));

@@ -725,13 +725,36 @@ mlma_row_writer_fits(MlmaRowWriter *w, TupleDesc desc)
 	return true;
 }
 
-/* the one sequence the table owns (a serial column), or InvalidOid */
+/* the one sequence the table relid owns (a serial column), or InvalidOid */
+static Oid
+OwnedSequence(Oid relid)
+{
+	List	   *seqs = getOwnedSequences(relid);
+	Oid			seq = list_length(seqs) == 1 ? linitial_oid(seqs) : InvalidOid;
+
+	list_free(seqs);
+	return seq;
+}
+
+/*
+ * mlma_owned_sequence
+ *		The one sequence mlma.<table> owns, or InvalidOid (none, several, no
+ *		such table).
+ */
+Oid
+mlma_owned_sequence(const char *table)
+{
+	Oid			nsp = get_namespace_oid("mlma", true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid(table, nsp) : InvalidOid;
+
+	return OidIsValid(relid) ? OwnedSequence(relid) : InvalidOid;
+}
+
+/* the one sequence the writer's table owns, or InvalidOid */
 Oid
 mlma_row_writer_sequence(MlmaRowWriter *w)
 {
-	List	   *seqs = getOwnedSequences(RelationGetRelid(w->rel));
-
-	return list_length(seqs) == 1 ? linitial_oid(seqs) : InvalidOid;
+	return OwnedSequence(RelationGetRelid(w->rel));
 }
 
 /* the attribute number of column name of type typid, or InvalidAttrNumber */
@@ -814,33 +837,78 @@ mlma_row_writer_close(MlmaRowWriter *w)
 }
 
 /*
- * mlma_direct_insert_runs
- *		Insert n runs of observations (the open tails of a multi-row
- *		statement, ingest_set.c) into mlma.open_runs and its indexes through
- *		a row writer: run r of stream stream_ids[r] starts at seqs[r], its
- *		array columns arrays[3 r .. 3 r + 2] (see mlma_run_arrays).  False
- *		when nothing was done (the caller uses SQL).
+ * InsertRunsSql
+ *		Insert runs with SQL, one saved statement per run, where the direct
+ *		path cannot be used (a trigger on mlma.open_runs then fires once per
+ *		run, as it would for the direct path's rows).
  */
-bool
-mlma_direct_insert_runs(int n, const int64 *stream_ids, const int64 *seqs,
-						const Datum *arrays)
+static void
+InsertRunsSql(int n, const int64 *stream_ids, const int64 *seqs, const Datum *arrays)
 {
-	Relation	rel;
+	static MlmaPlan plan;
+	Oid			types[5] = {INT8OID, INT8OID, TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID,
+	FLOAT8ARRAYOID};
+	int			r;
+
+	SPI_connect();
+	for (r = 0; r < n; r++)
+	{
+		Datum		args[5];
+		char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+		int			ret;
+
+		args[0] = Int64GetDatum(stream_ids[r]);
+		args[1] = Int64GetDatum(seqs[r]);
+		args[2] = arrays[3 * r];
+		args[3] = arrays[3 * r + 1];
+		args[4] = arrays[3 * r + 2];
+		if (args[4] == (Datum) 0)
+			nulls[4] = 'n';
+		ret = SPI_execute_plan(mlma_plan(&plan,
+										 "INSERT INTO mlma.open_runs "
+										 "(stream_id, seq, times, losses, benchmark_losses) "
+										 "VALUES ($1, $2, $3, $4, $5)",
+										 5, types),
+							   args, nulls, false, 0);
+		if (ret != SPI_OK_INSERT)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("recording observations failed: %s",
+							SPI_result_code_string(ret))));
+	}
+	SPI_finish();
+}
+
+/*
+ * mlma_insert_runs
+ *		Insert n runs of observations into mlma.open_runs: run r of stream
+ *		stream_ids[r] starts at seqs[r], its array columns arrays[3 r ..
+ *		3 r + 2] (see mlma_run_arrays).  Through a row writer (the table
+ *		and index access methods, as COPY writes) when mlma's table allows
+ *		it, else with SQL.
+ */
+void
+mlma_insert_runs(int n, const int64 *stream_ids, const int64 *seqs,
+				 const Datum *arrays)
+{
+	Relation	rel = NULL;
 	RunColumns	cols;
 	MlmaRowWriter *w;
 	int			r;
 
 	if (n <= 0)
-		return true;
-	if (!mlma_direct_usable())
-		return false;
-	rel = OpenTable("open_runs", RowExclusiveLock);
-	if (rel == NULL)
-		return false;
-	if (!RunsWritable(rel, &cols, ACL_INSERT))
+		return;
+	if (mlma_direct_usable())
+		rel = OpenTable("open_runs", RowExclusiveLock);
+	if (rel != NULL && !RunsWritable(rel, &cols, ACL_INSERT))
 	{
 		table_close(rel, NoLock);
-		return false;
+		rel = NULL;
+	}
+	if (rel == NULL)
+	{
+		InsertRunsSql(n, stream_ids, seqs, arrays);
+		return;
 	}
 	w = RowWriterBegin(rel);
 	for (r = 0; r < n; r++)
@@ -849,7 +917,6 @@ mlma_direct_insert_runs(int n, const int64 *stream_ids, const int64 *seqs,
 		mlma_row_writer_add(w);
 	}
 	(void) mlma_row_writer_close(w);
-	return true;
 }
 
 /*

@@ -52,7 +52,6 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
-#include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
@@ -1050,20 +1049,18 @@ CloseBatch(SetWork *w, SetStream *s, int from, int to)
 /*
  * NextIds
  *		n new values of the serial column of mlma.<table>: from its sequence
- *		directly when the table owns exactly one, else with SQL.
+ *		directly when the direct path may be used and the table owns exactly
+ *		one, else with SQL.
  */
 static int64 *
 NextIds(const char *table, const char *column, int n)
 {
-	Oid			relid = get_relname_relid(table, get_namespace_oid("mlma", false));
-	List	   *seqs = OidIsValid(relid) ? getOwnedSequences(relid) : NIL;
+	Oid			seq = mlma_direct_usable() ? mlma_owned_sequence(table) : InvalidOid;
 	int64	   *ids = palloc(sizeof(int64) * Max(n, 1));
 	int			i;
 
-	if (list_length(seqs) == 1)
+	if (OidIsValid(seq))
 	{
-		Oid			seq = linitial_oid(seqs);
-
 		for (i = 0; i < n; i++)
 			ids[i] = nextval_internal(seq, true);
 	}
@@ -1083,7 +1080,6 @@ NextIds(const char *table, const char *column, int n)
 			ids[i] = mlma_spi_int64(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
 		SPI_freetuptable(SPI_tuptable);
 	}
-	list_free(seqs);
 	return ids;
 }
 
@@ -1443,10 +1439,8 @@ KeepStream(MlmaSetCarry *carry, SetStream *s)
  * InsertTails
  *		Write the open tails of the n carried streams es[] to
  *		mlma.open_runs, one run per stream (a new run wherever seqs are not
- *		consecutive): through the table and index access methods, as COPY
- *		writes, when mlma's table allows it, else with one INSERT.  Their
- *		open batches are then all in the table.  Returns the number of
- *		observations written.
+ *		consecutive), with mlma_insert_runs.  Their open batches are then
+ *		all in the table.  Returns the number of observations written.
  */
 static int
 InsertTails(CarryEntry **es, int n)
@@ -1505,27 +1499,7 @@ InsertTails(CarryEntry **es, int n)
 		}
 	}
 
-	if (nruns > 0 && !mlma_direct_insert_runs(nruns, ids, seqs, arrays))
-	{
-		RowSet		rs;
-		int			r;
-
-		RowSetInit(&rs, "open_runs");
-		for (r = 0; r < nruns; r++)
-		{
-			RowSetBegin(&rs);
-			RowSetPut(&rs, "stream_id", Int64GetDatum(ids[r]));
-			RowSetPut(&rs, "seq", Int64GetDatum(seqs[r]));
-			RowSetPut(&rs, "times", arrays[3 * r]);
-			RowSetPut(&rs, "losses", arrays[3 * r + 1]);
-			if (arrays[3 * r + 2] != (Datum) 0)
-				RowSetPut(&rs, "benchmark_losses", arrays[3 * r + 2]);
-			RowSetEnd(&rs);
-		}
-		RowSetRun(&rs,
-				  "INSERT INTO mlma.open_runs SELECT * FROM unnest($1::mlma.open_runs[])",
-				  SPI_OK_INSERT);
-	}
+	mlma_insert_runs(nruns, ids, seqs, arrays);
 	return total;
 }
 

@@ -250,8 +250,8 @@ extern MlmaDirectResult mlma_direct_take(int64 stream_id, int32 expected_config,
 extern void mlma_run_arrays(int n, const TimestampTz *at, const double *losses,
 							const double *bench, const bool *has_bench,
 							Datum *out);
-extern bool mlma_direct_insert_runs(int n, const int64 *stream_ids,
-									const int64 *seqs, const Datum *arrays);
+extern void mlma_insert_runs(int n, const int64 *stream_ids,
+							 const int64 *seqs, const Datum *arrays);
 extern int	mlma_run_elems(Datum times, Datum losses, Datum bench, bool bench_null,
 						   Datum **t, Datum **l, Datum **x, bool **xnull);
 extern bool mlma_direct_insert(int64 stream_id, int64 seq,
@@ -287,6 +287,7 @@ extern MlmaRowWriter *mlma_row_writer_open(const char *table,
 extern AttrNumber mlma_row_writer_column(MlmaRowWriter *w, const char *name,
 										 Oid typid);
 extern Oid	mlma_row_writer_sequence(MlmaRowWriter *w);
+extern Oid	mlma_owned_sequence(const char *table);
 extern bool mlma_row_writer_fits(MlmaRowWriter *w, TupleDesc desc);
 extern TupleTableSlot *mlma_row_writer_row(MlmaRowWriter *w);
 extern void mlma_row_writer_add(MlmaRowWriter *w);
