@@ -921,30 +921,51 @@ RunRound(double fdr, const char *schema, Tuplestorestate *rows, TupleDesc desc)
 
 	INSTR_TIME_SET_CURRENT(t0);
 
-	/* 1. drain the queue */
+	/*
+	 * 1. drain the queue: through its primary key, in order, else with
+	 * drain_query (sorted here)
+	 */
 	{
-		Oid			types[1] = {INT8OID};
-		Datum		args[1];
+		MlmaQueued *taken;
+		int64		ntaken = mlma_take_queue((int64) mlma_round_size, &taken);
 
-		args[0] = Int64GetDatum((int64) mlma_round_size);
-		ExecOrError(ExtQuery(drain_query, schema), 1, types, args,
-					SPI_OK_DELETE_RETURNING);
-	}
-	ndue = SPI_processed;
-	due = palloc0(sizeof(DueCheck) * Max(ndue, 1));
-	for (i = 0; i < ndue; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
+		if (ntaken >= 0)
+		{
+			ndue = (uint64) ntaken;
+			due = palloc0(sizeof(DueCheck) * Max(ndue, 1));
+			for (i = 0; i < ndue; i++)
+			{
+				due[i].stream_id = taken[i].stream_id;
+				due[i].batch_no = taken[i].batch_no;
+				due[i].queued_at = taken[i].queued_at;
+			}
+			pfree(taken);
+		}
+		else
+		{
+			Oid			types[1] = {INT8OID};
+			Datum		args[1];
 
-		due[i].stream_id = mlma_spi_int64(tup, desc, 1);
-		due[i].batch_no = mlma_spi_int32(tup, desc, 2);
-		due[i].queued_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+			args[0] = Int64GetDatum((int64) mlma_round_size);
+			ExecOrError(ExtQuery(drain_query, schema), 1, types, args,
+						SPI_OK_DELETE_RETURNING);
+			ndue = SPI_processed;
+			due = palloc0(sizeof(DueCheck) * Max(ndue, 1));
+			for (i = 0; i < ndue; i++)
+			{
+				HeapTuple	tup = SPI_tuptable->vals[i];
+				TupleDesc	desc = SPI_tuptable->tupdesc;
+				bool		isnull;
+
+				due[i].stream_id = mlma_spi_int64(tup, desc, 1);
+				due[i].batch_no = mlma_spi_int32(tup, desc, 2);
+				due[i].queued_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+			}
+			SPI_freetuptable(SPI_tuptable);
+			if (ndue > 1)
+				qsort(due, ndue, sizeof(DueCheck), CompareDue);
+		}
 	}
-	SPI_freetuptable(SPI_tuptable);
-	if (ndue > 1)
-		qsort(due, ndue, sizeof(DueCheck), CompareDue);
 	INSTR_TIME_SET_CURRENT(t);
 	INSTR_TIME_SUBTRACT(t, t0);
 	ms[0] = INSTR_TIME_GET_MILLISEC(t);

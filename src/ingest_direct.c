@@ -1144,6 +1144,87 @@ mlma_key_reader_close(MlmaKeyReader *r)
 }
 
 /*
+ * mlma_take_queue
+ *		Takes up to limit waiting checks out of mlma.check_queue, in primary
+ *		key order, as DELETE of the rows a SELECT … FOR UPDATE SKIP LOCKED
+ *		finds: a row another transaction is deleting or holds is left for
+ *		it, one deleted since the snapshot was taken is gone.  Sets *rows
+ *		(palloc'd, in that order) and returns how many; -1 when the direct
+ *		path cannot be used, and nothing was taken.
+ */
+int64
+mlma_take_queue(int64 limit, MlmaQueued **rows)
+{
+	Relation	rel;
+	Relation	pk;
+	TupleDesc	desc;
+	AttrNumber	sid_att;
+	AttrNumber	bno_att;
+	AttrNumber	at_att;
+	Snapshot	snap;
+	CommandId	cid;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	int64		n = 0;
+	int64		cap = 64;
+	MlmaQueued *out;
+
+	if (!mlma_direct_usable())
+		return -1;
+	rel = OpenTable("check_queue", RowExclusiveLock);
+	if (rel == NULL)
+		return -1;
+	desc = RelationGetDescr(rel);
+	sid_att = AttnumOf(desc, "stream_id", INT8OID);
+	bno_att = AttnumOf(desc, "batch_no", INT4OID);
+	at_att = AttnumOf(desc, "queued_at", TIMESTAMPTZOID);
+	pk = WritableTable(rel, ACL_SELECT | ACL_DELETE) ?
+		OpenPrimaryKey(rel, RowExclusiveLock) : NULL;
+	if (pk == NULL || at_att == InvalidAttrNumber || !KeyBegins(pk, sid_att, bno_att))
+	{
+		if (pk != NULL)
+			index_close(pk, NoLock);
+		table_close(rel, NoLock);
+		return -1;
+	}
+
+	snap = RegisterSnapshot(GetTransactionSnapshot());
+	cid = GetCurrentCommandId(true);
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, pk, snap, 0, 0);
+	index_rescan(scan, NULL, 0, NULL, 0);
+	out = palloc(sizeof(MlmaQueued) * cap);
+	while (n < limit && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		ItemPointerData tid = slot->tts_tid;
+		TM_FailureData tmfd;
+		bool		isnull;
+		MlmaQueued	q;
+
+		q.stream_id = DatumGetInt64(slot_getattr(slot, sid_att, &isnull));
+		q.batch_no = DatumGetInt32(slot_getattr(slot, bno_att, &isnull));
+		q.queued_at = DatumGetTimestampTz(slot_getattr(slot, at_att, &isnull));
+		/* without waiting: a row another transaction holds is skipped */
+		if (table_tuple_delete(rel, &tid, cid, snap, InvalidSnapshot, false,
+							   &tmfd, false) != TM_Ok)
+			continue;
+		if (n == cap)
+		{
+			cap *= 2;
+			out = repalloc(out, sizeof(MlmaQueued) * cap);
+		}
+		out[n++] = q;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snap);
+	index_close(pk, NoLock);
+	table_close(rel, NoLock);
+	*rows = out;
+	return n;
+}
+
+/*
  * The open batch taken out of mlma.open_runs, in seq order.
  */
 typedef struct TakenBatch

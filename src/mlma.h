@@ -276,6 +276,15 @@ extern AttrNumber mlma_key_reader_column(MlmaKeyReader *r, const char *name,
 										 Oid typid);
 extern void mlma_key_reader_close(MlmaKeyReader *r);
 
+/* a waiting check taken out of mlma.check_queue by run_checks() */
+typedef struct MlmaQueued
+{
+	int64		stream_id;
+	int32		batch_no;
+	TimestampTz queued_at;
+} MlmaQueued;
+extern int64 mlma_take_queue(int64 limit, MlmaQueued **rows);
+
 /*
  * Inserting rows into one of mlma's tables through the access methods, as
  * COPY does (run_checks() writes its checks this way).

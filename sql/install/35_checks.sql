@@ -49,15 +49,17 @@ RETURNS bool
 AS 'MODULE_PATHNAME', 'mlma_notify_on'
 LANGUAGE C STABLE;
 
--- The JSON payload of a retrain notification; always well below 8000 bytes:
--- stream names have at most 255 characters, model versions at most 255
--- (longer historical values are cut), and every string is JSON-escaped.
-CREATE FUNCTION @extschema@._notify_payload(p_request_id bigint)
-RETURNS text
+-- The JSON payloads of retrain notifications, one row per request, in
+-- request order; each always well below 8000 bytes: stream names have at
+-- most 255 characters, model versions at most 255 (longer historical values
+-- are cut), and every string is JSON-escaped.
+CREATE FUNCTION @extschema@._notify_payloads(p_request_ids bigint[])
+RETURNS TABLE (request_id bigint, payload text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT format('{"v":1,"request_id":%s,"stream_id":%s,"stream":%s,"model_version":%s,"reason":%s,"p_value":%s,"effect":%s,"status":%s}',
+	SELECT r.request_id,
+		   format('{"v":1,"request_id":%s,"stream_id":%s,"stream":%s,"model_version":%s,"reason":%s,"p_value":%s,"effect":%s,"status":%s}',
 				  r.request_id, r.stream_id,
 				  to_json(left(s.name, 255))::text,
 				  to_json(left(r.model_version, 255))::text,
@@ -69,7 +71,17 @@ AS $$
 				  to_json(r.status)::text)
 	  FROM @extschema@.retrain_requests r
 	  JOIN @extschema@.streams s USING (stream_id)
-	 WHERE r.request_id = p_request_id
+	 WHERE r.request_id = ANY (p_request_ids)
+	 ORDER BY r.request_id
+$$;
+
+-- The payload of one request's notification.
+CREATE FUNCTION @extschema@._notify_payload(p_request_id bigint)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT p.payload FROM @extschema@._notify_payloads(ARRAY[p_request_id]) p
 $$;
 
 -- Raises retrain requests for several streams at once (run_checks raises
@@ -101,8 +113,8 @@ BEGIN
 		RETURNING request_id)
 	SELECT array_agg(request_id ORDER BY request_id) INTO v_ids FROM ins;
 	IF @extschema@._notify_on() THEN
-		PERFORM pg_notify('mlma_retrain', @extschema@._notify_payload(id))
-		   FROM unnest(v_ids) AS id ORDER BY id;
+		PERFORM pg_notify('mlma_retrain', p.payload)
+		   FROM @extschema@._notify_payloads(v_ids) p ORDER BY p.request_id;
 	END IF;
 	RETURN coalesce(v_ids, '{}');
 END;

@@ -839,12 +839,13 @@ RETURNS bool
 AS 'MODULE_PATHNAME', 'mlma_notify_on'
 LANGUAGE C STABLE;
 
-CREATE OR REPLACE FUNCTION @extschema@._notify_payload(p_request_id bigint)
-RETURNS text
+CREATE OR REPLACE FUNCTION @extschema@._notify_payloads(p_request_ids bigint[])
+RETURNS TABLE (request_id bigint, payload text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT format('{"v":1,"request_id":%s,"stream_id":%s,"stream":%s,"model_version":%s,"reason":%s,"p_value":%s,"effect":%s,"status":%s}',
+	SELECT r.request_id,
+		   format('{"v":1,"request_id":%s,"stream_id":%s,"stream":%s,"model_version":%s,"reason":%s,"p_value":%s,"effect":%s,"status":%s}',
 				  r.request_id, r.stream_id,
 				  to_json(left(s.name, 255))::text,
 				  to_json(left(r.model_version, 255))::text,
@@ -856,7 +857,16 @@ AS $$
 				  to_json(r.status)::text)
 	  FROM @extschema@.retrain_requests r
 	  JOIN @extschema@.streams s USING (stream_id)
-	 WHERE r.request_id = p_request_id
+	 WHERE r.request_id = ANY (p_request_ids)
+	 ORDER BY r.request_id
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@._notify_payload(p_request_id bigint)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT p.payload FROM @extschema@._notify_payloads(ARRAY[p_request_id]) p
 $$;
 
 CREATE OR REPLACE FUNCTION @extschema@._raise_requests(p_stream_ids bigint[], p_reason text,
@@ -882,8 +892,8 @@ BEGIN
 		RETURNING request_id)
 	SELECT array_agg(request_id ORDER BY request_id) INTO v_ids FROM ins;
 	IF @extschema@._notify_on() THEN
-		PERFORM pg_notify('mlma_retrain', @extschema@._notify_payload(id))
-		   FROM unnest(v_ids) AS id ORDER BY id;
+		PERFORM pg_notify('mlma_retrain', p.payload)
+		   FROM @extschema@._notify_payloads(v_ids) p ORDER BY p.request_id;
 	END IF;
 	RETURN coalesce(v_ids, '{}');
 END;
