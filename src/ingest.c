@@ -1220,9 +1220,12 @@ struct MlmaNames
 	MemoryContext cxt;
 };
 
-/* an empty name table, in the current memory context */
+/*
+ * An empty name table for about expected names, in the current memory
+ * context (a single-row statement sets up no more than it uses).
+ */
 MlmaNames *
-mlma_name_table_create(void)
+mlma_name_table_create(long expected)
 {
 	MlmaNames  *names = palloc(sizeof(MlmaNames));
 	HASHCTL		ctl;
@@ -1233,7 +1236,8 @@ mlma_name_table_create(void)
 	ctl.match = NameKeyMatch;
 	ctl.hcxt = CurrentMemoryContext;
 	names->cxt = CurrentMemoryContext;
-	names->hash = hash_create("mlma statement stream names", 1024, &ctl,
+	names->hash = hash_create("mlma statement stream names",
+							  Max(Min(expected, 1024), 16), &ctl,
 							  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 	return names;
 }

@@ -122,9 +122,9 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry,
 	ctl.hcxt = CurrentMemoryContext;
 	/* names kept once (mlma_name_table_create): a stream is its name's address */
 	groups = interned
-		? hash_create("mlma statement streams", 1024, &ctl,
+		? hash_create("mlma statement streams", Max(Min(n, 1024), 16), &ctl,
 					  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT)
-		: hash_create("mlma statement streams", 1024, &ctl,
+		: hash_create("mlma statement streams", Max(Min(n, 1024), 16), &ctl,
 					  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 	list = palloc(sizeof(BulkGroup *) * n);
 
@@ -237,11 +237,12 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry,
 /*
  * RecordChunkOf
  *		RecordChunk for the rows of table rel; an error (on_invalid 'error')
- *		names the table and the attachment.
+ *		names the table and the attachment.  *carry is made in carry_cxt
+ *		when the set path first needs it (a single-row statement never does).
  */
 static void
 RecordChunkOf(MlmaObservation *rows, int n, Relation rel, const MlmaAttachArgs *a,
-			  MlmaSetCarry *carry, bool first, bool last)
+			  MlmaSetCarry **carry, MemoryContext carry_cxt, bool first, bool last)
 {
 	PG_TRY();
 	{
@@ -260,11 +261,18 @@ RecordChunkOf(MlmaObservation *rows, int n, Relation rel, const MlmaAttachArgs *
 			 * context current, so what is allocated after it goes there;
 			 * this way it goes with the chunk.
 			 */
+			if (*carry == NULL)
+			{
+				MemoryContext old = MemoryContextSwitchTo(carry_cxt);
+
+				*carry = mlma_set_carry_create();
+				MemoryContextSwitchTo(old);
+			}
 			SPI_connect();
 			if (n > 0)
-				RecordChunk(rows, n, RelationGetRelid(rel), carry, true);
+				RecordChunk(rows, n, RelationGetRelid(rel), *carry, true);
 			if (last)
-				mlma_set_carry_finish(carry);
+				mlma_set_carry_finish(*carry);
 			SPI_finish();
 		}
 	}
@@ -305,7 +313,7 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 	bool		more = true;
 	bool		first = true;
 	int			chunk;
-	MlmaSetCarry *carry;
+	MlmaSetCarry *carry = NULL;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -353,10 +361,11 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 		tuplestore_rescan(oldtable);
 	}
 
-	names = mlma_name_table_create();
-	chunk = mlma_statement_chunk_size;
+	/* chunks of at most the statement's rows: a single row allocates one */
+	chunk = (int) Min((int64) mlma_statement_chunk_size,
+					  Max(tuplestore_tuple_count(newtable), 1));
+	names = mlma_name_table_create(chunk);
 	rows = palloc(sizeof(MlmaObservation) * chunk);
-	carry = mlma_set_carry_create();
 	while (more)
 	{
 		MemoryContextSwitchTo(rowcxt);
@@ -394,7 +403,7 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 		if (oldslot != NULL)
 			ExecClearTuple(oldslot);
 		/* what recording a chunk allocates goes with the chunk's rows */
-		RecordChunkOf(rows, n, rel, &a, carry, first, !more);
+		RecordChunkOf(rows, n, rel, &a, &carry, cxt, first, !more);
 		first = false;
 		MemoryContextSwitchTo(cxt);
 		MemoryContextReset(rowcxt);

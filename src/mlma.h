@@ -347,7 +347,7 @@ extern MlmaRowKind mlma_decode_attached_row(const MlmaAttachedColumns *cols,
 											TupleTableSlot *new_slot, MlmaNames *names,
 											MlmaObservation *obs,
 											char **problem, int *code);
-extern MlmaNames *mlma_name_table_create(void);
+extern MlmaNames *mlma_name_table_create(long expected);
 extern void mlma_attached_row_error(Relation rel, const MlmaAttachArgs *a,
 									int code, const char *msg) pg_attribute_noreturn();
 extern void mlma_rethrow_with_table(Relation rel, const MlmaAttachArgs *a) pg_attribute_noreturn();
