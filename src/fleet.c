@@ -1097,16 +1097,41 @@ RunRound(double fdr, const char *schema, Tuplestorestate *rows, TupleDesc desc)
 				(d->significant || (d->rolling && d->note == NULL)))
 				lockstate[k] = 1;
 		}
-		for (k = 0; k < nstreams; k++)
 		{
-			if (streaks[k] != old_streaks[k])
-				lockstate[k] = 1;
-			if (lockstate[k] == 0)
-				continue;
-			if (nlocked < budget && mlma_try_lock_stream(stream_ids[k]))
-				locked[nlocked++] = Int64GetDatum(stream_ids[k]);
-			else
-				lockstate[k] = 2;
+			/* the streams to lock, in stream_id order: directly, else one by one */
+			int64	   *want = palloc(sizeof(int64) * nstreams);
+			bool	   *got = palloc(sizeof(bool) * nstreams);
+			int			nwant = 0;
+			int			w = 0;
+
+			for (k = 0; k < nstreams; k++)
+			{
+				if (streaks[k] != old_streaks[k])
+					lockstate[k] = 1;
+				if (lockstate[k] == 1)
+					want[nwant++] = stream_ids[k];
+			}
+			if (mlma_try_lock_streams(want, nwant, budget, got) < 0)
+			{
+				int			held = 0;
+
+				for (w = 0; w < nwant; w++)
+				{
+					got[w] = held < budget && mlma_try_lock_stream(want[w]);
+					if (got[w])
+						held++;
+				}
+				w = 0;
+			}
+			for (k = 0; k < nstreams; k++)
+			{
+				if (lockstate[k] == 0)
+					continue;
+				if (got[w++])
+					locked[nlocked++] = Int64GetDatum(stream_ids[k]);
+				else
+					lockstate[k] = 2;
+			}
 		}
 		k = 0;
 		for (i = 0; i < ndue; i++)

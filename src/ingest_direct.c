@@ -374,11 +374,14 @@ ArrayLength(Datum d)
 /*
  * LockStateRow
  *		Find the stream's state row with a new snapshot and lock its latest
- *		version FOR NO KEY UPDATE, waiting for its current holder; slot gets
- *		that version.  False when the stream has no state row (dropped).
+ *		version FOR NO KEY UPDATE, waiting for its current holder (wait
+ *		LockWaitBlock) or not (LockWaitSkip: false when another transaction
+ *		holds it, as SKIP LOCKED); slot gets that version.  False when the
+ *		stream has no state row (dropped).
  */
 static bool
-LockStateRow(Relation rel, Relation pk, int64 stream_id, TupleTableSlot *slot)
+LockStateRow(Relation rel, Relation pk, int64 stream_id, TupleTableSlot *slot,
+			 LockWaitPolicy wait)
 {
 	Snapshot	snap;
 	IndexScanDesc scan;
@@ -405,7 +408,7 @@ LockStateRow(Relation rel, Relation pk, int64 stream_id, TupleTableSlot *slot)
 
 	/* SELECT ... FOR NO KEY UPDATE under READ COMMITTED (ExecLockRows) */
 	res = table_tuple_lock(rel, &tid, snap, slot, GetCurrentCommandId(true),
-						   LockTupleNoKeyExclusive, LockWaitBlock,
+						   LockTupleNoKeyExclusive, wait,
 						   TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS |
 						   TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
 						   &tmfd);
@@ -416,6 +419,9 @@ LockStateRow(Relation rel, Relation pk, int64 stream_id, TupleTableSlot *slot)
 			return true;
 		case TM_Deleted:
 			/* the stream was dropped while we waited */
+			return false;
+		case TM_WouldBlock:
+			/* LockWaitSkip: another transaction holds it */
 			return false;
 		default:
 			/* updated by this command, or invisible: cannot happen here */
@@ -562,7 +568,7 @@ mlma_direct_take(int64 stream_id, int32 expected_config, int64 seq_hint,
 		/* see this transaction's earlier work, as a new statement would */
 		CommandCounterIncrement();
 		slot = table_slot_create(state, NULL);
-		if (!LockStateRow(state, state_pk, stream_id, slot))
+		if (!LockStateRow(state, state_pk, stream_id, slot, LockWaitBlock))
 			result = MLMA_DIRECT_GONE;
 		else
 		{
@@ -589,6 +595,55 @@ mlma_direct_take(int64 stream_id, int32 expected_config, int64 seq_hint,
 	table_close(obs, NoLock);
 	table_close(state, NoLock);
 	return result;
+}
+
+/*
+ * mlma_try_lock_streams
+ *		The writer locks (mlma_try_lock_stream) of the n streams ids, tried
+ *		in order, through stream_state's primary key, until max_locked are
+ *		held: locked[i] says whether ids[i]'s is (false: another transaction
+ *		holds it, the stream is gone, or the limit was reached).  Returns
+ *		how many are held, or -1 when the direct path cannot be used (none
+ *		was taken: the caller uses SQL).
+ */
+int
+mlma_try_lock_streams(const int64 *ids, int n, int max_locked, bool *locked)
+{
+	Relation	state;
+	Relation	pk;
+	TupleTableSlot *slot;
+	int			nlocked = 0;
+	int			i;
+
+	if (!mlma_direct_usable())
+		return -1;
+	state = OpenTable("stream_state", RowShareLock);
+	if (state == NULL)
+		return -1;
+	pk = PlainTable(state, ACL_SELECT | ACL_UPDATE) ?
+		OpenPrimaryKey(state, AccessShareLock) : NULL;
+	if (pk == NULL ||
+		!KeyBegins(pk, AttnumOf(RelationGetDescr(state), "stream_id", INT8OID),
+				   InvalidAttrNumber))
+	{
+		if (pk != NULL)
+			index_close(pk, NoLock);
+		table_close(state, NoLock);
+		return -1;
+	}
+	CommandCounterIncrement();
+	slot = table_slot_create(state, NULL);
+	for (i = 0; i < n; i++)
+	{
+		locked[i] = nlocked < max_locked &&
+			LockStateRow(state, pk, ids[i], slot, LockWaitSkip);
+		if (locked[i])
+			nlocked++;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(pk, NoLock);
+	table_close(state, NoLock);
+	return nlocked;
 }
 
 /*

@@ -254,6 +254,8 @@ extern void mlma_insert_runs(int n, const int64 *stream_ids,
 							 const int64 *seqs, const Datum *arrays);
 extern int	mlma_run_elems(Datum times, Datum losses, Datum bench, bool bench_null,
 						   Datum **t, Datum **l, Datum **x, bool **xnull);
+extern int	mlma_try_lock_streams(const int64 *ids, int n, int max_locked,
+								  bool *locked);
 extern bool mlma_direct_insert(int64 stream_id, int64 seq,
 							   TimestampTz observed_at, double loss,
 							   const double *bench);
