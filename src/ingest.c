@@ -1184,6 +1184,8 @@ mlma_attached_columns(Trigger *trigger, Relation rel, const MlmaAttachArgs *a,
  * The stream names of one statement's rows, each kept once: rows of the
  * same stream share one name (the statement trigger groups them by its
  * address), and a name read again costs a hash of its bytes, not a copy.
+ * A simplehash table (lib/simplehash.h): no call through a function
+ * pointer per row, as dynahash would make.
  */
 typedef struct NameKey
 {
@@ -1193,30 +1195,27 @@ typedef struct NameKey
 
 typedef struct NameEntry
 {
-	NameKey		key;			/* bytes: name, once entered */
-	char	   *name;
+	NameKey		key;			/* bytes: the name, NUL-terminated, in names->cxt */
+	uint32		hash;
+	char		status;
 } NameEntry;
 
-static uint32
-NameKeyHash(const void *key, Size keysize)
-{
-	const NameKey *k = key;
-
-	return hash_bytes((const unsigned char *) k->bytes, k->len);
-}
-
-static int
-NameKeyMatch(const void *key1, const void *key2, Size keysize)
-{
-	const NameKey *a = key1;
-	const NameKey *b = key2;
-
-	return a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0 ? 0 : 1;
-}
+#define SH_PREFIX		nametab
+#define SH_ELEMENT_TYPE	NameEntry
+#define SH_KEY_TYPE		NameKey
+#define SH_KEY			key
+#define SH_HASH_KEY(tb, key)	hash_bytes((const unsigned char *) (key).bytes, (key).len)
+#define SH_EQUAL(tb, a, b)	((a).len == (b).len && memcmp((a).bytes, (b).bytes, (a).len) == 0)
+#define SH_GET_HASH(tb, a)	((a)->hash)
+#define SH_STORE_HASH
+#define SH_SCOPE		static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
 
 struct MlmaNames
 {
-	HTAB	   *hash;
+	nametab_hash *hash;
 	MemoryContext cxt;
 };
 
@@ -1228,17 +1227,10 @@ MlmaNames *
 mlma_name_table_create(long expected)
 {
 	MlmaNames  *names = palloc(sizeof(MlmaNames));
-	HASHCTL		ctl;
 
-	ctl.keysize = sizeof(NameKey);
-	ctl.entrysize = sizeof(NameEntry);
-	ctl.hash = NameKeyHash;
-	ctl.match = NameKeyMatch;
-	ctl.hcxt = CurrentMemoryContext;
 	names->cxt = CurrentMemoryContext;
-	names->hash = hash_create("mlma statement stream names",
-							  Max(Min(expected, 1024), 16), &ctl,
-							  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	names->hash = nametab_create(CurrentMemoryContext,
+							   (uint32) Max(Min(expected, 1024), 16), NULL);
 	return names;
 }
 
@@ -1253,17 +1245,18 @@ InternName(MlmaNames *names, Datum d)
 
 	key.bytes = VARDATA_ANY(t);
 	key.len = VARSIZE_ANY_EXHDR(t);
-	e = hash_search(names->hash, &key, HASH_ENTER, &found);
+	e = nametab_insert(names->hash, key, &found);
 	if (!found)
 	{
-		e->name = MemoryContextAlloc(names->cxt, key.len + 1);
-		memcpy(e->name, key.bytes, key.len);
-		e->name[key.len] = '\0';
-		e->key.bytes = e->name;
+		char	   *name = MemoryContextAlloc(names->cxt, key.len + 1);
+
+		memcpy(name, key.bytes, key.len);
+		name[key.len] = '\0';
+		e->key.bytes = name;
 	}
 	if ((Pointer) t != DatumGetPointer(d))
 		pfree(t);
-	return e->name;
+	return e->key.bytes;
 }
 
 /*

@@ -265,8 +265,8 @@ RowSetEnd(RowSet *rs)
 		rs->cap *= 2;
 		rs->rows = repalloc(rs->rows, sizeof(Datum) * rs->cap);
 	}
-	rs->rows[rs->n++] = heap_copy_tuple_as_datum(tup, rs->desc);
-	heap_freetuple(tup);
+	/* the tuple as a composite datum, copied only to flatten toasted values */
+	rs->rows[rs->n++] = HeapTupleGetDatum(tup);
 }
 
 /*
