@@ -1253,6 +1253,7 @@ mlma_take_queue(int64 limit, MlmaQueued **rows)
 	{
 		ItemPointerData tid = slot->tts_tid;
 		TM_FailureData tmfd;
+		TM_Result	res;
 		bool		isnull;
 		MlmaQueued	q;
 
@@ -1260,8 +1261,18 @@ mlma_take_queue(int64 limit, MlmaQueued **rows)
 		q.batch_no = DatumGetInt32(slot_getattr(slot, bno_att, &isnull));
 		q.queued_at = DatumGetTimestampTz(slot_getattr(slot, at_att, &isnull));
 		/* without waiting: a row another transaction holds is skipped */
-		if (table_tuple_delete(rel, &tid, cid, snap, InvalidSnapshot, false,
-							   &tmfd, false) != TM_Ok)
+		res = table_tuple_delete(rel, &tid, cid, snap, InvalidSnapshot, false,
+								 &tmfd, false);
+		/*
+		 * Held, or locked by this transaction itself (which SKIP LOCKED
+		 * does not skip): taken when its lock can be had at once.
+		 */
+		if (res == TM_BeingModified &&
+			table_tuple_lock(rel, &tid, snap, slot, cid, LockTupleExclusive,
+							 LockWaitSkip, 0, &tmfd) == TM_Ok)
+			res = table_tuple_delete(rel, &tid, cid, snap, InvalidSnapshot, true,
+									 &tmfd, false);
+		if (res != TM_Ok)
 			continue;
 		if (n == cap)
 		{

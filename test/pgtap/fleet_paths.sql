@@ -38,14 +38,26 @@ LANGUAGE sql AS $$
 	  FROM kinds, generate_series(1, 48) i
 $$;
 
+-- waiting batches this transaction locked itself are taken (SKIP LOCKED
+-- skips only what another transaction holds)
+CREATE FUNCTION pg_temp.lock_queue(p text) RETURNS bigint
+LANGUAGE sql AS $$
+	SELECT count(*) FROM (SELECT 1 FROM mlma.check_queue q
+						   JOIN mlma.streams s USING (stream_id)
+						  WHERE s.name LIKE p || '/%' AND s.name LIKE '%l%'
+						    FOR UPDATE OF q) x
+$$;
+
 SELECT pg_temp.feed('a');
+SELECT pg_temp.lock_queue('a');
 CREATE TEMP TABLE round_a AS
 SELECT substr(s.name, 3) AS kind, c.* FROM mlma.run_checks(fdr => 0.05) c
   JOIN mlma.streams s USING (stream_id);
 
--- the other way: row security on a table the round reads (the owner is
--- not subject to it), a trigger on the table it writes
+-- the other way: row security on the tables the round drains and reads
+-- (the owner is not subject to it), a trigger on the table it writes
 ALTER TABLE mlma.batches ENABLE ROW LEVEL SECURITY;
+ALTER TABLE mlma.check_queue ENABLE ROW LEVEL SECURITY;
 CREATE TEMP TABLE seen (check_id bigint);
 CREATE FUNCTION pg_temp.seen() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -54,13 +66,16 @@ BEGIN
 END $$;
 CREATE TRIGGER noop BEFORE INSERT ON mlma.checks FOR EACH ROW EXECUTE FUNCTION pg_temp.seen();
 SELECT pg_temp.feed('b');
+SELECT pg_temp.lock_queue('b');
 CREATE TEMP TABLE round_b AS
 SELECT substr(s.name, 3) AS kind, c.* FROM mlma.run_checks(fdr => 0.05) c
   JOIN mlma.streams s USING (stream_id);
 DROP TRIGGER noop ON mlma.checks;
 ALTER TABLE mlma.batches DISABLE ROW LEVEL SECURITY;
+ALTER TABLE mlma.check_queue DISABLE ROW LEVEL SECURITY;
 
-SELECT is((SELECT count(*) FROM round_a), 25::bigint, 'the first round checks 25 batches');
+SELECT is((SELECT count(*) FROM round_a), 25::bigint,
+		  'the first round checks 25 batches, those whose queue rows it locked too');
 SELECT is((SELECT count(*) FROM round_b), 25::bigint, 'so does the second');
 SELECT is((SELECT count(*) FROM seen), 25::bigint,
 		  'the second round inserts its checks with SQL (the trigger sees each)');
