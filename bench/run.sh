@@ -7,7 +7,7 @@
 #   PLATFORM_STREAMS=N streams of the platform benchmark (default 100000;
 #                      0 skips it)
 #   REPORT_STREAMS=N   streams of the report benchmark (default 1000)
-#   BULK_ROUNDS=N      timings per form of the bulk benchmark (default 3)
+#   BULK_ROUNDS=N      rounds per form of the bulk benchmark (default 5)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,7 +45,7 @@ section insert ./bench/insert/run.sh "${INSERT_SECONDS:-20}"
 
 # -- multi-row statements into an attached table vs a plain one: INSERT ...
 #    SELECT, UPDATE filling in actual, COPY (300 000 rows, 1 000 streams)
-section bulk ./bench/bulk/run.sh "${BULK_ROUNDS:-3}"
+section bulk ./bench/bulk/run.sh "${BULK_ROUNDS:-5}"
 
 # -- run_checks() at 10 000 streams vs a Python/SciPy job
 section fleet ./bench/fleet/run.sh

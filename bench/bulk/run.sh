@@ -5,7 +5,8 @@
 #   bench/bulk/run.sh [rounds]
 #
 # 300 000 rows over 1 000 streams (batch 96, eager Welch, references warmed),
-# each form timed `rounds` times (default 3, the median is printed):
+# each form timed `rounds` times (default 5; medians are printed, the ratio
+# is the median of the rounds' ratios, plain and monitored run back to back):
 #   INSERT ... SELECT   one statement of 300 000 rows
 #   UPDATE fills actual one statement: 300 000 rows inserted with actual NULL
 #                       (not timed), then one UPDATE sets actual
@@ -17,7 +18,7 @@
 # Uses the server in PGHOST/PGPORT, or starts a throwaway one (pg_virtualenv).
 set -euo pipefail
 cd "$(dirname "$0")"
-ROUNDS=${1:-3}
+ROUNDS=${1:-5}
 
 if [ -z "${PGPORT:-}" ]; then
 	if [ "$(id -u)" -eq 0 ]; then
@@ -40,36 +41,44 @@ timed() {
 
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-bench() {	# $1 label, $2 table -> ms (median)
-	local label=$1 t=$2 i
-	for i in $(seq "$ROUNDS"); do
-		psql -qX -d "$DB" -c "TRUNCATE $t" -c "VACUUM $t" -c "CHECKPOINT" >/dev/null
-		case $label in
-		insert)
-			timed -c "INSERT INTO $t SELECT * FROM bulk_rows" ;;
-		update)
-			psql -qX -d "$DB" -c "INSERT INTO $t SELECT zone, target_at, predicted, NULL FROM bulk_rows" \
-				-c "VACUUM ANALYZE $t" >/dev/null
-			timed -c "UPDATE $t SET actual = 100 + random()" ;;
-		copy)
-			timed -c "COPY $t FROM '/tmp/mlma_bulk_rows.csv' WITH (FORMAT csv)" ;;
-		esac
-	done | median
+once() {	# $1 form, $2 table -> ms of one statement
+	local form=$1 t=$2
+	psql -qX -d "$DB" -c "TRUNCATE $t" -c "VACUUM $t" -c "CHECKPOINT" >/dev/null
+	case $form in
+	insert)
+		timed -c "INSERT INTO $t SELECT * FROM bulk_rows" ;;
+	update)
+		psql -qX -d "$DB" -c "INSERT INTO $t SELECT zone, target_at, predicted, NULL FROM bulk_rows" \
+			-c "VACUUM ANALYZE $t" >/dev/null
+		timed -c "UPDATE $t SET actual = 100 + random()" ;;
+	copy)
+		timed -c "COPY $t FROM '/tmp/mlma_bulk_rows.csv' WITH (FORMAT csv)" ;;
+	esac
 }
 
-echo "300 000 rows, 1 000 streams, batch 96, eager welch; median of $ROUNDS"
+# Each round times the plain, the monitored and the row-trigger statement
+# back to back, so a round's ratio compares statements run under the same
+# conditions (the machine's speed drifts between rounds); printed: the
+# median time of each, and the median of the rounds' ratios.
+echo "300 000 rows, 1 000 streams, batch 96, eager welch; median of $ROUNDS rounds"
 for form in insert update copy; do
-	p=$(bench "$form" bulk_plain)
-	m=$(bench "$form" bulk_monitored)
-	r=$(bench "$form" bulk_rowtrigger)
+	out=$(mktemp)
+	for i in $(seq "$ROUNDS"); do
+		echo "$(once "$form" bulk_plain) $(once "$form" bulk_monitored) $(once "$form" bulk_rowtrigger)"
+	done >"$out"
+	p=$(awk '{ print $1 }' "$out" | median)
+	m=$(awk '{ print $2 }' "$out" | median)
+	r=$(awk '{ print $3 }' "$out" | median)
+	rm_=$(awk '{ print $1 / $2 }' "$out" | median)
+	rr=$(awk '{ print $1 / $3 }' "$out" | median)
+	rm -f "$out"
 	case $form in
 	insert) label="INSERT ... SELECT" ;;
 	update) label="UPDATE fills actual" ;;
 	copy)   label="COPY FROM" ;;
 	esac
 	printf '%-20s plain %8.1f ms  monitored %8.1f ms  ratio %.2f   (row trigger %8.1f ms, ratio %.2f)\n' \
-		"$label" "$p" "$m" "$(awk -v a="$p" -v b="$m" 'BEGIN { print a / b }')" \
-		"$r" "$(awk -v a="$p" -v b="$r" 'BEGIN { print a / b }')"
+		"$label" "$p" "$m" "$rm_" "$r" "$rr"
 done
 psql -qX -d "$DB" -c "SELECT (SELECT count(*) FROM mlma.batches) AS batches,
 	(SELECT count(*) FROM mlma.checks) AS checks" | cat

@@ -1,5 +1,7 @@
 -- bench/replay/run.sh: time replay() over :n observations of one stream.
+-- Only the table at the end is printed.
 CREATE EXTENSION IF NOT EXISTS mlma;
+\o /dev/null
 SELECT mlma.create_stream('bench/replay', batch_size => 100, reference_size => 200,
 						  reference_policy => 'rolling', alpha => 0.01);
 SELECT setseed(0.5);
@@ -30,7 +32,7 @@ SELECT pg_temp.timed('replay, mann_whitney',
 SELECT pg_temp.timed('replay_fleet, scheduled',
 	'SELECT count(*) FROM mlma.replay_fleet(''{}'', ''{"check_mode": "scheduled"}'')');
 
-\echo
+\o
 SELECT what, rows AS tested_batches, round(seconds::numeric, 3) AS seconds,
 	   round((seconds / (:n / 1e6))::numeric, 3) AS seconds_per_million
   FROM timing;
