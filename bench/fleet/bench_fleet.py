@@ -14,7 +14,7 @@ same run and on the same data:
   * mlma: SELECT count(*) FROM mlma.run_checks() — reads, tests, adjusts,
     records every check and raises the requests.
 
-Each side runs FLEET_REPEAT times (default 3) on the same data; the
+Each side runs FLEET_REPEAT times (default 5) on the same data; the
 medians are compared.  Prints both times and the ratio.  Connection: libpq environment variables.
 """
 import os
@@ -29,7 +29,7 @@ from statsmodels.stats.multitest import multipletests
 
 N = int(os.environ.get("FLEET_STREAMS", "10000"))
 BATCH = 96
-REPEAT = int(os.environ.get("FLEET_REPEAT", "3"))
+REPEAT = int(os.environ.get("FLEET_REPEAT", "5"))
 
 
 def setup(cur):
