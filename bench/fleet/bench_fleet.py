@@ -51,8 +51,10 @@ def setup(cur):
         if j % 48 == 47:
             print(f"  loaded {(j + 1) * N} observations ({time.time() - t0:.0f} s)", flush=True)
     # settled tables: autovacuum would otherwise work through the 1.9 M
-    # observations just loaded while either side is timed
+    # observations just loaded while either side is timed, and the
+    # checkpoint the load started would write them out meanwhile
     cur.execute("VACUUM ANALYZE")
+    cur.execute("CHECKPOINT")
     cur.execute("SELECT count(*) FROM mlma.check_queue")
     return cur.fetchone()[0]
 
