@@ -1084,6 +1084,7 @@ RunRound(double fdr, const char *schema, Tuplestorestate *rows, TupleDesc desc)
 		char	   *lockstate = palloc0(sizeof(char) * nstreams);
 		Datum	   *locked = palloc(sizeof(Datum) * nstreams);
 		int			nlocked = 0;
+		bool		streaks_read = false;
 		int			budget = LockBudget();
 		int			k = 0;
 
@@ -1141,6 +1142,42 @@ RunRound(double fdr, const char *schema, Tuplestorestate *rows, TupleDesc desc)
 			due[i].excluded = (lockstate[k] == 2);
 		}
 		if (nlocked > 0)
+		{
+			Snapshot	lsnap;
+			MlmaKeyReader *st;
+			AttrNumber	st_streak = InvalidAttrNumber;
+
+			/* a new snapshot under the locks: by primary key, else with SQL */
+			CommandCounterIncrement();
+			lsnap = RegisterSnapshot(GetTransactionSnapshot());
+			st = mlma_key_reader_open("stream_state", NULL, lsnap);
+			if (st != NULL)
+				st_streak = mlma_key_reader_column(st, "streak", INT4OID);
+			if (st_streak != InvalidAttrNumber)
+			{
+				/* both lists are sorted by stream_id: merge */
+				k = 0;
+				for (i = 0; i < (uint64) nlocked; i++)
+				{
+					int64		sid = DatumGetInt64(locked[i]);
+					TupleTableSlot *slot = mlma_key_reader_seek(st, sid);
+					bool		isnull;
+
+					while (k < nstreams && stream_ids[k] < sid)
+						k++;
+					if (slot != NULL && k < nstreams && stream_ids[k] == sid)
+					{
+						Datum		d = Col(slot, st_streak, &isnull);
+
+						old_streaks[k] = isnull ? 0 : DatumGetInt32(d);
+					}
+				}
+				streaks_read = true;
+			}
+			mlma_key_reader_close(st);
+			UnregisterSnapshot(lsnap);
+		}
+		if (nlocked > 0 && !streaks_read)
 		{
 			Oid			argtypes[1] = {INT8ARRAYOID};
 			Datum		args[1];
@@ -1220,16 +1257,24 @@ RunRound(double fdr, const char *schema, Tuplestorestate *rows, TupleDesc desc)
 		int			k;
 		int			nchanged = 0;
 
+		int64	   *ids = palloc(sizeof(int64) * Max(nstreams, 1));
+		static const char *const streak_column[1] = {"streak"};
+		static const Oid streak_type[1] = {INT4OID};
+
 		/* only the streaks that changed: most streams stay at 0 */
 		for (k = 0; k < nstreams; k++)
 		{
 			if (streaks[k] == old_streaks[k])
 				continue;
+			ids[nchanged] = stream_ids[k];
 			sids[nchanged] = Int64GetDatum(stream_ids[k]);
 			sks[nchanged] = Int32GetDatum(streaks[k]);
 			nchanged++;
 		}
-		if (nchanged > 0)
+		/* through stream_state's primary key, else with SQL */
+		if (nchanged > 0 &&
+			!mlma_update_state_rows(nchanged, ids, 1, streak_column, streak_type,
+									&sks))
 		{
 			args[0] = mlma_array_datum(sids, NULL, nchanged, INT8OID);
 			args[1] = mlma_array_datum(sks, NULL, nchanged, INT4OID);

@@ -647,6 +647,136 @@ mlma_try_lock_streams(const int64 *ids, int n, int max_locked, bool *locked)
 }
 
 /*
+ * mlma_update_state_rows
+ *		Set ncols columns of the mlma.stream_state rows of n streams whose
+ *		writer locks this transaction holds (ids ascending): row i gets
+ *		values[c][i] in column cols[c], of type types[c].  Through the
+ *		primary key and the table's access methods, as an UPDATE writes
+ *		(a new row version; index entries where it cannot be a HOT update),
+ *		one index probe per stream whatever the number of streams.  A
+ *		stream without a state row is left out.  False when the direct path
+ *		cannot be used: nothing was written, the caller uses SQL.
+ */
+bool
+mlma_update_state_rows(int n, const int64 *ids, int ncols,
+					   const char *const *cols, const Oid *types,
+					   Datum *const *values)
+{
+	Relation	rel;
+	Relation	pk = NULL;
+	TupleDesc	desc;
+	AttrNumber *atts;
+	Datum	   *repl;
+	bool	   *repl_null;
+	bool	   *do_repl;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	Snapshot	snap;
+	CommandId	cid;
+	IndexScanDesc scan;
+	TupleTableSlot *found;
+	TupleTableSlot *upd;
+	int			i;
+	int			c;
+
+	if (!mlma_direct_usable())
+		return false;
+	rel = OpenTable("stream_state", RowExclusiveLock);
+	if (rel == NULL)
+		return false;
+	desc = RelationGetDescr(rel);
+	atts = palloc(sizeof(AttrNumber) * Max(ncols, 1));
+	for (c = 0; c < ncols; c++)
+		if ((atts[c] = AttnumOf(desc, cols[c], types[c])) == InvalidAttrNumber)
+			break;
+	if (c == ncols && PlainTable(rel, ACL_SELECT | ACL_UPDATE))
+		pk = OpenPrimaryKey(rel, RowExclusiveLock);
+	if (pk == NULL ||
+		!KeyBegins(pk, AttnumOf(desc, "stream_id", INT8OID), InvalidAttrNumber))
+	{
+		if (pk != NULL)
+			index_close(pk, NoLock);
+		table_close(rel, NoLock);
+		pfree(atts);
+		return false;
+	}
+
+	/* see this transaction's earlier work, as a new statement would */
+	CommandCounterIncrement();
+	cid = GetCurrentCommandId(true);
+	estate = CreateExecutorState();
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 0, NULL, 0);
+	ExecOpenIndices(rri, false);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	found = table_slot_create(rel, NULL);
+	upd = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+	repl = palloc0(sizeof(Datum) * desc->natts);
+	repl_null = palloc0(sizeof(bool) * desc->natts);
+	do_repl = palloc0(sizeof(bool) * desc->natts);
+	scan = index_beginscan(rel, pk, snap, 1, 0);
+	for (i = 0; i < n; i++)
+	{
+		ScanKeyData key;
+		HeapTuple	oldtup;
+		HeapTuple	newtup;
+		bool		should_free;
+		ItemPointerData tid;
+		TM_FailureData tmfd;
+		LockTupleMode lockmode;
+		bool		update_indexes;
+		TM_Result	res;
+
+		/* a stream once: its second version is this command's own */
+		if (i > 0 && ids[i] == ids[i - 1])
+			continue;
+		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ,
+					Int64GetDatum(ids[i]));
+		index_rescan(scan, &key, 1, NULL, 0);
+		if (!index_getnext_slot(scan, ForwardScanDirection, found))
+			continue;
+		tid = found->tts_tid;
+		oldtup = ExecFetchSlotHeapTuple(found, false, &should_free);
+		for (c = 0; c < ncols; c++)
+		{
+			repl[atts[c] - 1] = values[c][i];
+			do_repl[atts[c] - 1] = true;
+		}
+		newtup = heap_modify_tuple(oldtup, desc, repl, repl_null, do_repl);
+		if (should_free)
+			heap_freetuple(oldtup);
+		ExecClearTuple(found);
+		ExecStoreHeapTuple(newtup, upd, true);
+		res = table_tuple_update(rel, &tid, upd, cid, snap, InvalidSnapshot,
+								 true, &tmfd, &lockmode, &update_indexes);
+		if (res != TM_Ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("unexpected result %d updating the state row of stream %lld",
+							(int) res, (long long) ids[i])));
+		if (update_indexes)
+			list_free(ExecInsertIndexTuples(rri, upd, estate, true, false,
+											NULL, NIL));
+		ExecClearTuple(upd);
+		ResetPerTupleExprContext(estate);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(found);
+	ExecDropSingleTupleTableSlot(upd);
+	UnregisterSnapshot(snap);
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+	index_close(pk, NoLock);
+	table_close(rel, NoLock);
+	pfree(atts);
+	pfree(repl);
+	pfree(repl_null);
+	pfree(do_repl);
+	CommandCounterIncrement();
+	return true;
+}
+
+/*
  * mlma_direct_insert
  *		Insert one observation of a stream this transaction has taken, at
  *		seq.  False when nothing was done (the caller uses SQL).

@@ -23,9 +23,11 @@
  *	   rolled reference, eager check and decision with mlma_evaluate_losses
  *	   and mlma_decide, or the scheduled queue);
  *	5. one INSERT each for batches, reference_history, checks and
- *	   check_queue, one upsert of reference_batches, one UPDATE of
- *	   stream_state, and one mlma._raise_requests for the streams that
- *	   drift (NOTIFY as always, on commit);
+ *	   check_queue, one upsert of reference_batches, the stream_state
+ *	   rows updated through their primary key (mlma_update_state_rows; one
+ *	   UPDATE where the direct path cannot be used), and one
+ *	   mlma._raise_requests for the streams that drift (NOTIFY as always,
+ *	   on commit);
  *	6. at the end of the statement, the observations left in open batches:
  *	   one run per stream (mlma.open_runs).
  *
@@ -1095,8 +1097,13 @@ Flush(SetWork *w, SetStream *ss, int n)
 	RowSet		checks;
 	RowSet		refs;
 	Datum	   *ids;
+	int64	   *state_ids;
 	Datum	   *vals[4];
 	int			k;
+	static const char *const state_columns[4] = {
+		"batch_no", "open_start_seq", "streak", "version_start_seq"
+	};
+	static const Oid state_types[4] = {INT4OID, INT8OID, INT4OID, INT8OID};
 
 	RowSetInsert(&w->batches, "batches");
 
@@ -1254,6 +1261,7 @@ Flush(SetWork *w, SetStream *ss, int n)
 
 	/* the state rows of the streams whose batches closed */
 	ids = palloc(sizeof(Datum) * n);
+	state_ids = palloc(sizeof(int64) * n);
 	for (i = 0; i < 4; i++)
 		vals[i] = palloc(sizeof(Datum) * n);
 	k = 0;
@@ -1264,13 +1272,16 @@ Flush(SetWork *w, SetStream *ss, int n)
 		if (!s->fast || !s->wrote)
 			continue;
 		ids[k] = Int64GetDatum(s->rows->stream_id);
+		state_ids[k] = s->rows->stream_id;
 		vals[0][k] = Int32GetDatum(s->batch_no);
 		vals[1][k] = Int64GetDatum(s->open_start_seq);
 		vals[2][k] = Int32GetDatum(s->streak);
 		vals[3][k] = Int64GetDatum(s->version_start_seq);
 		k++;
 	}
-	if (k > 0)
+	/* through stream_state's primary key (ss is in stream_id order), else SQL */
+	if (k > 0 &&
+		!mlma_update_state_rows(k, state_ids, 4, state_columns, state_types, vals))
 	{
 		Oid			types[5] = {INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
 		INT4ARRAYOID, INT8ARRAYOID};

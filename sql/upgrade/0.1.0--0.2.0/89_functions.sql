@@ -855,9 +855,12 @@ AS $$
 				  CASE WHEN r.effect IS NULL OR r.effect IN ('NaN', 'Infinity', '-Infinity')
 					   THEN 'null' ELSE to_json(r.effect)::text END,
 				  to_json(r.status)::text)
-	  FROM @extschema@.retrain_requests r
-	  JOIN @extschema@.streams s USING (stream_id)
-	 WHERE r.request_id = ANY (p_request_ids)
+	  FROM unnest(p_request_ids) AS u(id)
+	  -- index probes: the requests' history and the fleet are never scanned
+	  CROSS JOIN LATERAL (SELECT * FROM @extschema@.retrain_requests x
+						   WHERE x.request_id = u.id LIMIT 1) r
+	  CROSS JOIN LATERAL (SELECT x.name FROM @extschema@.streams x
+						   WHERE x.stream_id = r.stream_id LIMIT 1) s
 	 ORDER BY r.request_id
 $$;
 
@@ -886,7 +889,10 @@ BEGIN
 					THEN 'proposed' ELSE 'pending' END,
 			   u.p, u.e, u.c, p_note
 		  FROM unnest(p_stream_ids, p_p_values, p_effects, p_check_ids) AS u(sid, p, e, c)
-		  JOIN @extschema@.streams s ON s.stream_id = u.sid
+		 -- one index probe per stream, never a scan of the whole fleet
+		 CROSS JOIN LATERAL (SELECT s.stream_id, s.model_version, s.approval
+							   FROM @extschema@.streams s
+							  WHERE s.stream_id = u.sid LIMIT 1) s
 		 ORDER BY u.sid
 		ON CONFLICT (stream_id) WHERE status IN ('proposed', 'pending', 'claimed') DO NOTHING
 		RETURNING request_id)
