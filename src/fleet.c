@@ -1256,7 +1256,6 @@ RunRound(double fdr, const char *schema, Tuplestorestate *rows, TupleDesc desc)
 		Datum		args[2];
 		int			k;
 		int			nchanged = 0;
-
 		int64	   *ids = palloc(sizeof(int64) * Max(nstreams, 1));
 		static const char *const streak_column[1] = {"streak"};
 		static const Oid streak_type[1] = {INT4OID};
