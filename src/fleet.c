@@ -1256,7 +1256,6 @@ RunRound(double fdr, const char *schema, Tuplestorestate *rows, TupleDesc desc)
 		Datum		args[2];
 		int			k;
 		int			nchanged = 0;
-		int64	   *ids = palloc(sizeof(int64) * Max(nstreams, 1));
 		static const char *const streak_column[1] = {"streak"};
 		static const Oid streak_type[1] = {INT4OID};
 
@@ -1265,14 +1264,13 @@ RunRound(double fdr, const char *schema, Tuplestorestate *rows, TupleDesc desc)
 		{
 			if (streaks[k] == old_streaks[k])
 				continue;
-			ids[nchanged] = stream_ids[k];
 			sids[nchanged] = Int64GetDatum(stream_ids[k]);
 			sks[nchanged] = Int32GetDatum(streaks[k]);
 			nchanged++;
 		}
 		/* through stream_state's primary key, else with SQL */
 		if (nchanged > 0 &&
-			!mlma_update_state_rows(nchanged, ids, 1, streak_column, streak_type,
+			!mlma_update_state_rows(nchanged, sids, 1, streak_column, streak_type,
 									&sks))
 		{
 			args[0] = mlma_array_datum(sids, NULL, nchanged, INT8OID);

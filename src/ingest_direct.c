@@ -210,6 +210,43 @@ OpenPrimaryKey(Relation rel, LOCKMODE lockmode)
 }
 
 /*
+ * OpenKeyed
+ *		mlma.<table> opened with lockmode, and its primary key (in *pk,
+ *		AccessShareLock), when the direct path may be used, usable(rel,
+ *		mode) holds (LocalTable, WritableTable or PlainTable) and the key
+ *		begins with stream_id bigint, then with the int4 column second when
+ *		it is given; else NULL, with nothing left open: the caller uses SQL.
+ */
+static Relation
+OpenKeyed(const char *table, LOCKMODE lockmode,
+		  bool (*usable) (Relation rel, AclMode mode), AclMode mode,
+		  const char *second, Relation *pk)
+{
+	Relation	rel;
+	TupleDesc	desc;
+	AttrNumber	k2 = InvalidAttrNumber;
+
+	*pk = NULL;
+	if (!mlma_direct_usable())
+		return NULL;
+	rel = OpenTable(table, lockmode);
+	if (rel == NULL)
+		return NULL;
+	desc = RelationGetDescr(rel);
+	if (second != NULL)
+		k2 = AttnumOf(desc, second, INT4OID);
+	if ((second == NULL || k2 != InvalidAttrNumber) && usable(rel, mode))
+		*pk = OpenPrimaryKey(rel, AccessShareLock);
+	if (*pk != NULL && KeyBegins(*pk, AttnumOf(desc, "stream_id", INT8OID), k2))
+		return rel;
+	if (*pk != NULL)
+		index_close(*pk, NoLock);
+	*pk = NULL;
+	table_close(rel, NoLock);
+	return NULL;
+}
+
+/*
  * mlma_direct_usable
  *		Whether this transaction's observations may take the direct path:
  *		READ COMMITTED, no Citus.
@@ -615,22 +652,10 @@ mlma_try_lock_streams(const int64 *ids, int n, int max_locked, bool *locked)
 	int			nlocked = 0;
 	int			i;
 
-	if (!mlma_direct_usable())
-		return -1;
-	state = OpenTable("stream_state", RowShareLock);
+	state = OpenKeyed("stream_state", RowShareLock, PlainTable,
+					  ACL_SELECT | ACL_UPDATE, NULL, &pk);
 	if (state == NULL)
 		return -1;
-	pk = PlainTable(state, ACL_SELECT | ACL_UPDATE) ?
-		OpenPrimaryKey(state, AccessShareLock) : NULL;
-	if (pk == NULL ||
-		!KeyBegins(pk, AttnumOf(RelationGetDescr(state), "stream_id", INT8OID),
-				   InvalidAttrNumber))
-	{
-		if (pk != NULL)
-			index_close(pk, NoLock);
-		table_close(state, NoLock);
-		return -1;
-	}
 	CommandCounterIncrement();
 	slot = table_slot_create(state, NULL);
 	for (i = 0; i < n; i++)
@@ -649,7 +674,8 @@ mlma_try_lock_streams(const int64 *ids, int n, int max_locked, bool *locked)
 /*
  * mlma_update_state_rows
  *		Set ncols columns of the mlma.stream_state rows of n streams whose
- *		writer locks this transaction holds (ids ascending): row i gets
+ *		writer locks this transaction holds (ids: int8 datums, ascending,
+ *		as the caller's SQL fallback takes them too): row i gets
  *		values[c][i] in column cols[c], of type types[c].  Through the
  *		primary key and the table's access methods, as an UPDATE writes
  *		(a new row version; index entries where it cannot be a HOT update),
@@ -658,12 +684,12 @@ mlma_try_lock_streams(const int64 *ids, int n, int max_locked, bool *locked)
  *		cannot be used: nothing was written, the caller uses SQL.
  */
 bool
-mlma_update_state_rows(int n, const int64 *ids, int ncols,
+mlma_update_state_rows(int n, const Datum *ids, int ncols,
 					   const char *const *cols, const Oid *types,
 					   Datum *const *values)
 {
 	Relation	rel;
-	Relation	pk = NULL;
+	Relation	pk;
 	TupleDesc	desc;
 	AttrNumber *atts;
 	Datum	   *repl;
@@ -679,27 +705,20 @@ mlma_update_state_rows(int n, const int64 *ids, int ncols,
 	int			i;
 	int			c;
 
-	if (!mlma_direct_usable())
-		return false;
-	rel = OpenTable("stream_state", RowExclusiveLock);
+	rel = OpenKeyed("stream_state", RowExclusiveLock, PlainTable,
+					ACL_SELECT | ACL_UPDATE, NULL, &pk);
 	if (rel == NULL)
 		return false;
 	desc = RelationGetDescr(rel);
 	atts = palloc(sizeof(AttrNumber) * Max(ncols, 1));
 	for (c = 0; c < ncols; c++)
 		if ((atts[c] = AttnumOf(desc, cols[c], types[c])) == InvalidAttrNumber)
-			break;
-	if (c == ncols && PlainTable(rel, ACL_SELECT | ACL_UPDATE))
-		pk = OpenPrimaryKey(rel, RowExclusiveLock);
-	if (pk == NULL ||
-		!KeyBegins(pk, AttnumOf(desc, "stream_id", INT8OID), InvalidAttrNumber))
-	{
-		if (pk != NULL)
+		{
 			index_close(pk, NoLock);
-		table_close(rel, NoLock);
-		pfree(atts);
-		return false;
-	}
+			table_close(rel, NoLock);
+			pfree(atts);
+			return false;
+		}
 
 	/* see this transaction's earlier work, as a new statement would */
 	CommandCounterIncrement();
@@ -728,10 +747,9 @@ mlma_update_state_rows(int n, const int64 *ids, int ncols,
 		TM_Result	res;
 
 		/* a stream once: its second version is this command's own */
-		if (i > 0 && ids[i] == ids[i - 1])
+		if (i > 0 && DatumGetInt64(ids[i]) == DatumGetInt64(ids[i - 1]))
 			continue;
-		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ,
-					Int64GetDatum(ids[i]));
+		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, ids[i]);
 		index_rescan(scan, &key, 1, NULL, 0);
 		if (!index_getnext_slot(scan, ForwardScanDirection, found))
 			continue;
@@ -753,7 +771,7 @@ mlma_update_state_rows(int n, const int64 *ids, int ncols,
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
 					 errmsg("unexpected result %d updating the state row of stream %lld",
-							(int) res, (long long) ids[i])));
+							(int) res, (long long) DatumGetInt64(ids[i]))));
 		if (update_indexes)
 			list_free(ExecInsertIndexTuples(rri, upd, estate, true, false,
 											NULL, NIL));
@@ -1162,33 +1180,16 @@ mlma_key_reader_open(const char *table, const char *second, Snapshot snap)
 {
 	Relation	rel;
 	Relation	pk;
-	AttrNumber	k1;
-	AttrNumber	k2 = InvalidAttrNumber;
 	MlmaKeyReader *r;
 
-	if (!mlma_direct_usable())
-		return NULL;
-	rel = OpenTable(table, AccessShareLock);
+	rel = OpenKeyed(table, AccessShareLock, LocalTable, ACL_SELECT, second, &pk);
 	if (rel == NULL)
 		return NULL;
-	k1 = AttnumOf(RelationGetDescr(rel), "stream_id", INT8OID);
-	if (second != NULL)
-		k2 = AttnumOf(RelationGetDescr(rel), second, INT4OID);
-	pk = LocalTable(rel, ACL_SELECT) ? OpenPrimaryKey(rel, AccessShareLock) : NULL;
-	if (pk == NULL || k1 == InvalidAttrNumber ||
-		(second != NULL && k2 == InvalidAttrNumber) ||
-		!KeyBegins(pk, k1, k2))
-	{
-		if (pk != NULL)
-			index_close(pk, NoLock);
-		table_close(rel, NoLock);
-		return NULL;
-	}
 	r = palloc0(sizeof(MlmaKeyReader));
 	r->rel = rel;
 	r->pk = pk;
 	r->nkeys = second != NULL ? 2 : 1;
-	r->key_att = k1;
+	r->key_att = AttnumOf(RelationGetDescr(rel), "stream_id", INT8OID);
 	r->cxt = CurrentMemoryContext;
 	r->slot = table_slot_create(rel, NULL);
 	r->scan = index_beginscan(rel, pk, snap, r->nkeys, 0);
@@ -1354,21 +1355,17 @@ mlma_take_queue(int64 limit, MlmaQueued **rows)
 	int64		cap = 64;
 	MlmaQueued *out;
 
-	if (!mlma_direct_usable())
-		return -1;
-	rel = OpenTable("check_queue", RowExclusiveLock);
+	rel = OpenKeyed("check_queue", RowExclusiveLock, WritableTable,
+					ACL_SELECT | ACL_DELETE, "batch_no", &pk);
 	if (rel == NULL)
 		return -1;
 	desc = RelationGetDescr(rel);
 	sid_att = AttnumOf(desc, "stream_id", INT8OID);
 	bno_att = AttnumOf(desc, "batch_no", INT4OID);
 	at_att = AttnumOf(desc, "queued_at", TIMESTAMPTZOID);
-	pk = WritableTable(rel, ACL_SELECT | ACL_DELETE) ?
-		OpenPrimaryKey(rel, RowExclusiveLock) : NULL;
-	if (pk == NULL || at_att == InvalidAttrNumber || !KeyBegins(pk, sid_att, bno_att))
+	if (at_att == InvalidAttrNumber)
 	{
-		if (pk != NULL)
-			index_close(pk, NoLock);
+		index_close(pk, NoLock);
 		table_close(rel, NoLock);
 		return -1;
 	}

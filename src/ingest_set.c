@@ -1097,7 +1097,6 @@ Flush(SetWork *w, SetStream *ss, int n)
 	RowSet		checks;
 	RowSet		refs;
 	Datum	   *ids;
-	int64	   *state_ids;
 	Datum	   *vals[4];
 	int			k;
 	static const char *const state_columns[4] = {
@@ -1261,7 +1260,6 @@ Flush(SetWork *w, SetStream *ss, int n)
 
 	/* the state rows of the streams whose batches closed */
 	ids = palloc(sizeof(Datum) * n);
-	state_ids = palloc(sizeof(int64) * n);
 	for (i = 0; i < 4; i++)
 		vals[i] = palloc(sizeof(Datum) * n);
 	k = 0;
@@ -1272,7 +1270,6 @@ Flush(SetWork *w, SetStream *ss, int n)
 		if (!s->fast || !s->wrote)
 			continue;
 		ids[k] = Int64GetDatum(s->rows->stream_id);
-		state_ids[k] = s->rows->stream_id;
 		vals[0][k] = Int32GetDatum(s->batch_no);
 		vals[1][k] = Int64GetDatum(s->open_start_seq);
 		vals[2][k] = Int32GetDatum(s->streak);
@@ -1281,7 +1278,7 @@ Flush(SetWork *w, SetStream *ss, int n)
 	}
 	/* through stream_state's primary key (ss is in stream_id order), else SQL */
 	if (k > 0 &&
-		!mlma_update_state_rows(k, state_ids, 4, state_columns, state_types, vals))
+		!mlma_update_state_rows(k, ids, 4, state_columns, state_types, vals))
 	{
 		Oid			types[5] = {INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
 		INT4ARRAYOID, INT8ARRAYOID};

@@ -256,7 +256,7 @@ extern int	mlma_run_elems(Datum times, Datum losses, Datum bench, bool bench_nul
 						   Datum **t, Datum **l, Datum **x, bool **xnull);
 extern int	mlma_try_lock_streams(const int64 *ids, int n, int max_locked,
 								  bool *locked);
-extern bool mlma_update_state_rows(int n, const int64 *ids, int ncols,
+extern bool mlma_update_state_rows(int n, const Datum *ids, int ncols,
 								   const char *const *cols, const Oid *types,
 								   Datum *const *values);
 extern bool mlma_direct_insert(int64 stream_id, int64 seq,
