@@ -1112,7 +1112,7 @@ RunRound(double fdr, const char *schema, Tuplestorestate *rows, TupleDesc desc)
 				if (lockstate[k] == 1)
 					want[nwant++] = stream_ids[k];
 			}
-			if (mlma_try_lock_streams(want, nwant, budget, got) < 0)
+			if (mlma_lock_streams(want, nwant, budget, LockWaitSkip, got) < 0)
 			{
 				int			held = 0;
 

@@ -657,10 +657,13 @@ AfterInsert(MlmaStream *stream, OwnedStream *owned)
 	{
 		int64		next_seq = owned->next_seq;
 
-		ret = SPI_execute_plan(close_plan.plan, args, NULL, false, 0);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "closing a batch failed: %s", SPI_result_code_string(ret));
-		SPI_freetuptable(SPI_tuptable);
+		if (!mlma_close_full_batch(stream, owned->open_start_seq, next_seq))
+		{
+			ret = SPI_execute_plan(close_plan.plan, args, NULL, false, 0);
+			if (ret != SPI_OK_SELECT)
+				elog(ERROR, "closing a batch failed: %s", SPI_result_code_string(ret));
+			SPI_freetuptable(SPI_tuptable);
+		}
 		owned->open_start_seq = next_seq;
 	}
 

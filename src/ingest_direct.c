@@ -635,16 +635,19 @@ mlma_direct_take(int64 stream_id, int32 expected_config, int64 seq_hint,
 }
 
 /*
- * mlma_try_lock_streams
- *		The writer locks (mlma_try_lock_stream) of the n streams ids, tried
- *		in order, through stream_state's primary key, until max_locked are
- *		held: locked[i] says whether ids[i]'s is (false: another transaction
- *		holds it, the stream is gone, or the limit was reached).  Returns
- *		how many are held, or -1 when the direct path cannot be used (none
- *		was taken: the caller uses SQL).
+ * mlma_lock_streams
+ *		The writer locks (mlma_lock_stream) of the n streams ids, taken in
+ *		order through stream_state's primary key until max_locked are held,
+ *		waiting for each current holder (LockWaitBlock) or not
+ *		(LockWaitSkip, as mlma_try_lock_stream): locked[i] says whether
+ *		ids[i]'s is held (false: another transaction holds it, the stream
+ *		is gone, or the limit was reached).  Returns how many are held, or
+ *		-1 when the direct path cannot be used (none was taken: the caller
+ *		uses SQL).
  */
 int
-mlma_try_lock_streams(const int64 *ids, int n, int max_locked, bool *locked)
+mlma_lock_streams(const int64 *ids, int n, int max_locked, LockWaitPolicy wait,
+				  bool *locked)
 {
 	Relation	state;
 	Relation	pk;
@@ -661,7 +664,7 @@ mlma_try_lock_streams(const int64 *ids, int n, int max_locked, bool *locked)
 	for (i = 0; i < n; i++)
 	{
 		locked[i] = nlocked < max_locked &&
-			LockStateRow(state, pk, ids[i], slot, LockWaitSkip);
+			LockStateRow(state, pk, ids[i], slot, wait);
 		if (locked[i])
 			nlocked++;
 	}
@@ -1417,23 +1420,8 @@ mlma_take_queue(int64 limit, MlmaQueued **rows)
 	return n;
 }
 
-/*
- * The open batch taken out of mlma.open_runs, in seq order.
- */
-typedef struct TakenBatch
-{
-	int			n;
-	int			cap;
-	double	   *losses;
-	TimestampTz *at;
-	double	   *bench;
-	bool	   *bench_null;
-	int			nbench;			/* how many carry a benchmark loss */
-	int64		first_seq;
-} TakenBatch;
-
 static void
-TakenAdd(TakenBatch *b, int64 seq, TimestampTz at, double loss, bool has_bench,
+TakenAdd(MlmaTakenBatch *b, int64 seq, TimestampTz at, double loss, bool has_bench,
 		 double bench)
 {
 	if (b->n == b->cap)
@@ -1494,7 +1482,7 @@ mlma_run_elems(Datum times, Datum losses, Datum bench, bool bench_null,
 
 /* add the observations of one run, which starts at seq, to b */
 static void
-TakenAddRun(TakenBatch *b, int64 seq, Datum times, Datum losses, Datum bench,
+TakenAddRun(MlmaTakenBatch *b, int64 seq, Datum times, Datum losses, Datum bench,
 			bool bench_null)
 {
 	Datum	   *t;
@@ -1515,15 +1503,14 @@ TakenAddRun(TakenBatch *b, int64 seq, Datum times, Datum losses, Datum bench,
 
 /*
  * DeleteOpenRows
- *		Delete the stream's runs with seq >= from_seq, visible to the
- *		active snapshot, as DELETE ... RETURNING does (rel opened with
- *		RowExclusiveLock), collecting their observations in seq order.
+ *		Delete the stream's runs with seq >= from_seq, visible to snap, as
+ *		DELETE ... RETURNING does (rel opened with RowExclusiveLock),
+ *		collecting their observations in seq order.
  */
 static void
-DeleteOpenRows(Relation rel, Relation pk, const RunColumns *cols,
-			   int64 stream_id, int64 from_seq, TakenBatch *b)
+DeleteOpenRows(Relation rel, Relation pk, const RunColumns *cols, Snapshot snap,
+			   int64 stream_id, int64 from_seq, MlmaTakenBatch *b)
 {
-	Snapshot	snap = GetActiveSnapshot();
 	CommandId	cid = GetCurrentCommandId(true);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	IndexScanDesc scan = BeginOpenBatchScan(rel, pk, snap, stream_id, from_seq);
@@ -1576,11 +1563,51 @@ DeleteOpenRows(Relation rel, Relation pk, const RunColumns *cols,
 }
 
 /*
+ * mlma_direct_take_open
+ *		Take the open observations of n streams whose writer locks this
+ *		transaction holds out of mlma.open_runs: those of ids[i] with seq >=
+ *		from[i] go to out[i] (zeroed by the caller), in seq order, read
+ *		with a snapshot taken now, as a statement of their own would (it
+ *		sees this transaction's earlier writes and every commit before
+ *		it).  False when the direct path cannot be used: nothing was taken.
+ */
+bool
+mlma_direct_take_open(int n, const int64 *ids, const int64 *from,
+					  MlmaTakenBatch *out)
+{
+	Relation	rel;
+	Relation	pk = NULL;
+	RunColumns	cols;
+	Snapshot	snap;
+	int			i;
+
+	if (!mlma_direct_usable() || (rel = OpenTable("open_runs", RowExclusiveLock)) == NULL)
+		return false;
+	pk = OpenPrimaryKey(rel, AccessShareLock);
+	if (pk == NULL || !RunsWritable(rel, &cols, ACL_SELECT | ACL_DELETE) ||
+		!KeyBegins(pk, cols.stream_id, cols.seq))
+	{
+		if (pk != NULL)
+			index_close(pk, NoLock);
+		table_close(rel, NoLock);
+		return false;
+	}
+	CommandCounterIncrement();
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	for (i = 0; i < n; i++)
+		DeleteOpenRows(rel, pk, &cols, snap, ids[i], from[i], &out[i]);
+	UnregisterSnapshot(snap);
+	index_close(pk, NoLock);
+	table_close(rel, NoLock);
+	return true;
+}
+
+/*
  * DeleteOpenRowsSql
  *		The same through SQL, where the direct path cannot be used.
  */
 static void
-DeleteOpenRowsSql(int64 stream_id, int64 from_seq, TakenBatch *b)
+DeleteOpenRowsSql(int64 stream_id, int64 from_seq, MlmaTakenBatch *b)
 {
 	static MlmaPlan plan;
 	Oid			types[2] = {INT8OID, INT8OID};
@@ -1656,7 +1683,7 @@ mlma_take_open_batch(PG_FUNCTION_ARGS)
 	int64		stream_id = PG_GETARG_INT64(0);
 	int64		from_seq = PG_GETARG_INT64(1);
 	TupleDesc	tupdesc;
-	TakenBatch	b;
+	MlmaTakenBatch	b;
 	Datum		values[6];
 	bool		nulls[6] = {true, true, true, true, true, true};
 	Relation	rel = NULL;
@@ -1681,7 +1708,7 @@ mlma_take_open_batch(PG_FUNCTION_ARGS)
 			KeyBegins(pk, cols.stream_id, cols.seq);
 	}
 	if (direct)
-		DeleteOpenRows(rel, pk, &cols, stream_id, from_seq, &b);
+		DeleteOpenRows(rel, pk, &cols, GetActiveSnapshot(), stream_id, from_seq, &b);
 	if (pk != NULL)
 		index_close(pk, NoLock);
 	if (rel != NULL)

@@ -65,6 +65,7 @@
 #include "utils/float.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
@@ -492,9 +493,315 @@ static const char *take_open_query =
 "RETURNING o.stream_id, o.seq, o.times, o.losses, o.benchmark_losses";
 
 /*
+ * What ReadStreams reads of a stream, in read_query's order (column
+ * F_x + 2; column 1 is the stream's id).
+ */
+enum
+{
+	F_CONFIG, F_OPEN_START, F_AGE, F_BATCH_NO, F_VERSION_NO, F_VERSION_START,
+	F_STREAK, F_NEXT_SEQ, F_MODEL_VERSION, F_METHOD, F_ALPHA, F_EAGER, F_PAUSED,
+	F_SEASON, F_REF_SIZE, F_MIN_EFFECT, F_CONSECUTIVE, F_POLICY, F_BATCH_SIZE,
+	F_HAS_REF, F_REF_LOSSES, F_REF_SEQS, F_REF_END, F_REF_PINNED,
+	F_REF_VERSION, F_REF_ID, NFIELDS
+};
+
+static int32
+FieldInt32(const Datum *v, const bool *nl, int f)
+{
+	return nl[f] ? 0 : DatumGetInt32(v[f]);
+}
+
+static int64
+FieldInt64(const Datum *v, const bool *nl, int f)
+{
+	return nl[f] ? 0 : DatumGetInt64(v[f]);
+}
+
+static bool
+FieldBool(const Datum *v, const bool *nl, int f)
+{
+	return !nl[f] && DatumGetBool(v[f]);
+}
+
+static double
+FieldFloat8(const Datum *v, const bool *nl, int f)
+{
+	return nl[f] ? 0.0 : DatumGetFloat8(v[f]);
+}
+
+static char *
+FieldText(const Datum *v, const bool *nl, int f)
+{
+	return nl[f] ? NULL : TextDatumGetCString(v[f]);
+}
+
+/*
+ * FillStream
+ *		Step 2 for one stream from what was read of it (v, nl: NFIELDS
+ *		values); a stream the set path does not serve is marked slow.
+ */
+static void
+FillStream(SetStream *s, const Datum *v, const bool *nl, TimestampTz xact_start)
+{
+	char	   *policy;
+
+	s->config_version = FieldInt32(v, nl, F_CONFIG);
+	s->open_start_seq = FieldInt64(v, nl, F_OPEN_START);
+	s->age_flagged = FieldBool(v, nl, F_AGE);
+	s->batch_no = FieldInt32(v, nl, F_BATCH_NO);
+	s->version_no = FieldInt32(v, nl, F_VERSION_NO);
+	s->version_start_seq = FieldInt64(v, nl, F_VERSION_START);
+	s->streak = FieldInt32(v, nl, F_STREAK);
+	s->next_seq = FieldInt64(v, nl, F_NEXT_SEQ);
+	s->model_version = FieldText(v, nl, F_MODEL_VERSION);
+	s->method_name = FieldText(v, nl, F_METHOD);
+	s->method = s->method_name ? mlma_method_kind(s->method_name) : MLMA_METHOD_INVALID;
+	s->alpha = FieldFloat8(v, nl, F_ALPHA);
+	s->eager = FieldBool(v, nl, F_EAGER);
+	s->paused = FieldBool(v, nl, F_PAUSED);
+	s->season = FieldInt32(v, nl, F_SEASON);
+	if (s->season < 2)
+		s->season = 0;
+	s->reference_size = FieldInt32(v, nl, F_REF_SIZE);
+	s->min_effect = FieldFloat8(v, nl, F_MIN_EFFECT);
+	s->consecutive = FieldInt32(v, nl, F_CONSECUTIVE);
+	policy = FieldText(v, nl, F_POLICY);
+	s->policy = policy ? policy[0] : POLICY_FIXED;	/* fixed, rolling, benchmark */
+	s->batch_size = FieldInt32(v, nl, F_BATCH_SIZE);
+	s->has_ref = FieldBool(v, nl, F_HAS_REF);
+	if (s->has_ref)
+	{
+		int			nseq;
+		const void *l = mlma_array_values(v[F_REF_LOSSES], nl[F_REF_LOSSES], &s->ref.n);
+		const void *q = mlma_array_values(v[F_REF_SEQS], nl[F_REF_SEQS], &nseq);
+
+		/* copies: the row they were read from does not stay */
+		s->ref.losses = palloc(sizeof(double) * Max(s->ref.n, 1));
+		if (l != NULL)
+			memcpy(s->ref.losses, l, sizeof(double) * s->ref.n);
+		s->ref.seqs = NULL;
+		if (q != NULL && nseq == s->ref.n)
+		{
+			s->ref.seqs = palloc(sizeof(int64) * Max(nseq, 1));
+			memcpy(s->ref.seqs, q, sizeof(int64) * nseq);
+		}
+		s->ref.end_seq = FieldInt64(v, nl, F_REF_END);
+		s->ref.pinned = FieldBool(v, nl, F_REF_PINNED);
+		s->ref.version_no = FieldInt32(v, nl, F_REF_VERSION);
+		s->ref.id = FieldInt64(v, nl, F_REF_ID);
+		s->ref.pending = 0;
+	}
+	s->table_open = s->next_seq - s->open_start_seq;
+	s->table_lo = s->open_start_seq;
+
+	/* what the set path does not serve */
+	if (s->config_version != s->stream.config_version ||
+		s->method == MLMA_METHOD_INVALID ||
+		(s->stream.has_deadline && !s->age_flagged && !s->paused &&
+		 xact_start > s->stream.deadline) ||
+		(!s->has_ref && s->policy != POLICY_BENCHMARK &&
+		 s->version_start_seq < s->open_start_seq))
+		s->fast = false;
+}
+
+/*
+ * The tables ReadStreamsDirect reads by primary key, and the columns it
+ * reads from each (the fields of read_query that are plain columns).
+ */
+enum
+{
+	T_STATE, T_STREAMS, T_REFS, T_HISTORY, T_RUNS, NTABLES
+};
+
+static const char *const read_tables[NTABLES] = {
+	"stream_state", "streams", "reference_batches", "reference_history", "open_runs"
+};
+
+typedef struct ReadColumn
+{
+	int			field;			/* F_x, or -1: read by ReadStreamsDirect itself */
+	int			table;
+	const char *name;
+	Oid			type;
+} ReadColumn;
+
+enum
+{
+	X_CHECK_MODE, X_SOURCE, X_RUN_SEQ, X_RUN_LOSSES, NEXTRA
+};
+
+static const ReadColumn read_columns[] = {
+	{F_CONFIG, T_STATE, "config_version", INT4OID},
+	{F_OPEN_START, T_STATE, "open_start_seq", INT8OID},
+	{F_AGE, T_STATE, "age_flagged", BOOLOID},
+	{F_BATCH_NO, T_STATE, "batch_no", INT4OID},
+	{F_VERSION_NO, T_STATE, "version_no", INT4OID},
+	{F_VERSION_START, T_STATE, "version_start_seq", INT8OID},
+	{F_STREAK, T_STATE, "streak", INT4OID},
+	{F_MODEL_VERSION, T_STREAMS, "model_version", TEXTOID},
+	{F_METHOD, T_STREAMS, "method", TEXTOID},
+	{F_ALPHA, T_STREAMS, "alpha", FLOAT8OID},
+	{F_PAUSED, T_STREAMS, "paused", BOOLOID},
+	{F_SEASON, T_STREAMS, "season_length", INT4OID},
+	{F_REF_SIZE, T_STREAMS, "reference_size", INT4OID},
+	{F_MIN_EFFECT, T_STREAMS, "min_effect", FLOAT8OID},
+	{F_CONSECUTIVE, T_STREAMS, "consecutive", INT4OID},
+	{F_POLICY, T_STREAMS, "reference_policy", TEXTOID},
+	{F_BATCH_SIZE, T_STREAMS, "batch_size", INT4OID},
+	{F_REF_LOSSES, T_REFS, "losses", FLOAT8ARRAYOID},
+	{F_REF_SEQS, T_REFS, "seqs", INT8ARRAYOID},
+	{F_REF_END, T_REFS, "end_seq", INT8OID},
+	{F_REF_VERSION, T_REFS, "version_no", INT4OID},
+	{F_REF_ID, T_HISTORY, "reference_id", INT8OID},
+	/* NEXTRA columns, X_x order */
+	{-1, T_STREAMS, "check_mode", TEXTOID},
+	{-1, T_REFS, "source", TEXTOID},
+	{-1, T_RUNS, "seq", INT8OID},
+	{-1, T_RUNS, "losses", FLOAT8ARRAYOID},
+};
+
+#define NREAD_COLUMNS lengthof(read_columns)
+#define EXTRA(x) (NREAD_COLUMNS - NEXTRA + (x))
+
+/* the column att of slot, and whether it is NULL */
+static inline Datum
+SlotCol(TupleTableSlot *slot, AttrNumber att, bool *isnull)
+{
+	*isnull = slot->tts_isnull[att - 1];
+	return slot->tts_values[att - 1];
+}
+
+/*
+ * ReadStreamsDirect
+ *		ReadStreams through the access methods: the locks through
+ *		stream_state's primary key, then, with a snapshot taken after them,
+ *		each stream's rows by primary key (the probes of read_query).
+ *		False when the direct path cannot be used: nothing was read (some
+ *		locks may be held; taking them again costs nothing).
+ */
+static bool
+ReadStreamsDirect(SetStream *ss, int n)
+{
+	int64	   *ids = palloc(sizeof(int64) * Max(n, 1));
+	bool	   *locked = palloc(sizeof(bool) * Max(n, 1));
+	MlmaKeyReader *r[NTABLES];
+	AttrNumber	att[NREAD_COLUMNS];
+	Snapshot	snap;
+	TimestampTz xact_start = GetCurrentTransactionStartTimestamp();
+	bool		usable = true;
+	int			k = 0;
+	int			i;
+	int			t;
+
+	if (!mlma_direct_usable())
+		return false;
+	for (i = 0; i < n; i++)
+		if (IsToRead(&ss[i]))
+			ids[k++] = ss[i].rows->stream_id;
+	if (mlma_lock_streams(ids, k, k, LockWaitBlock, locked) < 0)
+		return false;
+
+	/* a new snapshot: every writer that held a lock we waited for is in it */
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	for (t = 0; t < NTABLES; t++)
+	{
+		r[t] = mlma_key_reader_open(read_tables[t], NULL, snap);
+		usable &= r[t] != NULL;
+	}
+	for (i = 0; usable && i < (int) NREAD_COLUMNS; i++)
+	{
+		att[i] = mlma_key_reader_column(r[read_columns[i].table],
+										read_columns[i].name, read_columns[i].type);
+		usable &= att[i] != InvalidAttrNumber;
+	}
+
+	k = 0;
+	for (i = 0; usable && i < n; i++)
+	{
+		SetStream  *s = &ss[i];
+		int64		id = s->rows->stream_id;
+		TupleTableSlot *slot[NTABLES];
+		Datum		v[NFIELDS];
+		bool		nl[NFIELDS];
+		bool		isnull;
+		int			c;
+
+		if (!IsToRead(s))
+			continue;
+		if (!locked[k++])
+		{
+			s->fast = false;	/* dropped meanwhile */
+			continue;
+		}
+		slot[T_STATE] = mlma_key_reader_seek(r[T_STATE], id);
+		slot[T_STREAMS] = mlma_key_reader_seek(r[T_STREAMS], id);
+		if (slot[T_STATE] == NULL || slot[T_STREAMS] == NULL)
+		{
+			s->fast = false;
+			continue;
+		}
+		slot[T_REFS] = mlma_key_reader_seek(r[T_REFS], id);
+		slot[T_HISTORY] = slot[T_REFS] ? mlma_key_reader_last(r[T_HISTORY], id) : NULL;
+		slot[T_RUNS] = mlma_key_reader_last(r[T_RUNS], id);
+
+		for (c = 0; c < NFIELDS; c++)
+			nl[c] = true;
+		for (c = 0; c < (int) NREAD_COLUMNS - NEXTRA; c++)
+		{
+			const ReadColumn *rc = &read_columns[c];
+
+			if (slot[rc->table] != NULL)
+				v[rc->field] = SlotCol(slot[rc->table], att[c], &nl[rc->field]);
+		}
+		v[F_EAGER] = BoolGetDatum(false);
+		v[F_HAS_REF] = BoolGetDatum(slot[T_REFS] != NULL);
+		v[F_REF_PINNED] = BoolGetDatum(false);
+		nl[F_EAGER] = nl[F_HAS_REF] = nl[F_REF_PINNED] = false;
+		{
+			Datum		mode = SlotCol(slot[T_STREAMS], att[EXTRA(X_CHECK_MODE)], &isnull);
+
+			if (!isnull)
+				v[F_EAGER] = BoolGetDatum(strcmp(TextDatumGetCString(mode), "eager") == 0);
+		}
+		if (slot[T_REFS] != NULL)
+		{
+			Datum		src = SlotCol(slot[T_REFS], att[EXTRA(X_SOURCE)], &isnull);
+
+			if (!isnull)
+				v[F_REF_PINNED] = BoolGetDatum(strcmp(TextDatumGetCString(src), "pinned") == 0);
+		}
+		/* where the open batch ends: its last run (earlier ones are gone) */
+		v[F_NEXT_SEQ] = v[F_OPEN_START];
+		nl[F_NEXT_SEQ] = nl[F_OPEN_START];
+		if (slot[T_RUNS] != NULL && !nl[F_OPEN_START])
+		{
+			bool		lnull;
+			int64		seq = DatumGetInt64(SlotCol(slot[T_RUNS], att[EXTRA(X_RUN_SEQ)], &isnull));
+			Datum		losses = SlotCol(slot[T_RUNS], att[EXTRA(X_RUN_LOSSES)], &lnull);
+
+			if (!isnull && !lnull && seq >= DatumGetInt64(v[F_OPEN_START]))
+			{
+				ArrayType  *a = DatumGetArrayTypeP(losses);
+
+				v[F_NEXT_SEQ] = Int64GetDatum(Max(DatumGetInt64(v[F_OPEN_START]),
+												  seq + ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a))));
+			}
+		}
+		FillStream(s, v, nl, xact_start);
+	}
+
+	for (t = 0; t < NTABLES; t++)
+		mlma_key_reader_close(r[t]);
+	UnregisterSnapshot(snap);
+	return usable;
+}
+
+/*
  * ReadStreams
  *		Steps 1 and 2: lock every known stream, then read what each one
- *		needs; a stream that cannot take the set path is marked slow.
+ *		needs (through the access methods where they may be used, else
+ *		lock_query and read_query); a stream that cannot take the set path
+ *		is marked slow.
  */
 static void
 ReadStreams(SetStream *ss, int n)
@@ -506,6 +813,8 @@ ReadStreams(SetStream *ss, int n)
 	bool	   *read;
 	TimestampTz xact_start = GetCurrentTransactionStartTimestamp();
 
+	if (ReadStreamsDirect(ss, n))
+		return;
 	ids = IdArray(ss, n, IsToRead);
 	ret = RunCached(lock_query, 1, &argtype, &ids);
 	if (ret != SPI_OK_SELECT)
@@ -523,71 +832,17 @@ ReadStreams(SetStream *ss, int n)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
 		SetStream  *s = FindStream(ss, n, mlma_spi_int64(tup, desc, 1));
-		char	   *policy;
+		Datum		v[NFIELDS];
+		bool		nl[NFIELDS];
+		int			f;
 
 		if (s == NULL || !s->fast || s->known)
 			continue;
 		read[s - ss] = true;
-		s->config_version = mlma_spi_int32(tup, desc, 2);
-		s->open_start_seq = mlma_spi_int64(tup, desc, 3);
-		s->age_flagged = mlma_spi_bool(tup, desc, 4);
-		s->batch_no = mlma_spi_int32(tup, desc, 5);
-		s->version_no = mlma_spi_int32(tup, desc, 6);
-		s->version_start_seq = mlma_spi_int64(tup, desc, 7);
-		s->streak = mlma_spi_int32(tup, desc, 8);
-		s->next_seq = mlma_spi_int64(tup, desc, 9);
-		s->model_version = SPI_getvalue(tup, desc, 10);
-		s->method_name = SPI_getvalue(tup, desc, 11);
-		s->method = mlma_method_kind(s->method_name);
-		s->alpha = mlma_spi_float8(tup, desc, 12, &isnull);
-		s->eager = mlma_spi_bool(tup, desc, 13);
-		s->paused = mlma_spi_bool(tup, desc, 14);
-		s->season = mlma_spi_int32(tup, desc, 15);
-		if (s->season < 2)
-			s->season = 0;
-		s->reference_size = mlma_spi_int32(tup, desc, 16);
-		s->min_effect = mlma_spi_float8(tup, desc, 17, &isnull);
-		s->consecutive = mlma_spi_int32(tup, desc, 18);
-		policy = SPI_getvalue(tup, desc, 19);
-		s->policy = policy[0];	/* fixed, rolling, benchmark */
-		s->batch_size = mlma_spi_int32(tup, desc, 20);
-		s->has_ref = mlma_spi_bool(tup, desc, 21);
-		if (s->has_ref)
-		{
-			int			nseq;
-
-			const void *l = mlma_spi_array(tup, desc, 22, &s->ref.n);
-			const void *q = mlma_spi_array(tup, desc, 23, &nseq);
-
-			/* copies: the row goes with SPI_freetuptable */
-			s->ref.losses = palloc(sizeof(double) * Max(s->ref.n, 1));
-			if (l != NULL)
-				memcpy(s->ref.losses, l, sizeof(double) * s->ref.n);
-			s->ref.seqs = NULL;
-			if (q != NULL && nseq == s->ref.n)
-			{
-				s->ref.seqs = palloc(sizeof(int64) * Max(nseq, 1));
-				memcpy(s->ref.seqs, q, sizeof(int64) * nseq);
-			}
-			s->ref.end_seq = mlma_spi_int64(tup, desc, 24);
-			s->ref.pinned = mlma_spi_bool(tup, desc, 25);
-			s->ref.version_no = mlma_spi_int32(tup, desc, 26);
-			s->ref.id = mlma_spi_int64(tup, desc, 27);
-			s->ref.pending = 0;
-		}
-		s->table_open = s->next_seq - s->open_start_seq;
-		s->table_lo = s->open_start_seq;
-
-		/* what the set path does not serve */
-		if (s->config_version != s->stream.config_version ||
-			s->method == MLMA_METHOD_INVALID ||
-			(s->stream.has_deadline && !s->age_flagged && !s->paused &&
-			 xact_start > s->stream.deadline) ||
-			(!s->has_ref && s->policy != POLICY_BENCHMARK &&
-			 s->version_start_seq < s->open_start_seq))
-			s->fast = false;
+		for (f = 0; f < NFIELDS; f++)
+			v[f] = SPI_getbinval(tup, desc, f + 2, &nl[f]);
+		FillStream(s, v, nl, xact_start);
 	}
 	for (i = 0; i < (uint64) n; i++)
 		if (!read[i] && !ss[i].known)
@@ -619,6 +874,54 @@ CmpTakenRun(const void *a, const void *b)
 }
 
 /*
+ * TakeOpenDirect
+ *		TakeOpen through the access methods for the k streams ids[] (from
+ *		los[]); false when they cannot be used (nothing was taken).
+ */
+static bool
+TakeOpenDirect(SetStream *ss, int n, const Datum *ids, const Datum *los, int k)
+{
+	int64	   *id = palloc(sizeof(int64) * k);
+	int64	   *lo = palloc(sizeof(int64) * k);
+	MlmaTakenBatch *taken = palloc0(sizeof(MlmaTakenBatch) * k);
+	int			i;
+
+	for (i = 0; i < k; i++)
+	{
+		id[i] = DatumGetInt64(ids[i]);
+		lo[i] = DatumGetInt64(los[i]);
+	}
+	if (!mlma_direct_take_open(k, id, lo, taken))
+		return false;
+	for (i = 0; i < k; i++)
+	{
+		SetStream  *s = FindStream(ss, n, id[i]);
+		MlmaTakenBatch *b = &taken[i];
+		SetObs	   *all;
+		int			j;
+
+		if (b->n == 0)
+			continue;
+		/* the open observations go before those in memory */
+		all = palloc(sizeof(SetObs) * (b->n + s->nobs));
+		memcpy(all + b->n, s->obs, sizeof(SetObs) * s->nobs);
+		for (j = 0; j < b->n; j++)
+		{
+			all[j].seq = b->first_seq + j;
+			all[j].at = b->at[j];
+			all[j].loss = b->losses[j];
+			all[j].has_bench = !b->bench_null[j];
+			all[j].bench = all[j].has_bench ? b->bench[j] : 0.0;
+		}
+		s->obs = all;
+		s->nobs += b->n;
+		s->nopen += b->n;
+		s->table_open = 0;
+	}
+	return true;
+}
+
+/*
  * TakeOpen
  *		Step 3: the open observations of the streams whose batch closes now,
  *		their runs deleted from mlma.open_runs, placed before the new ones.
@@ -647,6 +950,8 @@ TakeOpen(SetStream *ss, int n)
 			k++;
 		}
 	if (k == 0)
+		return;
+	if (TakeOpenDirect(ss, n, ids, los, k))
 		return;
 	args[0] = mlma_array_datum(ids, NULL, k, INT8OID);
 	args[1] = mlma_array_datum(los, NULL, k, INT8OID);
@@ -1547,6 +1852,59 @@ mlma_set_carry_finish(MlmaSetCarry *carry)
 {
 	WriteTails(carry, true);
 	MemoryContextDelete(carry->cxt);
+}
+
+/*
+ * mlma_close_full_batch
+ *		The row path's batch close (see mlma.h): the stream's open batch,
+ *		[open_start_seq, next_seq) in mlma.open_runs, is full, and this
+ *		transaction holds its writer lock.  Closed as the set path closes
+ *		it, through the access methods; false when that cannot be done
+ *		(nothing was written: the caller uses mlma._close_batch).
+ */
+bool
+mlma_close_full_batch(const MlmaStream *stream, int64 open_start_seq,
+					  int64 next_seq)
+{
+	MemoryContext cxt;
+	MemoryContext old;
+	MlmaStreamRows rows;
+	SetStream	s;
+	SetWork		w;
+	bool		done = false;
+
+	if (IsolationUsesXactSnapshot() || !mlma_direct_usable())
+		return false;
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "mlma batch close",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	memset(&rows, 0, sizeof(rows));
+	rows.stream_id = stream->stream_id;
+	rows.stream = stream;
+	memset(&s, 0, sizeof(s));
+	s.rows = &rows;
+	s.stream = *stream;
+	s.fast = true;
+	/* read as the set path reads; the batch must be the one we filled */
+	if (ReadStreamsDirect(&s, 1) && s.fast &&
+		s.open_start_seq == open_start_seq && s.next_seq == next_seq)
+	{
+		/* as _close_batch: whatever is open closes (nothing: no batch) */
+		s.closes = true;
+		TakeOpen(&s, 1);
+		if (s.nobs > 0)
+		{
+			memset(&w, 0, sizeof(w));
+			w.now = GetCurrentTransactionStartTimestamp();
+			RowSetInit(&w.batches, "batches");
+			CloseBatch(&w, &s, 0, s.nobs);
+			Flush(&w, &s, 1);
+		}
+		done = true;
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	return done;
 }
 
 /* statements of at most this many rows take the row path */

@@ -17,6 +17,7 @@
 #include "access/sdir.h"
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
+#include "nodes/lockoptions.h"
 #include "utils/array.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
@@ -224,6 +225,13 @@ extern void mlma_record_streams(MlmaStreamRows *streams, int nstreams,
 extern void mlma_set_carry_finish(MlmaSetCarry *carry);
 
 /*
+ * The row path closes a full batch the set path's way (ingest_set.c):
+ * false when it cannot (nothing done: mlma._close_batch closes it).
+ */
+extern bool mlma_close_full_batch(const MlmaStream *stream, int64 open_start_seq,
+								  int64 next_seq);
+
+/*
  * ingest_direct.c: the row path through the access methods (READ COMMITTED)
  */
 typedef struct MlmaOpenBatch
@@ -254,8 +262,23 @@ extern void mlma_insert_runs(int n, const int64 *stream_ids,
 							 const int64 *seqs, const Datum *arrays);
 extern int	mlma_run_elems(Datum times, Datum losses, Datum bench, bool bench_null,
 						   Datum **t, Datum **l, Datum **x, bool **xnull);
-extern int	mlma_try_lock_streams(const int64 *ids, int n, int max_locked,
-								  bool *locked);
+extern int	mlma_lock_streams(const int64 *ids, int n, int max_locked,
+							  LockWaitPolicy wait, bool *locked);
+
+/* the open observations of a stream taken out of mlma.open_runs, in seq order */
+typedef struct MlmaTakenBatch
+{
+	int			n;
+	int			cap;
+	double	   *losses;
+	TimestampTz *at;
+	double	   *bench;
+	bool	   *bench_null;
+	int			nbench;			/* how many carry a benchmark loss */
+	int64		first_seq;
+} MlmaTakenBatch;
+extern bool mlma_direct_take_open(int n, const int64 *ids, const int64 *from,
+								  MlmaTakenBatch *out);
 extern bool mlma_update_state_rows(int n, const Datum *ids, int ncols,
 								   const char *const *cols, const Oid *types,
 								   Datum *const *values);

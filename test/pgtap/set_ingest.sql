@@ -3,11 +3,13 @@
 -- call at a time and to stream "b/<kind>" through an attached table in a
 -- few multi-row statements of uneven sizes, leave the same batches, checks,
 -- references, reference history, queue, requests, open batch and state —
+-- and so does stream "s/<kind>", fed like "a/<kind>" but with its batches
+-- closed by mlma._close_batch (PL/pgSQL) instead of the C close —
 -- for every reference policy, method and check mode the set path serves,
 -- and for the cases it hands to the row path (a warm-up that spans
 -- statements); a rollback to a savepoint; invalid rows.
 BEGIN;
-SELECT plan(41);
+SELECT plan(44);
 
 CREATE TEMP TABLE kinds (kind text, opts jsonb);
 INSERT INTO kinds VALUES
@@ -29,8 +31,8 @@ SELECT count(mlma.create_stream(p || '/' || kind,
 		min_effect => coalesce((opts->>'min_effect')::float8, 1.0),
 		consecutive => coalesce((opts->>'consecutive')::int, 1),
 		season_length => (opts->>'season_length')::int))
-  FROM kinds, (VALUES ('a'), ('b'), ('c'), ('d')) v(p);
-SELECT mlma.pause(p || '/paused') FROM (VALUES ('a'), ('b'), ('c'), ('d')) v(p);
+  FROM kinds, (VALUES ('a'), ('b'), ('c'), ('d'), ('s')) v(p);
+SELECT mlma.pause(p || '/paused') FROM (VALUES ('a'), ('b'), ('c'), ('d'), ('s')) v(p);
 
 -- 700 observations per kind, much worse from the 450th on; a benchmark value
 -- with each (the challenger's prediction), a second apart
@@ -76,9 +78,26 @@ SELECT mlma.observe_many(array_agg('d/' || kind ORDER BY i, kind),
   FROM feed WHERE i > 100;
 RESET mlma.statement_chunk_size;
 
--- a: the row path, one observation at a time, in order
+-- a: the row path, one observation at a time, in order; full batches are
+-- closed in C (mlma._close_batch only for a warm-up that needs batches
+-- closed before)
+SET LOCAL track_functions = 'pl';
+CREATE TEMP TABLE close_calls (p text, n bigint);
+INSERT INTO close_calls SELECT 'before', coalesce(sum(calls), 0)
+  FROM pg_stat_xact_user_functions WHERE funcname = '_close_batch';
 SELECT count(mlma.observe('a/' || kind, actual, predicted, at, bench))
   FROM (SELECT * FROM feed ORDER BY i, kind) f;
+INSERT INTO close_calls SELECT 'a', coalesce(sum(calls), 0)
+  FROM pg_stat_xact_user_functions WHERE funcname = '_close_batch';
+
+-- s: the same with row security on a table the C close reads by key, so
+-- that it steps aside and mlma._close_batch closes every batch
+ALTER TABLE mlma.reference_history ENABLE ROW LEVEL SECURITY;
+SELECT count(mlma.observe('s/' || kind, actual, predicted, at, bench))
+  FROM (SELECT * FROM feed ORDER BY i, kind) f;
+ALTER TABLE mlma.reference_history DISABLE ROW LEVEL SECURITY;
+INSERT INTO close_calls SELECT 's', coalesce(sum(calls), 0)
+  FROM pg_stat_xact_user_functions WHERE funcname = '_close_batch';
 
 -- b: multi-row statements, rows of all streams interleaved
 INSERT INTO set_fc SELECT 'b/' || kind, at, predicted, bench, actual
@@ -163,6 +182,17 @@ SELECT is(pg_temp.diff('cmp_state'), 0::bigint, 'stream state: the same');
 SELECT is(pg_temp.diff('cmp_open'), 0::bigint, 'open batches: the same');
 SELECT is(pg_temp.diff('cmp_queue'), 0::bigint, 'queued scheduled checks: the same');
 SELECT is(pg_temp.diff('cmp_requests'), 0::bigint, 'retrain requests: the same');
+
+SELECT is(pg_temp.diff('cmp_batches', 'a', 's') + pg_temp.diff('cmp_checks', 'a', 's')
+		  + pg_temp.diff('cmp_history', 'a', 's') + pg_temp.diff('cmp_refs', 'a', 's'),
+		  0::bigint, 'C close and mlma._close_batch: the same batches, checks and references');
+SELECT is(pg_temp.diff('cmp_state', 'a', 's') + pg_temp.diff('cmp_open', 'a', 's')
+		  + pg_temp.diff('cmp_queue', 'a', 's') + pg_temp.diff('cmp_requests', 'a', 's'),
+		  0::bigint, 'C close and mlma._close_batch: the same state, open batches, queue and requests');
+SELECT ok((SELECT (SELECT n FROM close_calls WHERE p = 'a') - (SELECT n FROM close_calls WHERE p = 'before') <= 2
+			  AND (SELECT n FROM close_calls WHERE p = 's') - (SELECT n FROM close_calls WHERE p = 'a')
+				  = (SELECT count(*) FROM cmp_batches WHERE p = 's')),
+		  'the row path closed its batches in C, mlma._close_batch closed every batch of s');
 
 SELECT is(pg_temp.diff('cmp_batches', 'a', 'c'), 0::bigint, 'in chunks: closed batches the same');
 SELECT is(pg_temp.diff('cmp_checks', 'a', 'c'), 0::bigint, 'in chunks: checks the same');
