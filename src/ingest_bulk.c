@@ -313,6 +313,8 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 	bool		more = true;
 	bool		first = true;
 	int			chunk;
+	int64		total;
+	int64		nread = 0;
 	MlmaSetCarry *carry = NULL;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -362,8 +364,8 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 	}
 
 	/* chunks of at most the statement's rows: a single row allocates one */
-	chunk = (int) Min((int64) mlma_statement_chunk_size,
-					  Max(tuplestore_tuple_count(newtable), 1));
+	total = tuplestore_tuple_count(newtable);
+	chunk = (int) Min((int64) mlma_statement_chunk_size, Max(total, 1));
 	names = mlma_name_table_create(chunk);
 	rows = palloc(sizeof(MlmaObservation) * chunk);
 	while (more)
@@ -380,6 +382,7 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 				more = false;
 				break;
 			}
+			nread++;
 			if (oldtable != NULL &&
 				!tuplestore_gettupleslot(oldtable, true, false, oldslot))
 				elog(ERROR, "transition tables of an UPDATE differ in length");
@@ -398,6 +401,9 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 					break;
 			}
 		}
+		/* the last chunk is known as such (a single row: the row path) */
+		if (nread >= total)
+			more = false;
 		/* a tuple read from a spilled store belongs to the slot, in rowcxt */
 		ExecClearTuple(newslot);
 		if (oldslot != NULL)
