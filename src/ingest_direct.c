@@ -60,6 +60,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_namespace.h"
@@ -367,33 +368,55 @@ FillRun(TupleTableSlot *slot, const RunColumns *cols, int64 stream_id,
  *		Insert one observation, a run of one, into mlma.open_runs (rel,
  *		opened with RowExclusiveLock) and into each of its indexes, as an
  *		INSERT statement would; a duplicate (stream_id, seq) fails on the
- *		unique primary key.
+ *		unique primary key.  pk: that key, open, when the caller has it:
+ *		when it is the table's only index (as mlma creates it), the entry
+ *		goes straight into it.
  */
 static void
-InsertObservation(Relation rel, const RunColumns *cols,
+InsertObservation(Relation rel, Relation pk, const RunColumns *cols,
 				  int64 stream_id, int64 seq, TimestampTz observed_at,
 				  double loss, const double *bench)
 {
-	EState	   *estate = CreateExecutorState();
-	ResultRelInfo *rri = makeNode(ResultRelInfo);
 	TupleTableSlot *slot;
-	List	   *recheck;
 	Datum		arrays[3];
 	bool		has_bench = bench != NULL;
+	List	   *indexes = RelationGetIndexList(rel);
+	bool		only_pk = pk != NULL && list_length(indexes) == 1 &&
+		linitial_oid(indexes) == RelationGetRelid(pk) &&
+		pk->rd_index->indnatts == 2;
 
-	InitResultRelInfo(rri, rel, 1, NULL, 0);
-	ExecOpenIndices(rri, false);
-	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsVirtual);
+	list_free(indexes);
 	mlma_run_arrays(1, &observed_at, &loss, bench, &has_bench, arrays);
-	FillRun(slot, cols, stream_id, seq, arrays);
+	if (only_pk)
+	{
+		/* the key is (stream_id, seq): KeyBegins was checked by the caller */
+		Datum		key[2] = {Int64GetDatum(stream_id), Int64GetDatum(seq)};
+		bool		key_null[2] = {false, false};
 
-	table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, NULL);
-	recheck = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
-	list_free(recheck);
+		slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsVirtual);
+		FillRun(slot, cols, stream_id, seq, arrays);
+		table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, NULL);
+		(void) index_insert(pk, key, key_null, &slot->tts_tid, rel, UNIQUE_CHECK_YES,
+							false, BuildIndexInfo(pk));
+		ExecDropSingleTupleTableSlot(slot);
+	}
+	else
+	{
+		EState	   *estate = CreateExecutorState();
+		ResultRelInfo *rri = makeNode(ResultRelInfo);
+		List	   *recheck;
 
-	ExecCloseIndices(rri);
-	ExecResetTupleTable(estate->es_tupleTable, false);
-	FreeExecutorState(estate);
+		InitResultRelInfo(rri, rel, 1, NULL, 0);
+		ExecOpenIndices(rri, false);
+		slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsVirtual);
+		FillRun(slot, cols, stream_id, seq, arrays);
+		table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, NULL);
+		recheck = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+		list_free(recheck);
+		ExecCloseIndices(rri);
+		ExecResetTupleTable(estate->es_tupleTable, false);
+		FreeExecutorState(estate);
+	}
 }
 
 /* the number of elements of an array datum */
@@ -588,7 +611,8 @@ mlma_direct_take(int64 stream_id, int32 expected_config, int64 seq_hint,
 		return MLMA_DIRECT_UNUSABLE;
 	}
 	state_pk = OpenPrimaryKey(state, AccessShareLock);
-	obs_pk = OpenPrimaryKey(obs, AccessShareLock);
+	/* read and written: locked as an INSERT locks the indexes it writes */
+	obs_pk = OpenPrimaryKey(obs, RowExclusiveLock);
 	a_config = AttnumOf(RelationGetDescr(state), "config_version", INT4OID);
 	a_start = AttnumOf(RelationGetDescr(state), "open_start_seq", INT8OID);
 	a_age = AttnumOf(RelationGetDescr(state), "age_flagged", BOOLOID);
@@ -617,7 +641,7 @@ mlma_direct_take(int64 stream_id, int32 expected_config, int64 seq_hint,
 			result = MLMA_DIRECT_TAKEN;
 			if (batch->config_version == expected_config)
 			{
-				InsertObservation(obs, &cols, stream_id, batch->next_seq,
+				InsertObservation(obs, obs_pk, &cols, stream_id, batch->next_seq,
 								  observed_at, loss, bench);
 				result = MLMA_DIRECT_INSERTED;
 			}
@@ -817,8 +841,17 @@ mlma_direct_insert(int64 stream_id, int64 seq, TimestampTz observed_at,
 		return false;
 	if (RunsWritable(obs, &cols, ACL_INSERT))
 	{
+		Relation	pk = OpenPrimaryKey(obs, RowExclusiveLock);
+
+		if (pk != NULL && !KeyBegins(pk, cols.stream_id, cols.seq))
+		{
+			index_close(pk, NoLock);
+			pk = NULL;
+		}
 		CommandCounterIncrement();
-		InsertObservation(obs, &cols, stream_id, seq, observed_at, loss, bench);
+		InsertObservation(obs, pk, &cols, stream_id, seq, observed_at, loss, bench);
+		if (pk != NULL)
+			index_close(pk, NoLock);
 		done = true;
 	}
 	table_close(obs, NoLock);
