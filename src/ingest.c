@@ -11,8 +11,9 @@
  * through the access methods (ingest_direct.c), otherwise in one saved
  * statement; the transaction then owns the stream, keeps the counters in
  * backend memory, and every further observation is one insert.  The state row is written
- * only when a batch closes (mlma._close_batch, once every batch_size
- * observations), so neither a single-row transaction nor a COPY of a
+ * only when a batch closes (mlma_close_full_batch, the set path's close for
+ * one stream, or mlma._close_batch where the direct path cannot be used;
+ * once every batch_size observations), so neither a single-row transaction nor a COPY of a
  * million rows into one stream piles up row versions.  Under REPEATABLE
  * READ and SERIALIZABLE the first observation also updates the state row
  * (touch_count), so that concurrent writers get a serialization failure.

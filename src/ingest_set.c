@@ -10,14 +10,18 @@
  * batches the statement fills are closed in C, and every table is written
  * with one statement for all streams:
  *
- *	1. the writer locks of all the streams, in stream_id order (one SELECT
- *	   ... ORDER BY stream_id FOR NO KEY UPDATE: the same row lock as
- *	   mlma_lock_stream, the same order as every other set-wise writer);
+ *	1. the writer locks of all the streams, in stream_id order, through
+ *	   stream_state's primary key (mlma_lock_streams; where the direct path
+ *	   cannot be used, one SELECT ... ORDER BY stream_id FOR NO KEY UPDATE):
+ *	   the same row lock as mlma_lock_stream, the same order as every other
+ *	   set-wise writer;
  *	2. with a new snapshot, taken after the locks (so it sees every writer
  *	   that committed before us): configuration, state, live reference and
- *	   where each open batch stands;
- *	3. the open observations of the streams whose batch closes now
- *	   (DELETE ... RETURNING);
+ *	   where each open batch stands, read by primary key (read_query where
+ *	   the direct path cannot be used);
+ *	3. the open observations of the streams whose batch closes now, taken
+ *	   out of mlma.open_runs (mlma_direct_take_open, or DELETE ...
+ *	   RETURNING);
  *	4. in memory, each stream's observations in order: every batch they
  *	   fill is closed exactly as mlma._close_batch closes it (role, warm-up,
  *	   rolled reference, eager check and decision with mlma_evaluate_losses
@@ -38,6 +42,10 @@
  * Observations of batches that close within the statement never touch
  * mlma.open_runs.  Everything runs inside the writer's transaction:
  * a rollback leaves nothing.
+ *
+ * The row path closes the batch a single observation fills the same way
+ * (mlma_close_full_batch): steps 1-5 for one stream, whose open batch is
+ * all in mlma.open_runs.
  *
  * Streams this path does not serve go through mlma_record_stream (one
  * stream at a time, mlma._close_batch): transactions under REPEATABLE READ
