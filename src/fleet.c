@@ -102,6 +102,9 @@ typedef struct DueCheck
 	bool		significant;
 	bool		drift;
 	bool		excluded;		/* stream busy: back to the queue */
+	int64		ref_id;			/* the live reference's history row as read
+								 * with it, built before the round (0: look
+								 * it up) */
 } DueCheck;
 
 static const char *drain_query =
@@ -394,6 +397,8 @@ typedef struct RoundReaders
 	AttrNumber	r_version_no;
 	AttrNumber	r_losses;
 	AttrNumber	r_seqs;
+	AttrNumber	r_reference_id; /* InvalidAttrNumber: not read */
+	AttrNumber	r_built_at;
 } RoundReaders;
 
 static void
@@ -442,6 +447,10 @@ OpenReaders(RoundReaders *rr, Snapshot snap)
 	rr->r_version_no = mlma_key_reader_column(rr->refs, "version_no", INT4OID);
 	rr->r_losses = mlma_key_reader_column(rr->refs, "losses", FLOAT8ARRAYOID);
 	rr->r_seqs = mlma_key_reader_column(rr->refs, "seqs", INT8ARRAYOID);
+	rr->r_reference_id = mlma_key_reader_column(rr->refs, "reference_id", INT8OID);
+	rr->r_built_at = mlma_key_reader_column(rr->refs, "built_at", TIMESTAMPTZOID);
+	if (rr->r_built_at == InvalidAttrNumber)
+		rr->r_reference_id = InvalidAttrNumber;
 	if (rr->s_model_version == InvalidAttrNumber || rr->s_method == InvalidAttrNumber ||
 		rr->s_alpha == InvalidAttrNumber || rr->s_season_length == InvalidAttrNumber ||
 		rr->s_min_effect == InvalidAttrNumber || rr->s_consecutive == InvalidAttrNumber ||
@@ -549,6 +558,16 @@ EvaluateDirect(RoundReaders *rr, DueCheck *d, MemoryContext round_cxt)
 	in.ref_seqs = NULL;
 	in.nseq = 0;
 	r = b != NULL ? mlma_key_reader_seek(rr->refs, d->stream_id) : NULL;
+	d->ref_id = 0;
+	if (r != NULL && rr->r_reference_id != InvalidAttrNumber)
+	{
+		/* what LiveReferenceId finds, unless the reference is this transaction's */
+		int64		id = DatumGetInt64(Col(r, rr->r_reference_id, &isnull));
+
+		if (!isnull && DatumGetTimestampTz(Col(r, rr->r_built_at, &isnull)) <
+			GetCurrentTransactionStartTimestamp() && !isnull)
+			d->ref_id = id;
+	}
 	if (r != NULL && DatumGetInt32(Col(r, rr->r_version_no, &isnull)) == version_no)
 	{
 		in.ref = ColArray(r, rr->r_losses, &in.nref);
@@ -824,7 +843,8 @@ InsertChecksDirect(DueCheck *due, uint64 ndue, double fdr, Snapshot snap,
 			continue;
 		if (d->stream_id != ref_for)
 		{
-			ref_id = LiveReferenceId(history, hist_id, hist_built, d->stream_id, now);
+			ref_id = d->ref_id > 0 ? d->ref_id
+				: LiveReferenceId(history, hist_id, hist_built, d->stream_id, now);
 			ref_for = d->stream_id;
 		}
 		d->check_id = nextval_internal(seq, true);

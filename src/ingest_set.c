@@ -484,8 +484,8 @@ static const char *read_query =
 "       s.reference_policy, s.batch_size, "
 "       r.stream_id IS NOT NULL, r.losses, r.seqs, r.end_seq, r.source = 'pinned', "
 "       r.version_no, "
-"       (SELECT max(h.reference_id) FROM mlma.reference_history h "
-"         WHERE h.stream_id = r.stream_id) "
+"       coalesce(r.reference_id, (SELECT max(h.reference_id) "
+"                 FROM mlma.reference_history h WHERE h.stream_id = r.stream_id)) "
 "  FROM unnest($1::int8[]) AS u(id) "
 "  CROSS JOIN LATERAL (SELECT * FROM mlma.stream_state st "
 "        WHERE st.stream_id = u.id LIMIT 1) st "
@@ -635,7 +635,7 @@ typedef struct ReadColumn
 
 enum
 {
-	X_CHECK_MODE, X_SOURCE, X_RUN_SEQ, X_RUN_LOSSES, NEXTRA
+	X_CHECK_MODE, X_SOURCE, X_REF_ID, X_RUN_SEQ, X_RUN_LOSSES, NEXTRA
 };
 
 static const ReadColumn read_columns[] = {
@@ -664,6 +664,7 @@ static const ReadColumn read_columns[] = {
 	/* NEXTRA columns, X_x order */
 	{-1, T_STREAMS, "check_mode", TEXTOID},
 	{-1, T_REFS, "source", TEXTOID},
+	{-1, T_REFS, "reference_id", INT8OID},
 	{-1, T_RUNS, "seq", INT8OID},
 	{-1, T_RUNS, "losses", FLOAT8ARRAYOID},
 };
@@ -749,7 +750,14 @@ ReadStreamsDirect(SetStream *ss, int n)
 			continue;
 		}
 		slot[T_REFS] = mlma_key_reader_seek(r[T_REFS], id);
-		slot[T_HISTORY] = slot[T_REFS] ? mlma_key_reader_last(r[T_HISTORY], id) : NULL;
+		/* the live reference's history row: named by it, else the newest */
+		slot[T_HISTORY] = NULL;
+		if (slot[T_REFS] != NULL)
+		{
+			(void) SlotCol(slot[T_REFS], att[EXTRA(X_REF_ID)], &isnull);
+			if (isnull)
+				slot[T_HISTORY] = mlma_key_reader_last(r[T_HISTORY], id);
+		}
 		slot[T_RUNS] = mlma_key_reader_last(r[T_RUNS], id);
 
 		for (c = 0; c < NFIELDS; c++)
@@ -761,6 +769,8 @@ ReadStreamsDirect(SetStream *ss, int n)
 			if (slot[rc->table] != NULL)
 				v[rc->field] = SlotCol(slot[rc->table], att[c], &nl[rc->field]);
 		}
+		if (slot[T_REFS] != NULL && slot[T_HISTORY] == NULL)
+			v[F_REF_ID] = SlotCol(slot[T_REFS], att[EXTRA(X_REF_ID)], &nl[F_REF_ID]);
 		v[F_EAGER] = BoolGetDatum(false);
 		v[F_HAS_REF] = BoolGetDatum(slot[T_REFS] != NULL);
 		v[F_REF_PINNED] = BoolGetDatum(false);
@@ -1489,6 +1499,8 @@ Flush(SetWork *w, SetStream *ss, int n)
 			RowSetPut(&refs, "mean",
 					  Float8GetDatum(mlma_losses_mean(s->ref.losses, s->ref.n)));
 			RowSetPut(&refs, "built_at", TimestampTzGetDatum(w->now));
+			RowSetPut(&refs, "reference_id",
+					  Int64GetDatum(w->hist[s->ref.pending - 1].id));
 			RowSetEnd(&refs);
 		}
 		RowSetRun(&refs,
@@ -1499,7 +1511,8 @@ Flush(SetWork *w, SetStream *ss, int n)
 				  "       model_version = excluded.model_version, "
 				  "       source = excluded.source, losses = excluded.losses, "
 				  "       seqs = excluded.seqs, end_seq = excluded.end_seq, "
-				  "       mean = excluded.mean, built_at = excluded.built_at",
+				  "       mean = excluded.mean, built_at = excluded.built_at, "
+				  "       reference_id = excluded.reference_id",
 				  SPI_OK_INSERT);
 	}
 

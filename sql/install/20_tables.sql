@@ -137,7 +137,8 @@ CREATE TABLE @extschema@.reference_batches (
 	seqs			int8[] NOT NULL,
 	end_seq			bigint NOT NULL,	-- 1 + the last seq the reference covers
 	mean			float8 NOT NULL,
-	built_at		timestamptz NOT NULL DEFAULT now()
+	built_at		timestamptz NOT NULL DEFAULT now(),
+	reference_id	bigint		-- its reference_history row
 );
 
 -- One row per check of a closed batch, inserted once with its outcome.

@@ -214,6 +214,7 @@ AS $$
 DECLARE
 	s		@extschema@.streams;
 	st		@extschema@.stream_state;
+	v_id	bigint;
 BEGIN
 	IF coalesce(cardinality(p_losses), 0) < 2 THEN
 		RAISE EXCEPTION 'a reference needs at least 2 observations'
@@ -235,15 +236,6 @@ BEGIN
 			DETAIL = format('batch_size is %s, %s observations were found.',
 							s.batch_size, cardinality(p_losses));
 	END IF;
-	INSERT INTO @extschema@.reference_batches AS r
-		(stream_id, version_no, model_version, source, losses, seqs, end_seq, mean)
-	VALUES (p_stream_id, st.version_no, s.model_version, p_source, p_losses, p_seqs,
-			(SELECT max(q) + 1 FROM unnest(p_seqs) q),
-			@extschema@._mean(p_losses))
-	ON CONFLICT (stream_id) DO UPDATE
-	   SET version_no = excluded.version_no, model_version = excluded.model_version,
-		   source = excluded.source, losses = excluded.losses, seqs = excluded.seqs,
-		   end_seq = excluded.end_seq, mean = excluded.mean, built_at = now();
 	INSERT INTO @extschema@.reference_history
 		(stream_id, version_no, model_version, source, n, mean, first_seq, end_seq, seq_runs)
 	SELECT p_stream_id, st.version_no, s.model_version, p_source, cardinality(p_losses),
@@ -253,7 +245,19 @@ BEGIN
 			  FROM (SELECT q, q - row_number() OVER (ORDER BY q) AS g
 					  FROM unnest(p_seqs) q) a
 			 GROUP BY g) r,
-		   LATERAL (VALUES (1, r.lo), (2, r.hi)) v(k, x);
+		   LATERAL (VALUES (1, r.lo), (2, r.hi)) v(k, x)
+	RETURNING reference_id INTO v_id;
+	INSERT INTO @extschema@.reference_batches AS r
+		(stream_id, version_no, model_version, source, losses, seqs, end_seq, mean,
+		 reference_id)
+	VALUES (p_stream_id, st.version_no, s.model_version, p_source, p_losses, p_seqs,
+			(SELECT max(q) + 1 FROM unnest(p_seqs) q),
+			@extschema@._mean(p_losses), v_id)
+	ON CONFLICT (stream_id) DO UPDATE
+	   SET version_no = excluded.version_no, model_version = excluded.model_version,
+		   source = excluded.source, losses = excluded.losses, seqs = excluded.seqs,
+		   end_seq = excluded.end_seq, mean = excluded.mean, built_at = now(),
+		   reference_id = excluded.reference_id;
 END;
 $$;
 

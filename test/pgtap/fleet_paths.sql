@@ -5,7 +5,7 @@
 -- record the same checks: streams "a/<kind>" are checked the first way,
 -- then the same streams "b/<kind>", fed the same losses, the second way.
 BEGIN;
-SELECT plan(6);
+SELECT plan(8);
 SET client_min_messages = warning;
 
 CREATE TEMP TABLE kinds (kind text, opts jsonb);
@@ -48,11 +48,34 @@ LANGUAGE sql AS $$
 						    FOR UPDATE OF q) x
 $$;
 
+-- as if the references were built before the round's transaction (as in
+-- production): a check then names the reference it was tested against
+CREATE FUNCTION pg_temp.age_references() RETURNS void
+LANGUAGE sql AS $$
+	UPDATE mlma.reference_history SET built_at = built_at - interval '1 hour';
+	UPDATE mlma.reference_batches SET built_at = built_at - interval '1 hour';
+$$;
+-- the checks of a round that do not name that reference (right after it)
+CREATE TEMP TABLE wrong_reference (round text, n bigint);
+CREATE FUNCTION pg_temp.wrong_reference(r text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE format($q$
+		INSERT INTO wrong_reference
+		SELECT %L, count(*) FROM %I c
+		 WHERE c.reference_id IS DISTINCT FROM
+			   (SELECT max(h.reference_id) FROM mlma.reference_history h
+				 WHERE h.stream_id = c.stream_id AND h.built_at < c.checked_at)$q$,
+		r, 'round_' || r);
+END $$;
+
 SELECT pg_temp.feed('a');
+SELECT pg_temp.age_references();
 SELECT pg_temp.lock_queue('a');
 CREATE TEMP TABLE round_a AS
 SELECT substr(s.name, 3) AS kind, c.* FROM mlma.run_checks(fdr => 0.05) c
   JOIN mlma.streams s USING (stream_id);
+SELECT pg_temp.wrong_reference('a');
 
 -- the other way: row security on the tables the round drains and reads
 -- (the owner is not subject to it), a trigger on the table it writes
@@ -66,10 +89,12 @@ BEGIN
 END $$;
 CREATE TRIGGER noop BEFORE INSERT ON mlma.checks FOR EACH ROW EXECUTE FUNCTION pg_temp.seen();
 SELECT pg_temp.feed('b');
+SELECT pg_temp.age_references();
 SELECT pg_temp.lock_queue('b');
 CREATE TEMP TABLE round_b AS
 SELECT substr(s.name, 3) AS kind, c.* FROM mlma.run_checks(fdr => 0.05) c
   JOIN mlma.streams s USING (stream_id);
+SELECT pg_temp.wrong_reference('b');
 DROP TRIGGER noop ON mlma.checks;
 ALTER TABLE mlma.batches DISABLE ROW LEVEL SECURITY;
 ALTER TABLE mlma.check_queue DISABLE ROW LEVEL SECURITY;
@@ -96,6 +121,12 @@ SELECT results_eq(
 			 checked_at, note, reference_id IS NULL, threshold
 		FROM round_b ORDER BY kind, batch_no$$,
 	'both ways record the same checks');
+
+SELECT is((SELECT array_agg(round || ': ' || n ORDER BY round) FROM wrong_reference),
+		  ARRAY['a: 0', 'b: 0'],
+		  'both ways, a check names the newest reference built before its round');
+SELECT is((SELECT count(*) FROM round_a WHERE reference_id IS NULL AND kind <> 'benchmark'),
+		  0::bigint, '... which every stream with a reference has');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -9,7 +9,7 @@
 -- and for the cases it hands to the row path (a warm-up that spans
 -- statements); a rollback to a savepoint; invalid rows.
 BEGIN;
-SELECT plan(44);
+SELECT plan(45);
 
 CREATE TEMP TABLE kinds (kind text, opts jsonb);
 INSERT INTO kinds VALUES
@@ -210,6 +210,14 @@ SELECT is(pg_temp.diff('cmp_history', 'a', 'd') + pg_temp.diff('cmp_refs', 'a', 
 SELECT is(pg_temp.diff('cmp_state', 'a', 'd') + pg_temp.diff('cmp_open', 'a', 'd')
 		  + pg_temp.diff('cmp_queue', 'a', 'd') + pg_temp.diff('cmp_requests', 'a', 'd'),
 		  0::bigint, 'observe_many: state, open batches, queue and requests the same');
+
+-- the live reference names its history row, however it was built (warm-up,
+-- rolled; in C or by mlma._store_reference)
+SELECT is((SELECT count(*) FROM mlma.reference_batches r
+			WHERE r.reference_id IS DISTINCT FROM
+				  (SELECT max(h.reference_id) FROM mlma.reference_history h
+					WHERE h.stream_id = r.stream_id)), 0::bigint,
+		  'every live reference names the newest history row of its stream');
 
 -- bad input to observe_many: an error, and nothing stored
 CREATE TEMP TABLE before_bad AS SELECT count(*) AS n FROM mlma.observations;
