@@ -48,7 +48,8 @@
  * all in mlma.open_runs.
  *
  * Streams this path does not serve go through mlma_record_stream (one
- * stream at a time, mlma._close_batch): transactions under REPEATABLE READ
+ * stream at a time on the row path: mlma_close_full_batch where it can,
+ * else mlma._close_batch): transactions under REPEATABLE READ
  * or SERIALIZABLE (their first write of a stream must bump touch_count),
  * unknown or just dropped streams, a configuration changed since the
  * stream cache read it, a model version due for its age request, and a
