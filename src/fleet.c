@@ -397,7 +397,7 @@ typedef struct RoundReaders
 	AttrNumber	r_version_no;
 	AttrNumber	r_losses;
 	AttrNumber	r_seqs;
-	AttrNumber	r_reference_id; /* InvalidAttrNumber: not read */
+	AttrNumber	r_reference_id;
 	AttrNumber	r_built_at;
 } RoundReaders;
 
@@ -449,8 +449,6 @@ OpenReaders(RoundReaders *rr, Snapshot snap)
 	rr->r_seqs = mlma_key_reader_column(rr->refs, "seqs", INT8ARRAYOID);
 	rr->r_reference_id = mlma_key_reader_column(rr->refs, "reference_id", INT8OID);
 	rr->r_built_at = mlma_key_reader_column(rr->refs, "built_at", TIMESTAMPTZOID);
-	if (rr->r_built_at == InvalidAttrNumber)
-		rr->r_reference_id = InvalidAttrNumber;
 	if (rr->s_model_version == InvalidAttrNumber || rr->s_method == InvalidAttrNumber ||
 		rr->s_alpha == InvalidAttrNumber || rr->s_season_length == InvalidAttrNumber ||
 		rr->s_min_effect == InvalidAttrNumber || rr->s_consecutive == InvalidAttrNumber ||
@@ -459,7 +457,8 @@ OpenReaders(RoundReaders *rr, Snapshot snap)
 		rr->b_version_no == InvalidAttrNumber || rr->b_losses == InvalidAttrNumber ||
 		rr->b_first_seq == InvalidAttrNumber || rr->b_benchmark_losses == InvalidAttrNumber ||
 		rr->r_version_no == InvalidAttrNumber || rr->r_losses == InvalidAttrNumber ||
-		rr->r_seqs == InvalidAttrNumber)
+		rr->r_seqs == InvalidAttrNumber || rr->r_reference_id == InvalidAttrNumber ||
+		rr->r_built_at == InvalidAttrNumber)
 	{
 		CloseReaders(rr);
 		return false;
@@ -559,13 +558,15 @@ EvaluateDirect(RoundReaders *rr, DueCheck *d, MemoryContext round_cxt)
 	in.nseq = 0;
 	r = b != NULL ? mlma_key_reader_seek(rr->refs, d->stream_id) : NULL;
 	d->ref_id = 0;
-	if (r != NULL && rr->r_reference_id != InvalidAttrNumber)
+	if (r != NULL)
 	{
 		/* what LiveReferenceId finds, unless the reference is this transaction's */
-		int64		id = DatumGetInt64(Col(r, rr->r_reference_id, &isnull));
+		bool		id_null;
+		bool		built_null;
+		int64		id = DatumGetInt64(Col(r, rr->r_reference_id, &id_null));
+		TimestampTz built = DatumGetTimestampTz(Col(r, rr->r_built_at, &built_null));
 
-		if (!isnull && DatumGetTimestampTz(Col(r, rr->r_built_at, &isnull)) <
-			GetCurrentTransactionStartTimestamp() && !isnull)
+		if (!id_null && !built_null && built < GetCurrentTransactionStartTimestamp())
 			d->ref_id = id;
 	}
 	if (r != NULL && DatumGetInt32(Col(r, rr->r_version_no, &isnull)) == version_no)

@@ -1596,6 +1596,31 @@ DeleteOpenRows(Relation rel, Relation pk, const RunColumns *cols, Snapshot snap,
 }
 
 /*
+ * OpenRunsToTake
+ *		mlma.open_runs opened to take runs out of it (RowExclusiveLock), with
+ *		its primary key in *pk and its columns in *cols, when the direct
+ *		path may be used; else NULL, with nothing left open.
+ */
+static Relation
+OpenRunsToTake(RunColumns *cols, Relation *pk)
+{
+	Relation	rel;
+
+	*pk = NULL;
+	if (!mlma_direct_usable() || (rel = OpenTable("open_runs", RowExclusiveLock)) == NULL)
+		return NULL;
+	*pk = OpenPrimaryKey(rel, AccessShareLock);
+	if (*pk != NULL && RunsWritable(rel, cols, ACL_SELECT | ACL_DELETE) &&
+		KeyBegins(*pk, cols->stream_id, cols->seq))
+		return rel;
+	if (*pk != NULL)
+		index_close(*pk, NoLock);
+	*pk = NULL;
+	table_close(rel, NoLock);
+	return NULL;
+}
+
+/*
  * mlma_direct_take_open
  *		Take the open observations of n streams whose writer locks this
  *		transaction holds out of mlma.open_runs: those of ids[i] with seq >=
@@ -1608,23 +1633,14 @@ bool
 mlma_direct_take_open(int n, const int64 *ids, const int64 *from,
 					  MlmaTakenBatch *out)
 {
-	Relation	rel;
-	Relation	pk = NULL;
+	Relation	pk;
 	RunColumns	cols;
+	Relation	rel = OpenRunsToTake(&cols, &pk);
 	Snapshot	snap;
 	int			i;
 
-	if (!mlma_direct_usable() || (rel = OpenTable("open_runs", RowExclusiveLock)) == NULL)
+	if (rel == NULL)
 		return false;
-	pk = OpenPrimaryKey(rel, AccessShareLock);
-	if (pk == NULL || !RunsWritable(rel, &cols, ACL_SELECT | ACL_DELETE) ||
-		!KeyBegins(pk, cols.stream_id, cols.seq))
-	{
-		if (pk != NULL)
-			index_close(pk, NoLock);
-		table_close(rel, NoLock);
-		return false;
-	}
 	CommandCounterIncrement();
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	for (i = 0; i < n; i++)
@@ -1719,10 +1735,9 @@ mlma_take_open_batch(PG_FUNCTION_ARGS)
 	MlmaTakenBatch	b;
 	Datum		values[6];
 	bool		nulls[6] = {true, true, true, true, true, true};
-	Relation	rel = NULL;
-	Relation	pk = NULL;
+	Relation	rel;
+	Relation	pk;
 	RunColumns cols;
-	bool		direct = false;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		ereport(ERROR,
@@ -1731,22 +1746,14 @@ mlma_take_open_batch(PG_FUNCTION_ARGS)
 	tupdesc = BlessTupleDesc(tupdesc);
 	memset(&b, 0, sizeof(b));
 
-	if (mlma_direct_usable())
-	{
-		rel = OpenTable("open_runs", RowExclusiveLock);
-		if (rel != NULL)
-			pk = OpenPrimaryKey(rel, AccessShareLock);
-		direct = pk != NULL &&
-			RunsWritable(rel, &cols, ACL_SELECT | ACL_DELETE) &&
-			KeyBegins(pk, cols.stream_id, cols.seq);
-	}
-	if (direct)
-		DeleteOpenRows(rel, pk, &cols, GetActiveSnapshot(), stream_id, from_seq, &b);
-	if (pk != NULL)
-		index_close(pk, NoLock);
+	rel = OpenRunsToTake(&cols, &pk);
 	if (rel != NULL)
+	{
+		DeleteOpenRows(rel, pk, &cols, GetActiveSnapshot(), stream_id, from_seq, &b);
+		index_close(pk, NoLock);
 		table_close(rel, NoLock);
-	if (!direct)
+	}
+	else
 		DeleteOpenRowsSql(stream_id, from_seq, &b);
 
 	if (b.n > 0)
