@@ -1238,6 +1238,27 @@ mlma_name_table_create(long expected)
 	return names;
 }
 
+/*
+ * An interned name: its bytes follow a tag the caller may use (the
+ * statement trigger keeps the name's group of rows there).
+ */
+typedef struct InternedName
+{
+	void	   *tag;
+	char		name[FLEXIBLE_ARRAY_MEMBER];
+} InternedName;
+
+/*
+ * mlma_name_tag
+ *		The tag of a name kept in a name table (the obs->name that
+ *		mlma_decode_attached_row set with a name table): NULL until set.
+ */
+void	  **
+mlma_name_tag(const char *interned)
+{
+	return &((InternedName *) (interned - offsetof(InternedName, name)))->tag;
+}
+
 /* the name of text d, kept once in names (in the table's memory) */
 static const char *
 InternName(MlmaNames *names, Datum d)
@@ -1252,11 +1273,13 @@ InternName(MlmaNames *names, Datum d)
 	e = nametab_insert(names->hash, key, &found);
 	if (!found)
 	{
-		char	   *name = MemoryContextAlloc(names->cxt, key.len + 1);
+		InternedName *in = MemoryContextAlloc(names->cxt,
+											  offsetof(InternedName, name) + key.len + 1);
 
-		memcpy(name, key.bytes, key.len);
-		name[key.len] = '\0';
-		e->key.bytes = name;
+		in->tag = NULL;
+		memcpy(in->name, key.bytes, key.len);
+		in->name[key.len] = '\0';
+		e->key.bytes = in->name;
 	}
 	if ((Pointer) t != DatumGetPointer(d))
 		pfree(t);

@@ -59,6 +59,31 @@ typedef struct BulkGroup
 	MlmaStream	stream;			/* copy of the cache entry (stream_id > 0) */
 } BulkGroup;
 
+/*
+ * The arrays of a chunk's rows, made once for all the chunks of a
+ * statement: a later chunk reuses the pages an earlier one touched.
+ */
+typedef struct BulkScratch
+{
+	int			cap;			/* rows */
+	BulkGroup  *groups;			/* a chunk's groups when names are interned */
+	BulkGroup **list;
+	BulkGroup **rowgroup;
+	MlmaObservation *run;
+	const char **reasons;
+} BulkScratch;
+
+static void
+BulkScratchInit(BulkScratch *bs, int cap)
+{
+	bs->cap = cap;
+	bs->groups = palloc(sizeof(BulkGroup) * cap);
+	bs->list = palloc(sizeof(BulkGroup *) * cap);
+	bs->rowgroup = palloc(sizeof(BulkGroup *) * cap);
+	bs->run = palloc(sizeof(MlmaObservation) * cap);
+	bs->reasons = palloc(sizeof(const char *) * cap);
+}
+
 static uint32
 BulkNameHash(const void *key, Size keysize)
 {
@@ -95,7 +120,7 @@ GroupByName(const void *a, const void *b)
  */
 static void
 RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry,
-			bool interned)
+			bool interned, BulkScratch *bs)
 {
 	HASHCTL		ctl;
 	HTAB	   *groups;
@@ -103,7 +128,6 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry,
 	BulkGroup **missing;
 	int			ngroups = 0;
 	int			nmissing = 0;
-	int		   *order;
 	MlmaObservation *run;
 	const char **reasons;
 	MlmaStreamRows *streams;
@@ -115,20 +139,24 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry,
 	int			pos;
 
 
-	ctl.keysize = sizeof(char *);
-	ctl.entrysize = sizeof(BulkGroup);
-	ctl.hash = BulkNameHash;
-	ctl.match = BulkNameMatch;
-	ctl.hcxt = CurrentMemoryContext;
-	/* names kept once (mlma_name_table_create): a stream is its name's address */
-	groups = interned
-		? hash_create("mlma statement streams", Max(Min(n, 1024), 16), &ctl,
-					  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT)
-		: hash_create("mlma statement streams", Max(Min(n, 1024), 16), &ctl,
-					  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
-	list = palloc(sizeof(BulkGroup *) * n);
-
-	rowgroup = palloc(sizeof(BulkGroup *) * n);
+	/*
+	 * Names kept once (mlma_name_table_create) carry their group in their
+	 * tag, cleared at the end; other names are looked up in a hash table.
+	 */
+	groups = NULL;
+	if (!interned)
+	{
+		ctl.keysize = sizeof(char *);
+		ctl.entrysize = sizeof(BulkGroup);
+		ctl.hash = BulkNameHash;
+		ctl.match = BulkNameMatch;
+		ctl.hcxt = CurrentMemoryContext;
+		groups = hash_create("mlma statement streams", Max(Min(n, 1024), 16), &ctl,
+							 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	}
+	Assert(n <= bs->cap);
+	list = bs->list;
+	rowgroup = bs->rowgroup;
 	for (i = 0; i < n; i++)
 	{
 		bool		found = true;
@@ -138,6 +166,19 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry,
 		if (i > 0 && (rows[i].name == rows[i - 1].name ||
 					  (!interned && strcmp(rows[i].name, rows[i - 1].name) == 0)))
 			g = rowgroup[i - 1];
+		else if (interned)
+		{
+			void	  **tag = mlma_name_tag(rows[i].name);
+
+			if (*tag == NULL)
+			{
+				g = &bs->groups[ngroups];
+				g->name = rows[i].name;
+				*tag = g;
+				found = false;
+			}
+			g = *tag;
+		}
 		else
 			g = hash_search(groups, &rows[i].name, HASH_ENTER, &found);
 		rowgroup[i] = g;
@@ -192,12 +233,13 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry,
 		list[i]->start = pos;
 		pos += list[i]->count;
 	}
-	order = palloc(sizeof(int) * n);
+	/* read in order, each row written after its stream's earlier ones */
+	run = bs->run;
 	for (i = 0; i < n; i++)
 	{
 		BulkGroup  *g = rowgroup[i];
 
-		order[g->start + g->fill++] = i;
+		run[g->start + g->fill++] = rows[i];
 	}
 
 	/*
@@ -205,11 +247,9 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry,
 	 * not be created (stream_id -1, first) are each refused or skipped by
 	 * mlma_record_stream with the reason, as on the row path.
 	 */
-	run = palloc(sizeof(MlmaObservation) * n);
-	reasons = palloc0(sizeof(const char *) * n);
+	reasons = bs->reasons;
+	memset(reasons, 0, sizeof(const char *) * n);
 	streams = palloc(sizeof(MlmaStreamRows) * ngroups);
-	for (i = 0; i < n; i++)
-		run[i] = rows[order[i]];
 	for (i = 0; i < ngroups; i++)
 	{
 		streams[i].stream_id = list[i]->stream_id;
@@ -226,12 +266,12 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry,
 			mlma_count_skip(run[i].name, source, reasons[i]);
 
 	pfree(streams);
-	pfree(reasons);
-	pfree(run);
-	pfree(order);
 	pfree(missing);
-	pfree(list);
-	hash_destroy(groups);
+	if (groups != NULL)
+		hash_destroy(groups);
+	else
+		for (i = 0; i < ngroups; i++)
+			*mlma_name_tag(list[i]->name) = NULL;
 }
 
 /*
@@ -242,7 +282,8 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry,
  */
 static void
 RecordChunkOf(MlmaObservation *rows, int n, Relation rel, const MlmaAttachArgs *a,
-			  MlmaSetCarry **carry, MemoryContext carry_cxt, bool first, bool last)
+			  MlmaSetCarry **carry, MemoryContext carry_cxt, BulkScratch *bs,
+			  int chunk, bool first, bool last)
 {
 	PG_TRY();
 	{
@@ -266,11 +307,12 @@ RecordChunkOf(MlmaObservation *rows, int n, Relation rel, const MlmaAttachArgs *
 				MemoryContext old = MemoryContextSwitchTo(carry_cxt);
 
 				*carry = mlma_set_carry_create();
+				BulkScratchInit(bs, chunk);
 				MemoryContextSwitchTo(old);
 			}
 			SPI_connect();
 			if (n > 0)
-				RecordChunk(rows, n, RelationGetRelid(rel), *carry, true);
+				RecordChunk(rows, n, RelationGetRelid(rel), *carry, true, bs);
 			if (last)
 				mlma_set_carry_finish(*carry);
 			SPI_finish();
@@ -316,6 +358,7 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 	int64		total;
 	int64		nread = 0;
 	MlmaSetCarry *carry = NULL;
+	BulkScratch scratch;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -409,7 +452,7 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 		if (oldslot != NULL)
 			ExecClearTuple(oldslot);
 		/* what recording a chunk allocates goes with the chunk's rows */
-		RecordChunkOf(rows, n, rel, &a, &carry, cxt, first, !more);
+		RecordChunkOf(rows, n, rel, &a, &carry, cxt, &scratch, chunk, first, !more);
 		first = false;
 		MemoryContextSwitchTo(cxt);
 		MemoryContextReset(rowcxt);
@@ -500,6 +543,7 @@ mlma_observe_many(PG_FUNCTION_ARGS)
 	int			start;
 	MlmaObservation *rows;
 	MlmaSetCarry *carry;
+	BulkScratch scratch;
 	MemoryContext cxt;
 	MemoryContext chunkcxt;
 	MemoryContext old;
@@ -531,6 +575,7 @@ mlma_observe_many(PG_FUNCTION_ARGS)
 	old = MemoryContextSwitchTo(cxt);
 	carry = mlma_set_carry_create();
 	rows = palloc(sizeof(MlmaObservation) * Min(n, chunk));
+	BulkScratchInit(&scratch, Min(n, chunk));
 	chunkcxt = AllocSetContextCreate(cxt, "mlma observe_many chunk",
 									 ALLOCSET_DEFAULT_SIZES);
 	for (start = 0; start < n; start += chunk)
@@ -571,7 +616,7 @@ mlma_observe_many(PG_FUNCTION_ARGS)
 		{
 			/* SPI's procedure context, too, goes with the chunk */
 			SPI_connect();
-			RecordChunk(rows, m, InvalidOid, carry, false);
+			RecordChunk(rows, m, InvalidOid, carry, false, &scratch);
 			if (start + m >= n)
 				mlma_set_carry_finish(carry);
 			SPI_finish();

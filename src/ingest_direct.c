@@ -860,10 +860,10 @@ mlma_direct_insert(int64 stream_id, int64 seq, TimestampTz observed_at,
 
 /*
  * A row writer: rows inserted into one of mlma's tables and its indexes
- * through the access methods, a thousand heap rows at a time as COPY does,
+ * through the access methods, up to 128 heap rows at a time as COPY does,
  * each checked against the table's constraints as an INSERT would.
  */
-#define ROW_WRITER_SLOTS 1000
+#define ROW_WRITER_SLOTS 128
 
 struct MlmaRowWriter
 {
@@ -1046,6 +1046,27 @@ mlma_row_writer_row(MlmaRowWriter *w)
 	for (i = 0; i < slot->tts_tupleDescriptor->natts; i++)
 		slot->tts_isnull[i] = true;
 	return slot;
+}
+
+/*
+ * mlma_row_writer_add_tuple
+ *		Add a row formed with the table's descriptor (heap_form_tuple); the
+ *		writer owns it from now on and frees it once written.  A writer
+ *		takes its rows either this way or through mlma_row_writer_row.
+ */
+void
+mlma_row_writer_add_tuple(MlmaRowWriter *w, HeapTuple tup)
+{
+	TupleTableSlot *slot = w->slots[w->n];
+
+	if (slot == NULL)
+		slot = w->slots[w->n] = ExecInitExtraTupleSlot(w->estate,
+													   RelationGetDescr(w->rel),
+													   &TTSOpsHeapTuple);
+	Assert(slot->tts_ops == &TTSOpsHeapTuple);
+	ExecStoreHeapTuple(tup, slot, true);
+	if (++w->n == ROW_WRITER_SLOTS)
+		RowWriterFlush(w);
 }
 
 void
@@ -1531,6 +1552,14 @@ TakenAddRun(MlmaTakenBatch *b, int64 seq, Datum times, Datum losses, Datum bench
 
 		TakenAdd(b, seq + i, DatumGetTimestampTz(t[i]), DatumGetFloat8(l[i]), has,
 				 has ? DatumGetFloat8(x[i]) : 0.0);
+	}
+	/* copied: a set-wise take reuses this memory for the next stream */
+	pfree(t);
+	pfree(l);
+	if (x != NULL)
+	{
+		pfree(x);
+		pfree(xnull);
 	}
 }
 

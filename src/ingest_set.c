@@ -191,7 +191,7 @@ typedef struct RowSet
 	TupleDesc	desc;
 	Datum	   *values;
 	bool	   *nulls;
-	Datum	   *rows;
+	HeapTuple  *rows;
 	int			n;
 	int			cap;
 	int			hint;			/* where RowSetCol looks first */
@@ -216,7 +216,7 @@ RowSetInit(RowSet *rs, const char *table)
 	rs->values = palloc(sizeof(Datum) * rs->desc->natts);
 	rs->nulls = palloc(sizeof(bool) * rs->desc->natts);
 	rs->cap = 64;
-	rs->rows = palloc(sizeof(Datum) * rs->cap);
+	rs->rows = palloc(sizeof(HeapTuple) * rs->cap);
 	rs->n = 0;
 	rs->hint = 0;
 }
@@ -275,10 +275,9 @@ RowSetEnd(RowSet *rs)
 	if (rs->n == rs->cap)
 	{
 		rs->cap *= 2;
-		rs->rows = repalloc(rs->rows, sizeof(Datum) * rs->cap);
+		rs->rows = repalloc(rs->rows, sizeof(HeapTuple) * rs->cap);
 	}
-	/* the tuple as a composite datum, copied only to flatten toasted values */
-	rs->rows[rs->n++] = HeapTupleGetDatum(tup);
+	rs->rows[rs->n++] = tup;
 }
 
 /*
@@ -344,11 +343,17 @@ RowSetRun(RowSet *rs, const char *sql, int expect)
 {
 	Oid			arrtype = get_array_type(rs->typid);
 	Datum		arg;
+	Datum	   *rows;
 	int			ret;
+	int			i;
 
 	if (rs->n == 0)
 		return expect;
-	arg = PointerGetDatum(construct_array(rs->rows, rs->n, rs->typid, -1, false,
+	/* each row as a composite datum, copied only to flatten toasted values */
+	rows = palloc(sizeof(Datum) * rs->n);
+	for (i = 0; i < rs->n; i++)
+		rows[i] = HeapTupleGetDatum(rs->rows[i]);
+	arg = PointerGetDatum(construct_array(rows, rs->n, rs->typid, -1, false,
 										  TYPALIGN_DOUBLE));
 	ret = RunCached(sql, 1, &arrtype, &arg);
 	if (ret != expect)
@@ -380,20 +385,10 @@ RowSetInsert(RowSet *rs, const char *table)
 	w = mlma_row_writer_open(table, names, nnames);
 	if (w != NULL && mlma_row_writer_fits(w, rs->desc))
 	{
+		/* the row type's columns are the table's: the rows go in as formed */
 		for (i = 0; i < rs->n; i++)
-		{
-			HeapTupleHeader row = DatumGetHeapTupleHeader(rs->rows[i]);
-			HeapTupleData tup;
-			TupleTableSlot *slot = mlma_row_writer_row(w);
-
-			tup.t_len = HeapTupleHeaderGetDatumLength(row);
-			ItemPointerSetInvalid(&tup.t_self);
-			tup.t_tableOid = InvalidOid;
-			tup.t_data = row;
-			/* the row type's columns are the table's */
-			heap_deform_tuple(&tup, rs->desc, slot->tts_values, slot->tts_isnull);
-			mlma_row_writer_add(w);
-		}
+			mlma_row_writer_add_tuple(w, rs->rows[i]);
+		rs->n = 0;
 		(void) mlma_row_writer_close(w);
 	}
 	else
@@ -932,6 +927,13 @@ TakeOpenDirect(SetStream *ss, int n, const Datum *ids, const Datum *los, int k)
 			all[j].has_bench = !b->bench_null[j];
 			all[j].bench = all[j].has_bench ? b->bench[j] : 0.0;
 		}
+		/* what was copied goes back for the next stream's arrays */
+		pfree(b->losses);
+		pfree(b->at);
+		pfree(b->bench);
+		pfree(b->bench_null);
+		if (s->obs != NULL)
+			pfree(s->obs);
 		s->obs = all;
 		s->nobs += b->n;
 		s->nopen += b->n;
@@ -1224,6 +1226,8 @@ CloseBatch(SetWork *w, SetStream *s, int from, int to)
 	Datum	   *od = palloc(sizeof(Datum) * nb);
 	Datum	   *bd = palloc(sizeof(Datum) * nb);
 	bool	   *bn = palloc(sizeof(bool) * nb);
+	Datum		la;
+	Datum		oa;
 	bool		any_bench = false;
 	ArrayType  *bench = NULL;
 	const char *role;
@@ -1264,12 +1268,21 @@ CloseBatch(SetWork *w, SetStream *s, int from, int to)
 	RowSetPut(&w->batches, "first_seq", Int64GetDatum(first));
 	RowSetPut(&w->batches, "first_at", TimestampTzGetDatum(b[0].at));
 	RowSetPut(&w->batches, "last_at", TimestampTzGetDatum(b[nb - 1].at));
-	RowSetPut(&w->batches, "losses", mlma_array_datum(ld, NULL, nb, FLOAT8OID));
-	RowSetPut(&w->batches, "offsets", mlma_array_datum(od, NULL, nb, INT4OID));
+	la = mlma_array_datum(ld, NULL, nb, FLOAT8OID);
+	oa = mlma_array_datum(od, NULL, nb, INT4OID);
+	RowSetPut(&w->batches, "losses", la);
+	RowSetPut(&w->batches, "offsets", oa);
 	if (bench != NULL)
 		RowSetPut(&w->batches, "benchmark_losses", PointerGetDatum(bench));
 	RowSetEnd(&w->batches);
 	s->wrote = true;
+	/* the row holds its own copy: the next batch reuses this memory */
+	pfree(DatumGetPointer(la));
+	pfree(DatumGetPointer(oa));
+	pfree(ld);
+	pfree(od);
+	pfree(bd);
+	pfree(bn);
 
 	if (strcmp(role, "test") != 0 || s->paused || !s->eager)
 	{
@@ -1318,6 +1331,7 @@ CloseBatch(SetWork *w, SetStream *s, int from, int to)
 			w->queue_bnos[w->nqueue] = Int32GetDatum(bno);
 			w->nqueue++;
 		}
+		pfree(losses);
 		return;
 	}
 
@@ -1335,6 +1349,7 @@ CloseBatch(SetWork *w, SetStream *s, int from, int to)
 				c->skipped = true;
 				s->batch_no++;
 				s->open_start_seq = next;
+				pfree(losses);
 				return;
 			}
 		}
@@ -1370,6 +1385,7 @@ CloseBatch(SetWork *w, SetStream *s, int from, int to)
 		else if (!c->d.significant && s->policy == POLICY_ROLLING)
 			Roll(w, s, b, nb);
 	}
+	pfree(losses);
 }
 
 /*
@@ -1663,6 +1679,9 @@ Flush(SetWork *w, SetStream *ss, int n)
 	}
 }
 
+/* the block of a carry's working memory */
+#define SET_WORK_BLOCK (32 * 1024 * 1024)
+
 /*
  * The streams a statement took in earlier chunks: their state as this
  * statement left it, and their open tail (observations after the last
@@ -1680,6 +1699,7 @@ typedef struct CarryEntry
 struct MlmaSetCarry
 {
 	MemoryContext cxt;
+	MemoryContext work;			/* a chunk's working memory, reset after it */
 	HTAB	   *streams;
 	int64		ntail;			/* observations in all tails */
 };
@@ -1706,6 +1726,14 @@ mlma_set_carry_create(void)
 
 	c->cxt = AllocSetContextCreate(CurrentMemoryContext, "mlma set carry",
 								   ALLOCSET_DEFAULT_SIZES);
+
+	/*
+	 * One block for what a chunk allocates, kept when the context is reset:
+	 * the next chunk reuses its pages instead of faulting in new ones (a
+	 * page fault costs about as much as recording an observation).
+	 */
+	c->work = AllocSetContextCreate(CurrentMemoryContext, "mlma set ingest",
+									0, SET_WORK_BLOCK, SET_WORK_BLOCK);
 	CarryReset(c);
 	return c;
 }
@@ -1874,6 +1902,7 @@ mlma_set_carry_finish(MlmaSetCarry *carry)
 {
 	WriteTails(carry, true);
 	MemoryContextDelete(carry->cxt);
+	MemoryContextDelete(carry->work);
 }
 
 /*
@@ -1968,8 +1997,7 @@ mlma_record_streams(MlmaStreamRows *streams, int n, MlmaSetCarry *carry)
 		return;
 	}
 
-	cxt = AllocSetContextCreate(CurrentMemoryContext, "mlma set ingest",
-								ALLOCSET_DEFAULT_SIZES);
+	cxt = carry->work;
 	old = MemoryContextSwitchTo(cxt);
 	ss = palloc0(sizeof(SetStream) * Max(n, 1));
 	for (i = 0; i < n; i++)
@@ -2055,6 +2083,9 @@ mlma_record_streams(MlmaStreamRows *streams, int n, MlmaSetCarry *carry)
 			o->bench = benches[keep[j]];
 			o->has_bench = r->obs[keep[j]].has_benchmark;
 		}
+		pfree(losses);
+		pfree(benches);
+		pfree(keep);
 		s->obs = all;
 		s->nobs += nkeep;
 		s->closes = nkeep > 0 &&
@@ -2127,5 +2158,5 @@ mlma_record_streams(MlmaStreamRows *streams, int n, MlmaSetCarry *carry)
 	for (i = 0; i < n; i++)
 		if (!ss[i].fast)
 			mlma_record_stream(streams[i].obs, streams[i].n, streams[i].reasons);
-	MemoryContextDelete(cxt);
+	MemoryContextReset(cxt);
 }

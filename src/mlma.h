@@ -327,6 +327,7 @@ extern Oid	mlma_row_writer_sequence(MlmaRowWriter *w);
 extern Oid	mlma_owned_sequence(const char *table);
 extern bool mlma_row_writer_fits(MlmaRowWriter *w, TupleDesc desc);
 extern TupleTableSlot *mlma_row_writer_row(MlmaRowWriter *w);
+extern void mlma_row_writer_add_tuple(MlmaRowWriter *w, HeapTuple tup);
 extern void mlma_row_writer_add(MlmaRowWriter *w);
 extern int64 mlma_row_writer_close(MlmaRowWriter *w);
 
@@ -376,6 +377,7 @@ extern MlmaRowKind mlma_decode_attached_row(const MlmaAttachedColumns *cols,
 											MlmaObservation *obs,
 											char **problem, int *code);
 extern MlmaNames *mlma_name_table_create(long expected);
+extern void **mlma_name_tag(const char *interned);
 extern void mlma_attached_row_error(Relation rel, const MlmaAttachArgs *a,
 									int code, const char *msg) pg_attribute_noreturn();
 extern void mlma_rethrow_with_table(Relation rel, const MlmaAttachArgs *a) pg_attribute_noreturn();
