@@ -119,6 +119,7 @@ typedef struct SetStream
 	bool		known;			/* taken by an earlier chunk of the statement */
 	bool		closes;			/* a batch closes in this statement */
 	bool		wrote;			/* stream_state changes */
+	bool		state_due;		/* changes kept for the statement's end */
 	/* configuration */
 	char	   *model_version;
 	char	   *method_name;
@@ -1059,6 +1060,7 @@ typedef struct SetWork
 	int			nqueue;
 	int			capqueue;
 	TimestampTz now;
+	bool		defer_state;	/* the streams are carried: state at the end */
 } SetWork;
 
 /*
@@ -1426,6 +1428,66 @@ NextIds(const char *table, const char *column, int n)
 }
 
 /*
+ * WriteStates
+ *		Write the state of the k streams ss[] (in stream_id order) to their
+ *		stream_state rows: through the primary key, else with SQL.
+ */
+static void
+WriteStates(SetStream *const *ss, int k)
+{
+	Datum	   *ids;
+	Datum	   *vals[4];
+	int			i;
+	int			ret;
+	static const char *const state_columns[4] = {
+		"batch_no", "open_start_seq", "streak", "version_start_seq"
+	};
+	static const Oid state_types[4] = {INT4OID, INT8OID, INT4OID, INT8OID};
+
+	if (k == 0)
+		return;
+	ids = palloc(sizeof(Datum) * k);
+	for (i = 0; i < 4; i++)
+		vals[i] = palloc(sizeof(Datum) * k);
+	for (i = 0; i < k; i++)
+	{
+		const SetStream *s = ss[i];
+
+		ids[i] = Int64GetDatum(s->stream.stream_id);
+		vals[0][i] = Int32GetDatum(s->batch_no);
+		vals[1][i] = Int64GetDatum(s->open_start_seq);
+		vals[2][i] = Int32GetDatum(s->streak);
+		vals[3][i] = Int64GetDatum(s->version_start_seq);
+	}
+	if (!mlma_update_state_rows(k, ids, 4, state_columns, state_types, vals))
+	{
+		Oid			types[5] = {INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
+		INT4ARRAYOID, INT8ARRAYOID};
+		Datum		args[5];
+
+		args[0] = mlma_array_datum(ids, NULL, k, INT8OID);
+		args[1] = mlma_array_datum(vals[0], NULL, k, INT4OID);
+		args[2] = mlma_array_datum(vals[1], NULL, k, INT8OID);
+		args[3] = mlma_array_datum(vals[2], NULL, k, INT4OID);
+		args[4] = mlma_array_datum(vals[3], NULL, k, INT8OID);
+		ret = RunCached("UPDATE mlma.stream_state st "
+						"   SET batch_no = u.b, open_start_seq = u.o, "
+						"       streak = u.s, version_start_seq = u.v "
+						"  FROM ROWS FROM (unnest($1::int8[]), unnest($2::int4[]), "
+						"       unnest($3::int8[]), unnest($4::int4[]), "
+						"       unnest($5::int8[])) AS u(id, b, o, s, v) "
+						" WHERE st.stream_id = u.id",
+						5, types, args);
+		if (ret != SPI_OK_UPDATE)
+			elog(ERROR, "mlma: updating stream state failed: %s",
+				 SPI_result_code_string(ret));
+	}
+	pfree(ids);
+	for (i = 0; i < 4; i++)
+		pfree(vals[i]);
+}
+
+/*
  * Flush
  *		Step 5: write what the statement changed, a statement per table.
  */
@@ -1436,13 +1498,10 @@ Flush(SetWork *w, SetStream *ss, int n)
 	int			ret;
 	RowSet		checks;
 	RowSet		refs;
+	SetStream **due;
 	Datum	   *ids;
-	Datum	   *vals[4];
+	Datum	   *vals[3];
 	int			k;
-	static const char *const state_columns[4] = {
-		"batch_no", "open_start_seq", "streak", "version_start_seq"
-	};
-	static const Oid state_types[4] = {INT4OID, INT8OID, INT4OID, INT8OID};
 
 	RowSetInsert(&w->batches, "batches");
 
@@ -1601,10 +1660,11 @@ Flush(SetWork *w, SetStream *ss, int n)
 			elog(ERROR, "mlma: queueing checks failed: %s", SPI_result_code_string(ret));
 	}
 
-	/* the state rows of the streams whose batches closed */
-	ids = palloc(sizeof(Datum) * n);
-	for (i = 0; i < 4; i++)
-		vals[i] = palloc(sizeof(Datum) * n);
+	/*
+	 * The state rows of the streams whose batches closed; a statement's
+	 * carried streams write theirs once, at its end (WriteDueStates).
+	 */
+	due = palloc(sizeof(SetStream *) * Max(n, 1));
 	k = 0;
 	for (i = 0; i < n; i++)
 	{
@@ -1612,38 +1672,16 @@ Flush(SetWork *w, SetStream *ss, int n)
 
 		if (!s->fast || !s->wrote)
 			continue;
-		ids[k] = Int64GetDatum(s->rows->stream_id);
-		vals[0][k] = Int32GetDatum(s->batch_no);
-		vals[1][k] = Int64GetDatum(s->open_start_seq);
-		vals[2][k] = Int32GetDatum(s->streak);
-		vals[3][k] = Int64GetDatum(s->version_start_seq);
-		k++;
+		if (w->defer_state)
+			s->state_due = true;
+		else
+			due[k++] = s;
 	}
-	/* through stream_state's primary key (ss is in stream_id order), else SQL */
-	if (k > 0 &&
-		!mlma_update_state_rows(k, ids, 4, state_columns, state_types, vals))
-	{
-		Oid			types[5] = {INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
-		INT4ARRAYOID, INT8ARRAYOID};
-		Datum		args[5];
+	WriteStates(due, k);
 
-		args[0] = mlma_array_datum(ids, NULL, k, INT8OID);
-		args[1] = mlma_array_datum(vals[0], NULL, k, INT4OID);
-		args[2] = mlma_array_datum(vals[1], NULL, k, INT8OID);
-		args[3] = mlma_array_datum(vals[2], NULL, k, INT4OID);
-		args[4] = mlma_array_datum(vals[3], NULL, k, INT8OID);
-		ret = RunCached("UPDATE mlma.stream_state st "
-									"   SET batch_no = u.b, open_start_seq = u.o, "
-									"       streak = u.s, version_start_seq = u.v "
-									"  FROM ROWS FROM (unnest($1::int8[]), unnest($2::int4[]), "
-									"       unnest($3::int8[]), unnest($4::int4[]), "
-									"       unnest($5::int8[])) AS u(id, b, o, s, v) "
-									" WHERE st.stream_id = u.id",
-						5, types, args);
-		if (ret != SPI_OK_UPDATE)
-			elog(ERROR, "mlma: updating stream state failed: %s",
-				 SPI_result_code_string(ret));
-	}
+	ids = palloc(sizeof(Datum) * n);
+	for (i = 0; i < 3; i++)
+		vals[i] = palloc(sizeof(Datum) * n);
 
 	/* retrain requests of the streams that drift, in stream_id order */
 	k = 0;
@@ -1866,10 +1904,43 @@ InsertTails(CarryEntry **es, int n)
 	return total;
 }
 
+static int
+CmpCarriedById(const void *a, const void *b)
+{
+	int64		x = (*(SetStream *const *) a)->stream.stream_id;
+	int64		y = (*(SetStream *const *) b)->stream.stream_id;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * WriteDueStates
+ *		Write the state rows the n carried streams es[] still owe (their
+ *		batches closed in chunks whose Flush left the state for the end).
+ */
+static void
+WriteDueStates(CarryEntry **es, int n)
+{
+	SetStream **due = palloc(sizeof(SetStream *) * Max(n, 1));
+	int			k = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (es[i]->s.state_due)
+		{
+			due[k++] = &es[i]->s;
+			es[i]->s.state_due = false;
+		}
+	qsort(due, k, sizeof(SetStream *), CmpCarriedById);
+	WriteStates(due, k);
+	pfree(due);
+}
+
 /*
  * WriteTails
  *		Write the open tails of the carried streams to mlma.open_runs;
- *		with own, note the streams as this transaction's (end of statement).
+ *		with own, also their state rows, and note the streams as this
+ *		transaction's (end of statement, or the carry is dropped).
  */
 static void
 WriteTails(MlmaSetCarry *carry, bool own)
@@ -1888,6 +1959,8 @@ WriteTails(MlmaSetCarry *carry, bool own)
 		es[n++] = e;
 	InsertTails(es, n);
 	carry->ntail = 0;
+	if (own)
+		WriteDueStates(es, n);
 	for (i = 0; own && i < n; i++)
 		mlma_own_stream(es[i]->stream_id, es[i]->s.open_start_seq,
 						es[i]->s.next_seq, es[i]->s.age_flagged);
@@ -2020,6 +2093,7 @@ mlma_record_streams(MlmaStreamRows *streams, int n, MlmaSetCarry *carry)
 			 * path takes it from here, with its open batch in the table.
 			 */
 			carry->ntail -= InsertTails(&e, 1);
+			WriteDueStates(&e, 1);
 			hash_search(carry->streams, &streams[i].stream_id, HASH_REMOVE, NULL);
 			ss[i].fast = false;
 			nfast--;
@@ -2052,6 +2126,7 @@ mlma_record_streams(MlmaStreamRows *streams, int n, MlmaSetCarry *carry)
 	/* the new observations of each stream, after its tail; does it close? */
 	memset(&w, 0, sizeof(w));
 	w.now = GetCurrentTransactionStartTimestamp();
+	w.defer_state = true;		/* every fast stream is carried below */
 	for (i = 0; i < n; i++)
 	{
 		SetStream  *s = &ss[i];

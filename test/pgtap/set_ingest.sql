@@ -9,7 +9,7 @@
 -- and for the cases it hands to the row path (a warm-up that spans
 -- statements); a rollback to a savepoint; invalid rows.
 BEGIN;
-SELECT plan(45);
+SELECT plan(47);
 
 CREATE TEMP TABLE kinds (kind text, opts jsonb);
 INSERT INTO kinds VALUES
@@ -31,8 +31,8 @@ SELECT count(mlma.create_stream(p || '/' || kind,
 		min_effect => coalesce((opts->>'min_effect')::float8, 1.0),
 		consecutive => coalesce((opts->>'consecutive')::int, 1),
 		season_length => (opts->>'season_length')::int))
-  FROM kinds, (VALUES ('a'), ('b'), ('c'), ('d'), ('s')) v(p);
-SELECT mlma.pause(p || '/paused') FROM (VALUES ('a'), ('b'), ('c'), ('d'), ('s')) v(p);
+  FROM kinds, (VALUES ('a'), ('b'), ('c'), ('d'), ('x'), ('s')) v(p);
+SELECT mlma.pause(p || '/paused') FROM (VALUES ('a'), ('b'), ('c'), ('d'), ('x'), ('s')) v(p);
 
 -- 700 observations per kind, much worse from the 450th on; a benchmark value
 -- with each (the challenger's prediction), a second apart
@@ -64,6 +64,14 @@ INSERT INTO set_fc SELECT 'c/' || kind, at, predicted, bench, actual
   FROM feed WHERE i > 40 ORDER BY i, kind;
 RESET mlma.statement_chunk_size;
 RESET mlma.stream_cache_size;
+
+-- x: one statement in chunks of 30 rows with the streams carried from chunk
+-- to chunk (state rows written once, at the statement's end; a warm-up
+-- stream that closed a batch in an earlier chunk moves to the row path)
+SET LOCAL mlma.statement_chunk_size = 30;
+INSERT INTO set_fc SELECT 'x/' || kind, at, predicted, bench, actual
+  FROM feed ORDER BY i, kind;
+RESET mlma.statement_chunk_size;
 
 -- d: observe_many, two calls, the second in chunks of 9
 SELECT is(mlma.observe_many(array_agg('d/' || kind ORDER BY i, kind),
@@ -202,6 +210,13 @@ SELECT is(pg_temp.diff('cmp_state', 'a', 'c'), 0::bigint, 'in chunks: stream sta
 SELECT is(pg_temp.diff('cmp_open', 'a', 'c'), 0::bigint, 'in chunks: open batches the same');
 SELECT is(pg_temp.diff('cmp_queue', 'a', 'c'), 0::bigint, 'in chunks: queued checks the same');
 SELECT is(pg_temp.diff('cmp_requests', 'a', 'c'), 0::bigint, 'in chunks: requests the same');
+
+SELECT is(pg_temp.diff('cmp_batches', 'a', 'x') + pg_temp.diff('cmp_checks', 'a', 'x')
+		  + pg_temp.diff('cmp_history', 'a', 'x') + pg_temp.diff('cmp_refs', 'a', 'x'),
+		  0::bigint, 'carried chunks: the same batches, checks and references');
+SELECT is(pg_temp.diff('cmp_state', 'a', 'x') + pg_temp.diff('cmp_open', 'a', 'x')
+		  + pg_temp.diff('cmp_queue', 'a', 'x') + pg_temp.diff('cmp_requests', 'a', 'x'),
+		  0::bigint, 'carried chunks: the same state, open batches, queue and requests');
 
 SELECT is(pg_temp.diff('cmp_batches', 'a', 'd'), 0::bigint, 'observe_many: closed batches the same');
 SELECT is(pg_temp.diff('cmp_checks', 'a', 'd'), 0::bigint, 'observe_many: checks the same');
