@@ -150,6 +150,7 @@ typedef struct SetStream
 	int64		table_lo;
 	/* observations: the open ones (when it closes) then the new ones */
 	SetObs	   *obs;
+	int			front;			/* room allocated before obs[0] */
 	int			nobs;
 	int			nopen;			/* open ones (table and tail) before the new */
 	bool		drifted;		/* first drift check of the statement */
@@ -917,9 +918,18 @@ TakeOpenDirect(SetStream *ss, int n, const Datum *ids, const Datum *los, int k)
 
 		if (b->n == 0)
 			continue;
-		/* the open observations go before those in memory */
-		all = palloc(sizeof(SetObs) * (b->n + s->nobs));
-		memcpy(all + b->n, s->obs, sizeof(SetObs) * s->nobs);
+		/* the open observations go before those in memory (in the room there) */
+		if (b->n <= s->front)
+			all = s->obs - b->n;
+		else
+		{
+			all = palloc(sizeof(SetObs) * (b->n + s->nobs));
+			memcpy(all + b->n, s->obs, sizeof(SetObs) * s->nobs);
+			if (s->obs != NULL)
+				pfree(s->obs - s->front);
+			s->front = b->n;
+		}
+		s->front -= b->n;
 		for (j = 0; j < b->n; j++)
 		{
 			all[j].seq = b->first_seq + j;
@@ -933,8 +943,6 @@ TakeOpenDirect(SetStream *ss, int n, const Datum *ids, const Datum *los, int k)
 		pfree(b->at);
 		pfree(b->bench);
 		pfree(b->bench_null);
-		if (s->obs != NULL)
-			pfree(s->obs);
 		s->obs = all;
 		s->nobs += b->n;
 		s->nopen += b->n;
@@ -1825,6 +1833,7 @@ KeepStream(MlmaSetCarry *carry, SetStream *s)
 			s->ref.seqs = CopyTo(carry->cxt, s->ref.seqs, sizeof(int64), s->ref.n);
 	}
 	s->obs = CopyTo(carry->cxt, s->obs, sizeof(SetObs), ntail);
+	s->front = 0;
 	s->nobs = ntail;
 	s->nopen = ntail;
 	s->ref.pending = 0;
@@ -2136,6 +2145,7 @@ mlma_record_streams(MlmaStreamRows *streams, int n, MlmaSetCarry *carry)
 		int		   *keep;
 		int			nkeep;
 		int			j;
+		int			front;
 		SetObs	   *all;
 
 		if (!s->fast)
@@ -2145,7 +2155,13 @@ mlma_record_streams(MlmaStreamRows *streams, int n, MlmaSetCarry *carry)
 		keep = palloc(sizeof(int) * r->n);
 		nkeep = mlma_check_rows(&s->stream, r->obs, r->n, losses, benches, keep,
 								r->reasons);
-		all = palloc(sizeof(SetObs) * Max(s->nobs + nkeep, 1));
+		s->closes = nkeep > 0 &&
+			(s->next_seq - s->open_start_seq) + nkeep >= s->batch_size;
+		/* room in front for the open observations TakeOpen takes out */
+		front = s->closes && s->table_open > 0 && s->table_open <= MaxAllocSize / sizeof(SetObs)
+			? (int) s->table_open : 0;
+		all = palloc(sizeof(SetObs) * Max(front + s->nobs + nkeep, 1));
+		all += front;
 		if (s->nobs > 0)
 			memcpy(all, s->obs, sizeof(SetObs) * s->nobs);
 		for (j = 0; j < nkeep; j++)
@@ -2162,9 +2178,8 @@ mlma_record_streams(MlmaStreamRows *streams, int n, MlmaSetCarry *carry)
 		pfree(benches);
 		pfree(keep);
 		s->obs = all;
+		s->front = front;
 		s->nobs += nkeep;
-		s->closes = nkeep > 0 &&
-			(s->next_seq - s->open_start_seq) + nkeep >= s->batch_size;
 		s->next_seq += nkeep;
 	}
 	if (nfast > 0)
