@@ -1204,11 +1204,45 @@ typedef struct NameEntry
 	char		status;
 } NameEntry;
 
+/*
+ * The hash of a stream name: eight bytes at a time, each word mixed in with
+ * a multiply and a shift (the name table is looked up once per row of a
+ * statement, and hash_bytes costs more than the lookup).
+ */
+static inline uint32
+NameHash(const char *p, int len)
+{
+	uint64		h = UINT64CONST(0x9E3779B97F4A7C15) ^ (uint64) len;
+
+	while (len >= 8)
+	{
+		uint64		w;
+
+		memcpy(&w, p, 8);
+		h = (h ^ w) * UINT64CONST(0xBF58476D1CE4E5B9);
+		h ^= h >> 31;
+		p += 8;
+		len -= 8;
+	}
+	if (len > 0)
+	{
+		uint64		w = 0;
+		int			i;
+
+		for (i = 0; i < len; i++)
+			w |= (uint64) (unsigned char) p[i] << (8 * i);
+		h = (h ^ w) * UINT64CONST(0x94D049BB133111EB);
+		h ^= h >> 29;
+	}
+	h *= UINT64CONST(0xBF58476D1CE4E5B9);
+	return (uint32) (h ^ (h >> 32));
+}
+
 #define SH_PREFIX		nametab
 #define SH_ELEMENT_TYPE	NameEntry
 #define SH_KEY_TYPE		NameKey
 #define SH_KEY			key
-#define SH_HASH_KEY(tb, key)	hash_bytes((const unsigned char *) (key).bytes, (key).len)
+#define SH_HASH_KEY(tb, key)	NameHash((key).bytes, (key).len)
 #define SH_EQUAL(tb, a, b)	((a).len == (b).len && memcmp((a).bytes, (b).bytes, (a).len) == 0)
 #define SH_GET_HASH(tb, a)	((a)->hash)
 #define SH_STORE_HASH

@@ -74,10 +74,10 @@ typedef struct BulkScratch
 } BulkScratch;
 
 static void
-BulkScratchInit(BulkScratch *bs, int cap)
+BulkScratchInit(BulkScratch *bs, int cap, bool interned)
 {
 	bs->cap = cap;
-	bs->groups = palloc(sizeof(BulkGroup) * cap);
+	bs->groups = interned ? palloc(sizeof(BulkGroup) * cap) : NULL;
 	bs->list = palloc(sizeof(BulkGroup *) * cap);
 	bs->rowgroup = palloc(sizeof(BulkGroup *) * cap);
 	bs->run = palloc(sizeof(MlmaObservation) * cap);
@@ -306,8 +306,8 @@ RecordChunkOf(MlmaObservation *rows, int n, Relation rel, const MlmaAttachArgs *
 			{
 				MemoryContext old = MemoryContextSwitchTo(carry_cxt);
 
-				*carry = mlma_set_carry_create();
-				BulkScratchInit(bs, chunk);
+				*carry = mlma_set_carry_create(chunk);
+				BulkScratchInit(bs, chunk, true);
 				MemoryContextSwitchTo(old);
 			}
 			SPI_connect();
@@ -573,9 +573,9 @@ mlma_observe_many(PG_FUNCTION_ARGS)
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "mlma observe_many",
 								ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
-	carry = mlma_set_carry_create();
+	carry = mlma_set_carry_create(Min(n, chunk));
 	rows = palloc(sizeof(MlmaObservation) * Min(n, chunk));
-	BulkScratchInit(&scratch, Min(n, chunk));
+	BulkScratchInit(&scratch, Min(n, chunk), false);
 	chunkcxt = AllocSetContextCreate(cxt, "mlma observe_many chunk",
 									 ALLOCSET_DEFAULT_SIZES);
 	for (start = 0; start < n; start += chunk)

@@ -1725,8 +1725,9 @@ Flush(SetWork *w, SetStream *ss, int n)
 	}
 }
 
-/* the block of a carry's working memory */
+/* the first block of a carry's working memory, and its size per row */
 #define SET_WORK_BLOCK (32 * 1024 * 1024)
+#define SET_WORK_PER_ROW 320
 
 /*
  * The streams a statement took in earlier chunks: their state as this
@@ -1766,8 +1767,10 @@ CarryReset(MlmaSetCarry *c)
 }
 
 MlmaSetCarry *
-mlma_set_carry_create(void)
+mlma_set_carry_create(int64 rows)
 {
+	Size		block = SET_WORK_BLOCK;
+
 	MlmaSetCarry *c = palloc0(sizeof(MlmaSetCarry));
 
 	c->cxt = AllocSetContextCreate(CurrentMemoryContext, "mlma set carry",
@@ -1776,10 +1779,14 @@ mlma_set_carry_create(void)
 	/*
 	 * One block for what a chunk allocates, kept when the context is reset:
 	 * the next chunk reuses its pages instead of faulting in new ones (a
-	 * page fault costs about as much as recording an observation).
+	 * page fault costs about as much as recording an observation).  A
+	 * small statement gets a block of its size.
 	 */
+	if (rows < (int64) (SET_WORK_BLOCK / SET_WORK_PER_ROW))
+		block = Max(ALLOCSET_DEFAULT_INITSIZE,
+					MAXALIGN((Size) Max(rows, 0) * SET_WORK_PER_ROW));
 	c->work = AllocSetContextCreate(CurrentMemoryContext, "mlma set ingest",
-									0, SET_WORK_BLOCK, SET_WORK_BLOCK);
+									0, block, SET_WORK_BLOCK);
 	CarryReset(c);
 	return c;
 }

@@ -216,10 +216,11 @@ typedef struct MlmaStreamRows
  * them.  Streams it cannot serve that way go through mlma_record_stream.
  * A statement read in chunks passes the same carry to every chunk: the
  * streams it took stay taken, their open tails stay in memory, and
- * mlma_set_carry_finish writes them at the end.
+ * mlma_set_carry_finish writes them at the end.  rows: the most rows a
+ * chunk has (sizes the carry's working memory).
  */
 typedef struct MlmaSetCarry MlmaSetCarry;
-extern MlmaSetCarry *mlma_set_carry_create(void);
+extern MlmaSetCarry *mlma_set_carry_create(int64 rows);
 extern void mlma_record_streams(MlmaStreamRows *streams, int nstreams,
 								MlmaSetCarry *carry);
 extern void mlma_set_carry_finish(MlmaSetCarry *carry);
