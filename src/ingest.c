@@ -690,7 +690,7 @@ AfterInsert(MlmaStream *stream, OwnedStream *owned)
  *		the number kept.
  */
 int
-mlma_check_rows(MlmaStream *stream, const MlmaObservation *obs, int n,
+mlma_check_rows(MlmaStream *stream, const MlmaObservation *const *obs, int n,
 				double *losses, double *benches, int *keep, const char **reasons)
 {
 	int			nkeep = 0;
@@ -701,18 +701,18 @@ mlma_check_rows(MlmaStream *stream, const MlmaObservation *obs, int n,
 		const char *problem = NULL;
 
 		benches[i] = 0.0;
-		if (TIMESTAMP_NOT_FINITE(obs[i].observed_at))
+		if (TIMESTAMP_NOT_FINITE(obs[i]->observed_at))
 			problem = REASON_TIME;
 		else
-			problem = ComputeLoss(stream, obs[i].actual, obs[i].predicted,
+			problem = ComputeLoss(stream, obs[i]->actual, obs[i]->predicted,
 								  &losses[i]);
 		if (problem == NULL)
-			problem = BenchmarkProblem(&obs[i], stream, &benches[i]);
+			problem = BenchmarkProblem(obs[i], stream, &benches[i]);
 		reasons[i] = problem;
 		if (problem == NULL)
 			keep[nkeep++] = i;
-		else if (!obs[i].skip_invalid)
-			Invalid(&obs[i], stream, problem);
+		else if (!obs[i]->skip_invalid)
+			Invalid(obs[i], stream, problem);
 	}
 	return nkeep;
 }
@@ -751,9 +751,9 @@ mlma_own_stream(int64 stream_id, int64 open_start_seq, int64 next_seq,
  *		recorded.  The caller is connected to SPI.
  */
 int
-mlma_record_stream(const MlmaObservation *obs, int n, const char **reasons)
+mlma_record_stream(const MlmaObservation *const *obs, int n, const char **reasons)
 {
-	const char *name = obs[0].name;
+	const char *name = obs[0]->name;
 	MlmaStream *stream;
 	OwnedStream *owned = NULL;
 	int			attempt;
@@ -783,20 +783,20 @@ mlma_record_stream(const MlmaObservation *obs, int n, const char **reasons)
 
 		if (stream == NULL)
 		{
-			const char *problem = obs[0].defaults == NULL ? REASON_UNKNOWN
+			const char *problem = obs[0]->defaults == NULL ? REASON_UNKNOWN
 				: mlma_stream_name_problem(name);
 
 			if (problem != NULL)
 			{
 				for (i = 0; i < n; i++)
 				{
-					if (!obs[i].skip_invalid)
-						Invalid(&obs[i], NULL, problem);
+					if (!obs[i]->skip_invalid)
+						Invalid(obs[i], NULL, problem);
 					reasons[i] = problem;
 				}
 				return 0;
 			}
-			stream = mlma_stream_auto_create(name, obs[0].defaults);
+			stream = mlma_stream_auto_create(name, obs[0]->defaults);
 		}
 		if (attempt >= MLMA_RECORD_ATTEMPTS)
 			ereport(ERROR,
@@ -832,8 +832,8 @@ mlma_record_stream(const MlmaObservation *obs, int n, const char **reasons)
 		{
 			ds[j] = losses[keep[i + j]];
 			bs[j] = benches[keep[i + j]];
-			bh[j] = obs[keep[i + j]].has_benchmark;
-			ts[j] = obs[keep[i + j]].observed_at;
+			bh[j] = obs[keep[i + j]]->has_benchmark;
+			ts[j] = obs[keep[i + j]]->observed_at;
 		}
 		mlma_run_arrays(k, ts, ds, bs, bh, arrays);
 		mlma_insert_runs(1, &stream->stream_id, &owned->next_seq, arrays);

@@ -69,7 +69,7 @@ typedef struct BulkScratch
 	BulkGroup  *groups;			/* a chunk's groups when names are interned */
 	BulkGroup **list;
 	BulkGroup **rowgroup;
-	MlmaObservation *run;
+	const MlmaObservation **run;	/* the rows, each stream's together */
 	const char **reasons;
 } BulkScratch;
 
@@ -80,7 +80,7 @@ BulkScratchInit(BulkScratch *bs, int cap, bool interned)
 	bs->groups = interned ? palloc(sizeof(BulkGroup) * cap) : NULL;
 	bs->list = palloc(sizeof(BulkGroup *) * cap);
 	bs->rowgroup = palloc(sizeof(BulkGroup *) * cap);
-	bs->run = palloc(sizeof(MlmaObservation) * cap);
+	bs->run = palloc(sizeof(MlmaObservation *) * cap);
 	bs->reasons = palloc(sizeof(const char *) * cap);
 }
 
@@ -128,7 +128,7 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry,
 	BulkGroup **missing;
 	int			ngroups = 0;
 	int			nmissing = 0;
-	MlmaObservation *run;
+	const MlmaObservation **run;
 	const char **reasons;
 	MlmaStreamRows *streams;
 	BulkGroup **rowgroup;
@@ -239,7 +239,7 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry,
 	{
 		BulkGroup  *g = rowgroup[i];
 
-		run[g->start + g->fill++] = rows[i];
+		run[g->start + g->fill++] = &rows[i];
 	}
 
 	/*
@@ -263,7 +263,7 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry,
 	mlma_record_streams(streams, ngroups, carry);
 	for (i = 0; i < n; i++)
 		if (reasons[i] != NULL)
-			mlma_count_skip(run[i].name, source, reasons[i]);
+			mlma_count_skip(run[i]->name, source, reasons[i]);
 
 	pfree(streams);
 	pfree(missing);

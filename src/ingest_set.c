@@ -2081,7 +2081,7 @@ mlma_record_streams(MlmaStreamRows *streams, int n, MlmaSetCarry *carry)
 			int			j;
 
 			for (j = 0; j < streams[i].n; j++)
-				streams[i].reasons[j] = mlma_record(&streams[i].obs[j]);
+				streams[i].reasons[j] = mlma_record(streams[i].obs[j]);
 		}
 		return;
 	}
@@ -2124,7 +2124,7 @@ mlma_record_streams(MlmaStreamRows *streams, int n, MlmaSetCarry *carry)
 			continue;
 		}
 		cached = streams[i].stream != NULL ? streams[i].stream
-			: mlma_stream_get(streams[i].obs[0].name, false);
+			: mlma_stream_get(streams[i].obs[0]->name, false);
 		if (cached == NULL || cached->stream_id != streams[i].stream_id)
 		{
 			ss[i].fast = false;
@@ -2176,10 +2176,10 @@ mlma_record_streams(MlmaStreamRows *streams, int n, MlmaSetCarry *carry)
 			SetObs	   *o = &all[s->nobs + j];
 
 			o->seq = s->next_seq + j;
-			o->at = r->obs[keep[j]].observed_at;
+			o->at = r->obs[keep[j]]->observed_at;
 			o->loss = losses[keep[j]];
 			o->bench = benches[keep[j]];
-			o->has_bench = r->obs[keep[j]].has_benchmark;
+			o->has_bench = r->obs[keep[j]]->has_benchmark;
 		}
 		pfree(losses);
 		pfree(benches);

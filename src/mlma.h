@@ -180,7 +180,7 @@ extern const char *mlma_stream_name_problem(const char *name);
  * observation (skip_invalid), NULL for the recorded ones.  Returns the
  * number recorded.
  */
-extern int	mlma_record_stream(const MlmaObservation *obs, int n,
+extern int	mlma_record_stream(const MlmaObservation *const *obs, int n,
 							   const char **reasons);
 
 /*
@@ -189,7 +189,7 @@ extern int	mlma_record_stream(const MlmaObservation *obs, int n,
  * reasons[i] of the skipped ones; raises for an invalid one unless
  * skip_invalid.  Returns the number kept.
  */
-extern int	mlma_check_rows(MlmaStream *stream, const MlmaObservation *obs,
+extern int	mlma_check_rows(MlmaStream *stream, const MlmaObservation *const *obs,
 							int n, double *losses, double *benches, int *keep,
 							const char **reasons);
 
@@ -204,7 +204,7 @@ typedef struct MlmaStreamRows
 {
 	int64		stream_id;		/* -1: unknown stream that cannot be created */
 	const MlmaStream *stream;	/* its configuration as cached, or NULL */
-	const MlmaObservation *obs;
+	const MlmaObservation *const *obs;	/* the rows, in order */
 	int			n;
 	const char **reasons;		/* out: reason of each skipped row, or NULL */
 } MlmaStreamRows;
