@@ -22,6 +22,10 @@ use Test::More;
 use IPC::Run;
 use Time::HiRes qw(usleep);
 
+# a die outside a test (psql, IPC::Run) shows its message in the test's
+# output, not only in its log file
+$SIG{__DIE__} = sub { diag("died: $_[0]") unless $^S; };
+
 my $tmp = PostgreSQL::Test::Utils::tempdir;
 my $clients = 4;
 my $txns = 20000;			# more than a client can run before the crash
