@@ -1025,6 +1025,7 @@ TakeOpen(SetStream *ss, int n)
 
 			memcpy(all + cnt[i], ss[i].obs, sizeof(SetObs) * ss[i].nobs);
 			ss[i].obs = all;
+			ss[i].front = 0;
 		}
 	for (r = 0; r < (uint64) nruns; r++)
 	{
@@ -1769,9 +1770,8 @@ CarryReset(MlmaSetCarry *c)
 MlmaSetCarry *
 mlma_set_carry_create(int64 rows)
 {
-	Size		block = SET_WORK_BLOCK;
-
 	MlmaSetCarry *c = palloc0(sizeof(MlmaSetCarry));
+	Size		block = SET_WORK_BLOCK;
 
 	c->cxt = AllocSetContextCreate(CurrentMemoryContext, "mlma set carry",
 								   ALLOCSET_DEFAULT_SIZES);
