@@ -182,6 +182,19 @@ BEGIN
 END;
 $$;
 
+-- what closing batches wrote (batches, checks, reference history, live
+-- references), and what it left (state, open batches, queue, requests)
+CREATE FUNCTION pg_temp.diff_written(p1 text, p2 text) RETURNS bigint
+LANGUAGE sql AS $$
+	SELECT pg_temp.diff('cmp_batches', p1, p2) + pg_temp.diff('cmp_checks', p1, p2)
+		   + pg_temp.diff('cmp_history', p1, p2) + pg_temp.diff('cmp_refs', p1, p2)
+$$;
+CREATE FUNCTION pg_temp.diff_left(p1 text, p2 text) RETURNS bigint
+LANGUAGE sql AS $$
+	SELECT pg_temp.diff('cmp_state', p1, p2) + pg_temp.diff('cmp_open', p1, p2)
+		   + pg_temp.diff('cmp_queue', p1, p2) + pg_temp.diff('cmp_requests', p1, p2)
+$$;
+
 SELECT is(pg_temp.diff('cmp_batches'), 0::bigint, 'closed batches: the same');
 SELECT is(pg_temp.diff('cmp_checks'), 0::bigint, 'checks: the same, against the same references');
 SELECT is(pg_temp.diff('cmp_history'), 0::bigint, 'reference history: the same');
@@ -191,12 +204,10 @@ SELECT is(pg_temp.diff('cmp_open'), 0::bigint, 'open batches: the same');
 SELECT is(pg_temp.diff('cmp_queue'), 0::bigint, 'queued scheduled checks: the same');
 SELECT is(pg_temp.diff('cmp_requests'), 0::bigint, 'retrain requests: the same');
 
-SELECT is(pg_temp.diff('cmp_batches', 'a', 's') + pg_temp.diff('cmp_checks', 'a', 's')
-		  + pg_temp.diff('cmp_history', 'a', 's') + pg_temp.diff('cmp_refs', 'a', 's'),
-		  0::bigint, 'C close and mlma._close_batch: the same batches, checks and references');
-SELECT is(pg_temp.diff('cmp_state', 'a', 's') + pg_temp.diff('cmp_open', 'a', 's')
-		  + pg_temp.diff('cmp_queue', 'a', 's') + pg_temp.diff('cmp_requests', 'a', 's'),
-		  0::bigint, 'C close and mlma._close_batch: the same state, open batches, queue and requests');
+SELECT is(pg_temp.diff_written('a', 's'), 0::bigint,
+		  'C close and mlma._close_batch: the same batches, checks and references');
+SELECT is(pg_temp.diff_left('a', 's'), 0::bigint,
+		  'C close and mlma._close_batch: the same state, open batches, queue and requests');
 SELECT ok((SELECT (SELECT n FROM close_calls WHERE p = 'a') - (SELECT n FROM close_calls WHERE p = 'before') <= 2
 			  AND (SELECT n FROM close_calls WHERE p = 's') - (SELECT n FROM close_calls WHERE p = 'a')
 				  = (SELECT count(*) FROM cmp_batches WHERE p = 's')),
@@ -211,20 +222,17 @@ SELECT is(pg_temp.diff('cmp_open', 'a', 'c'), 0::bigint, 'in chunks: open batche
 SELECT is(pg_temp.diff('cmp_queue', 'a', 'c'), 0::bigint, 'in chunks: queued checks the same');
 SELECT is(pg_temp.diff('cmp_requests', 'a', 'c'), 0::bigint, 'in chunks: requests the same');
 
-SELECT is(pg_temp.diff('cmp_batches', 'a', 'x') + pg_temp.diff('cmp_checks', 'a', 'x')
-		  + pg_temp.diff('cmp_history', 'a', 'x') + pg_temp.diff('cmp_refs', 'a', 'x'),
-		  0::bigint, 'carried chunks: the same batches, checks and references');
-SELECT is(pg_temp.diff('cmp_state', 'a', 'x') + pg_temp.diff('cmp_open', 'a', 'x')
-		  + pg_temp.diff('cmp_queue', 'a', 'x') + pg_temp.diff('cmp_requests', 'a', 'x'),
-		  0::bigint, 'carried chunks: the same state, open batches, queue and requests');
+SELECT is(pg_temp.diff_written('a', 'x'), 0::bigint,
+		  'carried chunks: the same batches, checks and references');
+SELECT is(pg_temp.diff_left('a', 'x'), 0::bigint,
+		  'carried chunks: the same state, open batches, queue and requests');
 
 SELECT is(pg_temp.diff('cmp_batches', 'a', 'd'), 0::bigint, 'observe_many: closed batches the same');
 SELECT is(pg_temp.diff('cmp_checks', 'a', 'd'), 0::bigint, 'observe_many: checks the same');
 SELECT is(pg_temp.diff('cmp_history', 'a', 'd') + pg_temp.diff('cmp_refs', 'a', 'd'), 0::bigint,
 		  'observe_many: references the same');
-SELECT is(pg_temp.diff('cmp_state', 'a', 'd') + pg_temp.diff('cmp_open', 'a', 'd')
-		  + pg_temp.diff('cmp_queue', 'a', 'd') + pg_temp.diff('cmp_requests', 'a', 'd'),
-		  0::bigint, 'observe_many: state, open batches, queue and requests the same');
+SELECT is(pg_temp.diff_left('a', 'd'), 0::bigint,
+		  'observe_many: state, open batches, queue and requests the same');
 
 -- the live reference names its history row, however it was built (warm-up,
 -- rolled; in C or by mlma._store_reference)
