@@ -493,49 +493,176 @@ ColArray(TupleTableSlot *slot, AttrNumber att, int *n)
 	return mlma_array_values(d, isnull, n);
 }
 
+/* a stream's settings and streak as the round reads them */
+typedef struct StreamRead
+{
+	bool		found;			/* its streams row was read */
+	bool		has_state;		/* its stream_state row was read */
+	char	   *method;
+	char	   *model_version;
+	double		alpha;
+	int32		season;
+	double		min_effect;
+	int32		consecutive;
+	bool		paused;
+	bool		rolling;
+	bool		benchmark;
+	int32		streak;
+} StreamRead;
+
+/* the settings of a streams row (strings in the current memory context) */
+static void
+ReadStreamRow(const RoundReaders *rr, TupleTableSlot *s, StreamRead *out)
+{
+	bool		isnull;
+	char	   *policy;
+
+	out->found = true;
+	out->method = ColText(s, rr->s_method);
+	out->model_version = ColText(s, rr->s_model_version);
+	out->alpha = DatumGetFloat8(Col(s, rr->s_alpha, &isnull));
+	out->season = DatumGetInt32(Col(s, rr->s_season_length, &isnull));
+	if (isnull)
+		out->season = 0;
+	out->min_effect = DatumGetFloat8(Col(s, rr->s_min_effect, &isnull));
+	out->consecutive = DatumGetInt32(Col(s, rr->s_consecutive, &isnull));
+	out->paused = DatumGetBool(Col(s, rr->s_paused, &isnull));
+	policy = ColText(s, rr->s_reference_policy);
+	out->rolling = strcmp(policy, "rolling") == 0;
+	out->benchmark = strcmp(policy, "benchmark") == 0;
+	pfree(policy);
+}
+
+/* the streak of a stream_state row */
+static void
+ReadStateRow(const RoundReaders *rr, TupleTableSlot *st, StreamRead *out)
+{
+	bool		isnull;
+
+	out->has_state = true;
+	out->streak = DatumGetInt32(Col(st, rr->st_streak, &isnull));
+}
+
+/* what a sweep of streams or stream_state reads into: one StreamRead per stream */
+typedef struct SweepTarget
+{
+	const RoundReaders *rr;
+	StreamRead *reads;
+} SweepTarget;
+
+static void
+SweepStream(void *arg, int k, TupleTableSlot *slot)
+{
+	SweepTarget *t = arg;
+
+	ReadStreamRow(t->rr, slot, &t->reads[k]);
+}
+
+static void
+SweepState(void *arg, int k, TupleTableSlot *slot)
+{
+	SweepTarget *t = arg;
+
+	ReadStateRow(t->rr, slot, &t->reads[k]);
+}
+
+/*
+ * SweepStreams
+ *		When the round's nstreams streams (stream_ids, ascending) are a
+ *		large share of the fleet, their streams and stream_state rows read
+ *		with one scan of each table (mlma_key_reader_sweep) instead of a
+ *		search per stream, into a StreamRead each (made in the current
+ *		memory context); NULL when the searches are cheaper.  A stream
+ *		without a row keeps found / has_state false.
+ */
+static StreamRead *
+SweepStreams(const RoundReaders *rr, const int64 *stream_ids, int nstreams)
+{
+	SweepTarget t;
+	AttrNumber	natts = 0;
+	AttrNumber	atts[8] = {rr->s_model_version, rr->s_method, rr->s_alpha,
+		rr->s_season_length, rr->s_min_effect, rr->s_consecutive, rr->s_paused,
+	rr->s_reference_policy};
+	int			a;
+
+	for (a = 0; a < lengthof(atts); a++)
+		natts = Max(natts, atts[a]);
+	t.rr = rr;
+	t.reads = palloc0(sizeof(StreamRead) * Max(nstreams, 1));
+	if (!mlma_key_reader_sweep(rr->streams, stream_ids, nstreams, natts,
+							   SweepStream, &t))
+	{
+		pfree(t.reads);
+		return NULL;
+	}
+	if (!mlma_key_reader_sweep(rr->state, stream_ids, nstreams, rr->st_streak,
+							   SweepState, &t))
+	{
+		/* the state rows by key instead (the tables differ in size) */
+		int			k;
+
+		for (k = 0; k < nstreams; k++)
+		{
+			TupleTableSlot *st;
+
+			if (!t.reads[k].found)
+				continue;
+			st = mlma_key_reader_seek(rr->state, stream_ids[k]);
+			if (st != NULL)
+				ReadStateRow(rr, st, &t.reads[k]);
+		}
+	}
+	return t.reads;
+}
+
 /*
  * EvaluateDirect
  *		Reads what chunk_query reads for d with the readers (the same
  *		joins: no stream or state row, no check; no batch, or no reference
  *		of the batch's model version unless the stream tests against its
- *		benchmark, skipped) and evaluates it.  What is read and detoasted
- *		goes into the current memory context.
+ *		benchmark, skipped) and evaluates it.  swept: the stream's settings
+ *		and streak when SweepStreams read them (else NULL: read here);
+ *		ref_given: ref is the stream's reference_batches row (NULL: none),
+ *		as a sweep of that table passes it (else it is read here).
+ *		What is read and detoasted goes into the current memory context.
  */
 static void
-EvaluateDirect(RoundReaders *rr, DueCheck *d, MemoryContext round_cxt)
+EvaluateDirect(RoundReaders *rr, DueCheck *d, const StreamRead *swept,
+			   bool ref_given, TupleTableSlot *ref, MemoryContext round_cxt)
 {
-	TupleTableSlot *s;
-	TupleTableSlot *st;
+	StreamRead	sr;
 	TupleTableSlot *b;
 	TupleTableSlot *r;
 	CheckInput	in;
 	bool		isnull;
-	char	   *policy;
-	char	   *stream_version;
 	int32		version_no = 0;
 
-	s = mlma_key_reader_seek(rr->streams, d->stream_id);
-	if (s == NULL)
-		return;
-	in.method = ColText(s, rr->s_method);
-	stream_version = ColText(s, rr->s_model_version);
-	in.alpha = DatumGetFloat8(Col(s, rr->s_alpha, &isnull));
-	in.season = DatumGetInt32(Col(s, rr->s_season_length, &isnull));
-	if (isnull)
-		in.season = 0;
-	in.min_effect = DatumGetFloat8(Col(s, rr->s_min_effect, &isnull));
-	in.consecutive = DatumGetInt32(Col(s, rr->s_consecutive, &isnull));
-	in.paused = DatumGetBool(Col(s, rr->s_paused, &isnull));
-	policy = ColText(s, rr->s_reference_policy);
-	in.rolling = strcmp(policy, "rolling") == 0;
-	in.benchmark = strcmp(policy, "benchmark") == 0;
+	if (swept == NULL)
+	{
+		TupleTableSlot *s = mlma_key_reader_seek(rr->streams, d->stream_id);
+		TupleTableSlot *st;
 
-	st = mlma_key_reader_seek(rr->state, d->stream_id);
-	if (st == NULL)
+		memset(&sr, 0, sizeof(sr));
+		if (s != NULL)
+			ReadStreamRow(rr, s, &sr);
+		st = s != NULL ? mlma_key_reader_seek(rr->state, d->stream_id) : NULL;
+		if (st != NULL)
+			ReadStateRow(rr, st, &sr);
+		swept = &sr;
+	}
+	if (!swept->found || !swept->has_state)
 		return;
-	in.streak = DatumGetInt32(Col(st, rr->st_streak, &isnull));
+	in.method = swept->method;
+	in.alpha = swept->alpha;
+	in.season = swept->season;
+	in.min_effect = swept->min_effect;
+	in.consecutive = swept->consecutive;
+	in.paused = swept->paused;
+	in.rolling = swept->rolling;
+	in.benchmark = swept->benchmark;
+	in.streak = swept->streak;
 
-	in.model_version = stream_version;
+	in.model_version = swept->model_version;
 	in.cur = NULL;
 	in.ncur = 0;
 	in.first_seq = 0;
@@ -556,7 +683,7 @@ EvaluateDirect(RoundReaders *rr, DueCheck *d, MemoryContext round_cxt)
 	in.nref = 0;
 	in.ref_seqs = NULL;
 	in.nseq = 0;
-	r = b != NULL ? mlma_key_reader_seek(rr->refs, d->stream_id) : NULL;
+	r = b == NULL ? NULL : ref_given ? ref : mlma_key_reader_seek(rr->refs, d->stream_id);
 	d->ref_id = 0;
 	if (r != NULL)
 	{
@@ -576,6 +703,92 @@ EvaluateDirect(RoundReaders *rr, DueCheck *d, MemoryContext round_cxt)
 	}
 	in.skip = b == NULL || (in.ref == NULL && !in.benchmark);
 	Evaluate(d, &in, round_cxt);
+}
+
+/* a round that evaluates its checks as a sweep of reference_batches passes */
+typedef struct RefSweep
+{
+	RoundReaders *rr;
+	DueCheck   *due;
+	const int  *first;			/* the due checks of stream k: first[k] ..
+								 * first[k + 1] - 1 */
+	const StreamRead *swept;
+	bool	   *done;			/* stream k evaluated */
+	MemoryContext round_cxt;
+	MemoryContext check_cxt;
+} RefSweep;
+
+/* the due checks of stream k, against ref (NULL: the stream has none) */
+static void
+EvaluateStream(RefSweep *rs, int k, TupleTableSlot *ref)
+{
+	int			i;
+
+	for (i = rs->first[k]; i < rs->first[k + 1]; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(rs->check_cxt);
+
+		EvaluateDirect(rs->rr, &rs->due[i], &rs->swept[k], true, ref, rs->round_cxt);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(rs->check_cxt);
+	}
+	rs->done[k] = true;
+}
+
+static void
+SweepRef(void *arg, int k, TupleTableSlot *slot)
+{
+	EvaluateStream((RefSweep *) arg, k, slot);
+}
+
+/*
+ * EvaluateSwept
+ *		Evaluates the round's due checks (sorted) of the nids streams ids,
+ *		whose settings SweepStreams read into swept, as one scan of
+ *		reference_batches passes each stream's reference (the streams
+ *		without one after it).  False, nothing evaluated, when that scan is
+ *		not cheaper than a search per stream.
+ */
+static bool
+EvaluateSwept(RoundReaders *rr, DueCheck *due, uint64 ndue, const int64 *ids,
+			  int nids, const StreamRead *swept, MemoryContext round_cxt,
+			  MemoryContext check_cxt)
+{
+	RefSweep	rs;
+	int		   *first = palloc(sizeof(int) * (nids + 1));
+	AttrNumber	natts = 0;
+	AttrNumber	atts[5] = {rr->r_version_no, rr->r_losses, rr->r_seqs,
+	rr->r_reference_id, rr->r_built_at};
+	uint64		i;
+	int			k = 0;
+	int			a;
+
+	for (a = 0; a < lengthof(atts); a++)
+		natts = Max(natts, atts[a]);
+	for (i = 0; i < ndue; i++)
+		if (i == 0 || due[i].stream_id != due[i - 1].stream_id)
+			first[k++] = (int) i;
+	first[k] = (int) ndue;
+	Assert(k == nids);
+	rs.rr = rr;
+	rs.due = due;
+	rs.first = first;
+	rs.swept = swept;
+	rs.done = palloc0(sizeof(bool) * Max(nids, 1));
+	rs.round_cxt = round_cxt;
+	rs.check_cxt = check_cxt;
+	if (!mlma_key_reader_sweep(rr->refs, ids, nids, natts, SweepRef, &rs))
+	{
+		pfree(first);
+		pfree(rs.done);
+		return false;
+	}
+	for (k = 0; k < nids; k++)
+		if (!rs.done[k])
+			EvaluateStream(&rs, k, NULL);
+	pfree(first);
+	pfree(rs.done);
+	return true;
 }
 
 /*
@@ -930,6 +1143,7 @@ RunRound(double fdr, const char *schema, Tuplestorestate *rows, TupleDesc desc)
 	instr_time	t0;
 	instr_time	t;
 	double		ms[6] = {0};
+	const char *reads = "with SQL";	/* how the checks' rows were read */
 
 	if (isnan(fdr) || fdr <= 0.0 || fdr >= 1.0)
 		ereport(ERROR,
@@ -1001,14 +1215,34 @@ RunRound(double fdr, const char *schema, Tuplestorestate *rows, TupleDesc desc)
 	{
 		MemoryContext check_cxt = AllocSetContextCreate(round_cxt, "mlma round check",
 														ALLOCSET_DEFAULT_SIZES);
-		MemoryContext old = MemoryContextSwitchTo(check_cxt);
+		MemoryContext old;
+		int64	   *ids = palloc(sizeof(int64) * ndue);
+		int			nids = 0;
+		StreamRead *swept;
+		int			k = 0;
 
+		/* a fleet-wide round reads the settings and streaks in one scan */
 		for (i = 0; i < ndue; i++)
+			if (nids == 0 || ids[nids - 1] != due[i].stream_id)
+				ids[nids++] = due[i].stream_id;
+		swept = SweepStreams(&readers, ids, nids);
+		reads = swept == NULL ? "by key" : "settings by scan, references by key";
+		if (swept != NULL &&
+			EvaluateSwept(&readers, due, ndue, ids, nids, swept, round_cxt, check_cxt))
+			reads = "settings and references by scan";
+		else
 		{
-			EvaluateDirect(&readers, &due[i], round_cxt);
-			MemoryContextReset(check_cxt);
+			old = MemoryContextSwitchTo(check_cxt);
+			for (i = 0; i < ndue; i++)
+			{
+				while (ids[k] != due[i].stream_id)
+					k++;
+				EvaluateDirect(&readers, &due[i], swept != NULL ? &swept[k] : NULL,
+							   false, NULL, round_cxt);
+				MemoryContextReset(check_cxt);
+			}
+			MemoryContextSwitchTo(old);
 		}
-		MemoryContextSwitchTo(old);
 		MemoryContextDelete(check_cxt);
 		CloseReaders(&readers);
 	}
@@ -1421,11 +1655,11 @@ RunRound(double fdr, const char *schema, Tuplestorestate *rows, TupleDesc desc)
 	}
 
 	elog(DEBUG1, "mlma: round of %llu checks (%d recorded, %d flags, %d deferred): "
-		 "drained %.1f ms, evaluated %.1f ms, decided and locked %.1f ms, "
+		 "drained %.1f ms, evaluated %.1f ms (read %s), decided and locked %.1f ms, "
 		 "checks inserted %.1f ms, streaks, requests and references %.1f ms, "
 		 "done %.1f ms",
 		 (unsigned long long) ndue, nrecorded, nflags, ndeferred,
-		 ms[0], ms[1] - ms[0], ms[2] - ms[1], ms[3] - ms[2], ms[4] - ms[3], ms[5]);
+		 ms[0], ms[1] - ms[0], reads, ms[2] - ms[1], ms[3] - ms[2], ms[4] - ms[3], ms[5]);
 
 	SPI_finish();
 	return result_array;

@@ -70,6 +70,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
+#include "storage/bufmgr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -1365,6 +1366,69 @@ mlma_key_reader_last(MlmaKeyReader *r, int64 stream_id)
 				Int64GetDatum(stream_id));
 	ReaderRescan(r, &key, 1);
 	return mlma_key_reader_next(r, BackwardScanDirection);
+}
+
+/*
+ * mlma_key_reader_sweep
+ *		The rows of the n streams ids (ascending, distinct) read with one
+ *		scan of the whole table, with the reader's snapshot, instead of n
+ *		searches of its primary key: fn(arg, k, slot) for the row of ids[k]
+ *		(readers by stream_id alone), its columns up to natts deformed;
+ *		the slot is valid until fn returns.  Only when that is cheaper: the
+ *		streams are at least a quarter of the table's rows (its pages times
+ *		the rows per page VACUUM or ANALYZE last counted, 16 before), as in
+ *		a fleet-wide round, or the table is one page.  Returns false, and
+ *		has read nothing, otherwise: the caller seeks.
+ */
+bool
+mlma_key_reader_sweep(MlmaKeyReader *r, const int64 *ids, int n, AttrNumber natts,
+					  void (*fn) (void *arg, int k, TupleTableSlot *slot),
+					  void *arg)
+{
+	BlockNumber pages;
+	double		density;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+
+	Assert(r->nkeys == 1);
+	if (n <= 0)
+		return false;
+	/* the table's rows now: its pages times the rows per page last counted */
+	pages = RelationGetNumberOfBlocks(r->rel);
+	density = r->rel->rd_rel->relpages > 0 && r->rel->rd_rel->reltuples >= 0
+		? r->rel->rd_rel->reltuples / r->rel->rd_rel->relpages : 16.0;
+	if (pages > 1 && (double) n * 4.0 < density * pages)
+		return false;
+
+	slot = table_slot_create(r->rel, NULL);
+	scan = table_beginscan(r->rel, r->scan->xs_snapshot, 0, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(slot_getattr(slot, r->key_att, &isnull));
+		int			lo = 0;
+		int			hi = n - 1;
+
+		if (isnull)
+			continue;
+		while (lo < hi)
+		{
+			int			mid = lo + (hi - lo) / 2;
+
+			if (ids[mid] < id)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (ids[lo] != id)
+			continue;
+		slot_getsomeattrs(slot, natts);
+		fn(arg, lo, slot);
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	r->positioned = false;
+	return true;
 }
 
 /* the attribute number of column name of type typid, or InvalidAttrNumber */

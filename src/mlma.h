@@ -301,6 +301,10 @@ extern TupleTableSlot *mlma_key_reader_find(MlmaKeyReader *r, int64 stream_id,
 extern TupleTableSlot *mlma_key_reader_seek(MlmaKeyReader *r, int64 stream_id);
 extern TupleTableSlot *mlma_key_reader_last(MlmaKeyReader *r, int64 stream_id);
 extern TupleTableSlot *mlma_key_reader_next(MlmaKeyReader *r, ScanDirection dir);
+extern bool mlma_key_reader_sweep(MlmaKeyReader *r, const int64 *ids, int n,
+								  AttrNumber natts,
+								  void (*fn) (void *arg, int k, TupleTableSlot *slot),
+								  void *arg);
 extern AttrNumber mlma_key_reader_column(MlmaKeyReader *r, const char *name,
 										 Oid typid);
 extern void mlma_key_reader_close(MlmaKeyReader *r);

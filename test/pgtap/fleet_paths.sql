@@ -1,11 +1,15 @@
 -- run_checks() reads each check's stream, batch and reference through the
--- primary keys and writes the checks through the table's access methods;
--- where mlma's tables are not as mlma made them (row security on a table it
--- reads, a trigger on mlma.checks) it uses SQL instead.  Both ways must
--- record the same checks: streams "a/<kind>" are checked the first way,
--- then the same streams "b/<kind>", fed the same losses, the second way.
+-- access methods and writes the checks the same way; where mlma's tables
+-- are not as mlma made them (row security on a table it reads, a trigger on
+-- mlma.checks) it uses SQL instead.  Through the access methods, a round
+-- whose streams are a large share of the fleet reads the streams, their
+-- state and their references with one scan of each table, a smaller one by
+-- primary key.  Every way must record the same checks: streams "a/<kind>"
+-- are checked the first way (by scan: the 8 of a fleet of 24), the same
+-- streams "b/<kind>", fed the same losses, with SQL, and "c/<kind>" by key
+-- (8 of a fleet grown to 2 024).
 BEGIN;
-SELECT plan(8);
+SELECT plan(10);
 SET client_min_messages = warning;
 
 CREATE TEMP TABLE kinds (kind text, opts jsonb);
@@ -25,7 +29,7 @@ SELECT count(mlma.create_stream(p || '/' || kind, batch_size => 12,
 		min_effect => coalesce((opts->>'min_effect')::float8, 1.0),
 		consecutive => coalesce((opts->>'consecutive')::int, 1),
 		season_length => (opts->>'season_length')::int))
-  FROM kinds, (VALUES ('a'), ('b')) v(p);
+  FROM kinds, (VALUES ('a'), ('b'), ('c')) v(p);
 
 -- 48 losses: a reference batch, then three test batches, the last two
 -- worse (the benchmark stream tests all four)
@@ -99,6 +103,18 @@ DROP TRIGGER noop ON mlma.checks;
 ALTER TABLE mlma.batches DISABLE ROW LEVEL SECURITY;
 ALTER TABLE mlma.check_queue DISABLE ROW LEVEL SECURITY;
 
+-- by key: 2 000 more streams (without observations) make the 8 of the
+-- round too small a share of the tables for a scan
+SELECT count(mlma.create_stream('x/' || i, batch_size => 12, check_mode => 'scheduled'))
+  FROM generate_series(1, 2000) i;
+SELECT pg_temp.feed('c');
+SELECT pg_temp.age_references();
+SELECT pg_temp.lock_queue('c');
+CREATE TEMP TABLE round_c AS
+SELECT substr(s.name, 3) AS kind, c.* FROM mlma.run_checks(fdr => 0.05) c
+  JOIN mlma.streams s USING (stream_id);
+SELECT pg_temp.wrong_reference('c');
+
 SELECT is((SELECT count(*) FROM round_a), 25::bigint,
 		  'the first round checks 25 batches, those whose queue rows it locked too');
 SELECT is((SELECT count(*) FROM round_b), 25::bigint, 'so does the second');
@@ -121,10 +137,23 @@ SELECT results_eq(
 			 checked_at, note, reference_id IS NULL, threshold
 		FROM round_b ORDER BY kind, batch_no$$,
 	'both ways record the same checks');
+SELECT results_eq(
+	$$SELECT kind, model_version, batch_no, method, alpha, check_mode, status,
+			 n_reference, n_current, reference_mean, batch_mean, statistic,
+			 p_value, p_adjusted, effect, significant, drift, created_at,
+			 checked_at, note, reference_id IS NULL, threshold
+		FROM round_a ORDER BY kind, batch_no$$,
+	$$SELECT kind, model_version, batch_no, method, alpha, check_mode, status,
+			 n_reference, n_current, reference_mean, batch_mean, statistic,
+			 p_value, p_adjusted, effect, significant, drift, created_at,
+			 checked_at, note, reference_id IS NULL, threshold
+		FROM round_c ORDER BY kind, batch_no$$,
+	'a round read by key records the same checks as one read by scan');
+SELECT is((SELECT count(*) FROM round_c), 25::bigint, 'the round read by key checks 25 batches');
 
 SELECT is((SELECT array_agg(round || ': ' || n ORDER BY round) FROM wrong_reference),
-		  ARRAY['a: 0', 'b: 0'],
-		  'both ways, a check names the newest reference built before its round');
+		  ARRAY['a: 0', 'b: 0', 'c: 0'],
+		  'every way, a check names the newest reference built before its round');
 SELECT is((SELECT count(*) FROM round_a WHERE reference_id IS NULL AND kind <> 'benchmark'),
 		  0::bigint, '... which every stream with a reference has');
 
