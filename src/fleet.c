@@ -548,14 +548,32 @@ typedef struct SweepTarget
 {
 	const RoundReaders *rr;
 	StreamRead *reads;
+	const char *method;			/* the last stream's strings: most streams */
+	const char *model_version;	/* share them, and then share the copy */
 } SweepTarget;
+
+/* s, or *last when s equals it (s freed); *last becomes the answer */
+static char *
+Shared(char *s, const char **last)
+{
+	if (*last != NULL && strcmp(s, *last) == 0)
+	{
+		pfree(s);
+		return unconstify(char *, *last);
+	}
+	*last = s;
+	return s;
+}
 
 static void
 SweepStream(void *arg, int k, TupleTableSlot *slot)
 {
 	SweepTarget *t = arg;
+	StreamRead *sr = &t->reads[k];
 
-	ReadStreamRow(t->rr, slot, &t->reads[k]);
+	ReadStreamRow(t->rr, slot, sr);
+	sr->method = Shared(sr->method, &t->method);
+	sr->model_version = Shared(sr->model_version, &t->model_version);
 }
 
 static void
@@ -588,6 +606,8 @@ SweepStreams(const RoundReaders *rr, const int64 *stream_ids, int nstreams)
 	for (a = 0; a < lengthof(atts); a++)
 		natts = Max(natts, atts[a]);
 	t.rr = rr;
+	t.method = NULL;
+	t.model_version = NULL;
 	t.reads = palloc0(sizeof(StreamRead) * Max(nstreams, 1));
 	if (!mlma_key_reader_sweep(rr->streams, stream_ids, nstreams, natts,
 							   SweepStream, &t))
