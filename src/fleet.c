@@ -14,10 +14,13 @@
  *	   at once (SKIP LOCKED: a concurrent round never takes the same batch;
  *	   the deleted rows stay locked until this round commits);
  *	2. read each batch, its reference and its stream's settings by primary
- *	   key through the access methods (MlmaKeyReader, ingest_direct.c; with
- *	   chunk_query, CHUNK_SIZE checks at a time, where the tables are not
- *	   as mlma made them) and evaluate the batch in C on the arrays as
- *	   stored (mlma_evaluate_losses, the same code as mlma._evaluate),
+ *	   key through the access methods (MlmaKeyReader, ingest_direct.c), or,
+ *	   when the round's streams are a large share of the fleet, the
+ *	   settings, streaks and references with one scan of each table
+ *	   (SweepStreams, EvaluateSwept); with chunk_query, CHUNK_SIZE checks
+ *	   at a time, where the tables are not as mlma made them; and evaluate
+ *	   the batch in C on the arrays as stored (mlma_evaluate_losses, the
+ *	   same code as mlma._evaluate),
  *	   keeping only the results, so memory does not grow with the batches
  *	   read;
  *	3. adjust all p-values of the round together (BH at level fdr) and
