@@ -259,19 +259,29 @@ FindDue(DueCheck *due, uint64 ndue, int64 stream_id, int32 batch_no)
 	return bsearch(&key, due, ndue, sizeof(DueCheck), CompareDue);
 }
 
-/* what one check is evaluated from: its stream, batch and reference */
-typedef struct CheckInput
+/* a stream's settings and streak as the round reads them */
+typedef struct StreamRead
 {
-	bool		skip;			/* no batch, or no reference to test it against */
-	const char *model_version;
-	const char *method;
+	bool		found;			/* its streams row was read */
+	bool		has_state;		/* its stream_state row was read */
+	char	   *method;
+	char	   *model_version;
 	double		alpha;
 	int32		season;
 	double		min_effect;
 	int32		consecutive;
 	bool		paused;
 	bool		rolling;
+	bool		benchmark;
 	int32		streak;
+} StreamRead;
+
+/* what one check is evaluated from: its stream, batch and reference */
+typedef struct CheckInput
+{
+	bool		skip;			/* no batch, or no reference to test it against */
+	StreamRead	st;				/* the stream's settings and streak */
+	const char *model_version;	/* the batch's (the stream's without one) */
 	const double *cur;			/* the batch's losses (NULL: unusable) */
 	int			ncur;
 	int64		first_seq;
@@ -279,7 +289,6 @@ typedef struct CheckInput
 	int			nref;
 	const int64 *ref_seqs;
 	int			nseq;
-	bool		benchmark;		/* reference_policy 'benchmark' */
 	ArrayType  *bench;			/* the batch's benchmark losses (NULL: none) */
 } CheckInput;
 
@@ -300,19 +309,19 @@ Evaluate(DueCheck *d, const CheckInput *in, MemoryContext round_cxt)
 	d->skip = in->skip;
 	old = MemoryContextSwitchTo(round_cxt);
 	d->model_version = pstrdup(in->model_version ? in->model_version : "");
-	d->method = pstrdup(in->method ? in->method : "");
+	d->method = pstrdup(in->st.method ? in->st.method : "");
 	MemoryContextSwitchTo(old);
-	d->alpha = in->alpha;
-	d->min_effect = in->min_effect;
-	d->consecutive = in->consecutive;
-	d->paused = in->paused;
-	d->rolling = in->rolling;
-	d->streak = in->streak;
+	d->alpha = in->st.alpha;
+	d->min_effect = in->st.min_effect;
+	d->consecutive = in->st.consecutive;
+	d->paused = in->st.paused;
+	d->rolling = in->st.rolling;
+	d->streak = in->st.streak;
 	if (d->skip)
 		return;
 
 	method = mlma_method_kind(d->method);
-	if (in->cur != NULL && method != MLMA_METHOD_INVALID && in->benchmark)
+	if (in->cur != NULL && method != MLMA_METHOD_INVALID && in->st.benchmark)
 		/* benchmark policy: the challenger's losses on the same observations */
 		rc = mlma_evaluate_benchmark_losses(method, in->bench, in->cur, in->ncur,
 											&d->ev);
@@ -325,7 +334,7 @@ Evaluate(DueCheck *d, const CheckInput *in, MemoryContext round_cxt)
 								  (in->ref_seqs != NULL && in->nseq == in->nref)
 								  ? in->ref_seqs : NULL,
 								  in->nref, in->cur, in->ncur, in->first_seq,
-								  in->season, &d->ev);
+								  in->st.season, &d->ev);
 
 	if (rc == MLMA_OK && !(d->ev.p_value >= 0.0 && d->ev.p_value <= 1.0))
 		d->note = "not tested: the test gave no p-value (NaN); recorded as p = 1, not significant";
@@ -353,21 +362,22 @@ EvaluateRow(DueCheck *d, HeapTuple tup, TupleDesc desc, MemoryContext round_cxt)
 	bool		isnull;
 	Datum		bd;
 
+	memset(&in, 0, sizeof(in));
 	in.skip = mlma_spi_bool(tup, desc, 2);
 	in.model_version = SPI_getvalue(tup, desc, 3);
-	in.method = SPI_getvalue(tup, desc, 4);
-	in.alpha = mlma_spi_float8(tup, desc, 5, &isnull);
-	in.season = mlma_spi_int32(tup, desc, 6);
-	in.min_effect = mlma_spi_float8(tup, desc, 7, &isnull);
-	in.consecutive = mlma_spi_int32(tup, desc, 8);
-	in.paused = mlma_spi_bool(tup, desc, 9);
-	in.rolling = mlma_spi_bool(tup, desc, 10);
-	in.streak = mlma_spi_int32(tup, desc, 11);
+	in.st.method = SPI_getvalue(tup, desc, 4);
+	in.st.alpha = mlma_spi_float8(tup, desc, 5, &isnull);
+	in.st.season = mlma_spi_int32(tup, desc, 6);
+	in.st.min_effect = mlma_spi_float8(tup, desc, 7, &isnull);
+	in.st.consecutive = mlma_spi_int32(tup, desc, 8);
+	in.st.paused = mlma_spi_bool(tup, desc, 9);
+	in.st.rolling = mlma_spi_bool(tup, desc, 10);
+	in.st.streak = mlma_spi_int32(tup, desc, 11);
 	in.cur = mlma_spi_array(tup, desc, 12, &in.ncur);
 	in.first_seq = mlma_spi_int64(tup, desc, 13);
 	in.ref = mlma_spi_array(tup, desc, 14, &in.nref);
 	in.ref_seqs = mlma_spi_array(tup, desc, 15, &in.nseq);
-	in.benchmark = mlma_spi_bool(tup, desc, 16);
+	in.st.benchmark = mlma_spi_bool(tup, desc, 16);
 	bd = SPI_getbinval(tup, desc, 17, &isnull);
 	in.bench = isnull ? NULL : DatumGetArrayTypeP(bd);
 	Evaluate(d, &in, round_cxt);
@@ -495,23 +505,6 @@ ColArray(TupleTableSlot *slot, AttrNumber att, int *n)
 
 	return mlma_array_values(d, isnull, n);
 }
-
-/* a stream's settings and streak as the round reads them */
-typedef struct StreamRead
-{
-	bool		found;			/* its streams row was read */
-	bool		has_state;		/* its stream_state row was read */
-	char	   *method;
-	char	   *model_version;
-	double		alpha;
-	int32		season;
-	double		min_effect;
-	int32		consecutive;
-	bool		paused;
-	bool		rolling;
-	bool		benchmark;
-	int32		streak;
-} StreamRead;
 
 /* the settings of a streams row (strings in the current memory context) */
 static void
@@ -675,15 +668,7 @@ EvaluateDirect(RoundReaders *rr, DueCheck *d, const StreamRead *swept,
 	}
 	if (!swept->found || !swept->has_state)
 		return;
-	in.method = swept->method;
-	in.alpha = swept->alpha;
-	in.season = swept->season;
-	in.min_effect = swept->min_effect;
-	in.consecutive = swept->consecutive;
-	in.paused = swept->paused;
-	in.rolling = swept->rolling;
-	in.benchmark = swept->benchmark;
-	in.streak = swept->streak;
+	in.st = *swept;
 
 	in.model_version = swept->model_version;
 	in.cur = NULL;
@@ -724,7 +709,7 @@ EvaluateDirect(RoundReaders *rr, DueCheck *d, const StreamRead *swept,
 		in.ref = ColArray(r, rr->r_losses, &in.nref);
 		in.ref_seqs = ColArray(r, rr->r_seqs, &in.nseq);
 	}
-	in.skip = b == NULL || (in.ref == NULL && !in.benchmark);
+	in.skip = b == NULL || (in.ref == NULL && !in.st.benchmark);
 	Evaluate(d, &in, round_cxt);
 }
 

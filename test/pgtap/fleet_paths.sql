@@ -73,13 +73,32 @@ BEGIN
 		r, 'round_' || r);
 END $$;
 
-SELECT pg_temp.feed('a');
-SELECT pg_temp.age_references();
-SELECT pg_temp.lock_queue('a');
-CREATE TEMP TABLE round_a AS
-SELECT substr(s.name, 3) AS kind, c.* FROM mlma.run_checks(fdr => 0.05) c
-  JOIN mlma.streams s USING (stream_id);
-SELECT pg_temp.wrong_reference('a');
+-- what a round recorded, but the ids
+CREATE FUNCTION pg_temp.recorded(r text) RETURNS text
+LANGUAGE sql AS $$
+	SELECT format('SELECT kind, model_version, batch_no, method, alpha, check_mode,
+			status, n_reference, n_current, reference_mean, batch_mean, statistic,
+			p_value, p_adjusted, effect, significant, drift, created_at, checked_at,
+			note, reference_id IS NULL, threshold
+		FROM %I ORDER BY kind, batch_no', 'round_' || r)
+$$;
+
+-- a round over the streams p/<kind>: fed, their references aged, some of
+-- their queue rows locked by this transaction; its checks go to round_<p>
+CREATE FUNCTION pg_temp.round(p text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_temp.feed(p);
+	PERFORM pg_temp.age_references();
+	PERFORM pg_temp.lock_queue(p);
+	EXECUTE format($q$
+		CREATE TEMP TABLE %I AS
+		SELECT substr(s.name, 3) AS kind, c.* FROM mlma.run_checks(fdr => 0.05) c
+		  JOIN mlma.streams s USING (stream_id)$q$, 'round_' || p);
+	PERFORM pg_temp.wrong_reference(p);
+END $$;
+
+SELECT pg_temp.round('a');
 
 -- the other way: row security on the tables the round drains and reads
 -- (the owner is not subject to it), a trigger on the table it writes
@@ -92,13 +111,7 @@ BEGIN
 	RETURN NEW;
 END $$;
 CREATE TRIGGER noop BEFORE INSERT ON mlma.checks FOR EACH ROW EXECUTE FUNCTION pg_temp.seen();
-SELECT pg_temp.feed('b');
-SELECT pg_temp.age_references();
-SELECT pg_temp.lock_queue('b');
-CREATE TEMP TABLE round_b AS
-SELECT substr(s.name, 3) AS kind, c.* FROM mlma.run_checks(fdr => 0.05) c
-  JOIN mlma.streams s USING (stream_id);
-SELECT pg_temp.wrong_reference('b');
+SELECT pg_temp.round('b');
 DROP TRIGGER noop ON mlma.checks;
 ALTER TABLE mlma.batches DISABLE ROW LEVEL SECURITY;
 ALTER TABLE mlma.check_queue DISABLE ROW LEVEL SECURITY;
@@ -107,13 +120,7 @@ ALTER TABLE mlma.check_queue DISABLE ROW LEVEL SECURITY;
 -- round too small a share of the tables for a scan
 SELECT count(mlma.create_stream('x/' || i, batch_size => 12, check_mode => 'scheduled'))
   FROM generate_series(1, 2000) i;
-SELECT pg_temp.feed('c');
-SELECT pg_temp.age_references();
-SELECT pg_temp.lock_queue('c');
-CREATE TEMP TABLE round_c AS
-SELECT substr(s.name, 3) AS kind, c.* FROM mlma.run_checks(fdr => 0.05) c
-  JOIN mlma.streams s USING (stream_id);
-SELECT pg_temp.wrong_reference('c');
+SELECT pg_temp.round('c');
 
 SELECT is((SELECT count(*) FROM round_a), 25::bigint,
 		  'the first round checks 25 batches, those whose queue rows it locked too');
@@ -126,28 +133,12 @@ SELECT is((SELECT count(*) FROM round_a WHERE status = 'done' AND note IS NULL
 			  AND p_value BETWEEN 0 AND 1 AND p_adjusted BETWEEN p_value AND 1), 25::bigint,
 		  'every check is done, with its p-value and adjusted p-value');
 SELECT results_eq(
-	$$SELECT kind, model_version, batch_no, method, alpha, check_mode, status,
-			 n_reference, n_current, reference_mean, batch_mean, statistic,
-			 p_value, p_adjusted, effect, significant, drift, created_at,
-			 checked_at, note, reference_id IS NULL, threshold
-		FROM round_a ORDER BY kind, batch_no$$,
-	$$SELECT kind, model_version, batch_no, method, alpha, check_mode, status,
-			 n_reference, n_current, reference_mean, batch_mean, statistic,
-			 p_value, p_adjusted, effect, significant, drift, created_at,
-			 checked_at, note, reference_id IS NULL, threshold
-		FROM round_b ORDER BY kind, batch_no$$,
+	pg_temp.recorded('a'),
+	pg_temp.recorded('b'),
 	'both ways record the same checks');
 SELECT results_eq(
-	$$SELECT kind, model_version, batch_no, method, alpha, check_mode, status,
-			 n_reference, n_current, reference_mean, batch_mean, statistic,
-			 p_value, p_adjusted, effect, significant, drift, created_at,
-			 checked_at, note, reference_id IS NULL, threshold
-		FROM round_a ORDER BY kind, batch_no$$,
-	$$SELECT kind, model_version, batch_no, method, alpha, check_mode, status,
-			 n_reference, n_current, reference_mean, batch_mean, statistic,
-			 p_value, p_adjusted, effect, significant, drift, created_at,
-			 checked_at, note, reference_id IS NULL, threshold
-		FROM round_c ORDER BY kind, batch_no$$,
+	pg_temp.recorded('a'),
+	pg_temp.recorded('c'),
 	'a round read by key records the same checks as one read by scan');
 SELECT is((SELECT count(*) FROM round_c), 25::bigint, 'the round read by key checks 25 batches');
 
