@@ -9,8 +9,15 @@
 -- streams "b/<kind>", fed the same losses, with SQL, and "c/<kind>" by key
 -- (8 of a fleet grown to 2 024).
 BEGIN;
-SELECT plan(10);
+SELECT plan(12);
 SET client_min_messages = warning;
+
+-- the way a round reads depends on the sizes of mlma's tables: a fleet of
+-- its own (emptied inside this transaction, which rolls back), so that the
+-- streams and rows of the tests before it do not count
+TRUNCATE mlma.streams, mlma.stream_state, mlma.reference_batches,
+	mlma.reference_history, mlma.batches, mlma.checks, mlma.check_queue,
+	mlma.open_runs, mlma.retrain_requests, mlma.rounds;
 
 CREATE TEMP TABLE kinds (kind text, opts jsonb);
 INSERT INTO kinds VALUES
@@ -83,6 +90,16 @@ LANGUAGE sql AS $$
 		FROM %I ORDER BY kind, batch_no', 'round_' || r)
 $$;
 
+-- the test method names, on a reference and a batch
+CREATE FUNCTION pg_temp.test_of(method text, ref float8[], cur float8[],
+	OUT statistic float8, OUT p_value float8)
+LANGUAGE sql AS $$
+	SELECT w.statistic, w.p_value FROM mlma.welch_test(ref, cur) w WHERE method = 'welch'
+	UNION ALL
+	SELECT m.statistic, m.p_value FROM mlma.mann_whitney_test(ref, cur) m
+	 WHERE method = 'mann_whitney'
+$$;
+
 -- a round over the streams p/<kind>: fed, their references aged, some of
 -- their queue rows locked by this transaction; its checks go to round_<p>
 CREATE FUNCTION pg_temp.round(p text) RETURNS void
@@ -116,6 +133,22 @@ DROP TRIGGER noop ON mlma.checks;
 ALTER TABLE mlma.batches DISABLE ROW LEVEL SECURITY;
 ALTER TABLE mlma.check_queue DISABLE ROW LEVEL SECURITY;
 
+-- settings by scan, references by key: 40 more streams, batch 96, whose
+-- references (about 5 to a page) fill more pages than their settings; 20
+-- of them have a batch waiting, a share large enough for a scan of
+-- streams and stream_state, too small for one of reference_batches
+SELECT count(mlma.create_stream('d/' || i, batch_size => 96, check_mode => 'scheduled',
+		method => CASE WHEN i % 2 = 0 THEN 'welch' ELSE 'mann_whitney' END))
+  FROM generate_series(1, 40) i;
+SELECT count(mlma.observe_loss('d/' || i,
+		(1 + 0.3 * sin(i * 7 + j)) * CASE WHEN i % 3 = 0 AND j > 96 THEN 1.5 ELSE 1 END,
+		'2024-01-01'::timestamptz + j * interval '1 minute'))
+  FROM generate_series(1, 40) i, generate_series(1, 192) j
+ WHERE j <= 96 OR i <= 20;
+SELECT pg_temp.age_references();
+CREATE TEMP TABLE round_d AS
+SELECT c.* FROM mlma.run_checks(fdr => 0.05) c;
+
 -- by key: 2 000 more streams (without observations) make the 8 of the
 -- round too small a share of the tables for a scan
 SELECT count(mlma.create_stream('x/' || i, batch_size => 12, check_mode => 'scheduled'))
@@ -141,6 +174,21 @@ SELECT results_eq(
 	pg_temp.recorded('c'),
 	'a round read by key records the same checks as one read by scan');
 SELECT is((SELECT count(*) FROM round_c), 25::bigint, 'the round read by key checks 25 batches');
+SELECT is((SELECT count(*) FROM round_d d
+			 JOIN mlma.streams s USING (stream_id)
+			 JOIN mlma.batches b USING (stream_id, batch_no)
+			 JOIN mlma.reference_batches r USING (stream_id)
+			 JOIN mlma.reference_history h ON h.reference_id = d.reference_id
+			WHERE d.status = 'done' AND d.n_current = 96 AND d.n_reference = 96
+			  AND d.method = CASE WHEN split_part(s.name, '/', 2)::int % 2 = 0
+								  THEN 'welch' ELSE 'mann_whitney' END
+			  AND (d.statistic, d.p_value) =
+				  (SELECT t.statistic, t.p_value FROM pg_temp.test_of(d.method, r.losses, b.losses) t)
+			  AND h.stream_id = d.stream_id),
+		  20::bigint,
+		  'a round read partly by scan tests each of its 20 batches with its stream''s method against its stream''s reference');
+SELECT is((SELECT count(*) FILTER (WHERE drift) FROM round_d), 6::bigint,
+		  '... and finds the 6 that got worse');
 
 SELECT is((SELECT array_agg(round || ': ' || n ORDER BY round) FROM wrong_reference),
 		  ARRAY['a: 0', 'b: 0', 'c: 0'],
