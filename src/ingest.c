@@ -991,7 +991,9 @@ mlma_observe_loss(PG_FUNCTION_ARGS)
  * against the current tuple descriptor before each use (cheap: a name
  * comparison per column), so ALTER TABLE on the user's table is harmless.
  * A position is 0 when the column is missing; the column types are checked
- * on every row (ColumnProblem), never only when the cache is filled.
+ * with every use (ColumnProblem, in mlma_attached_columns: once per
+ * statement, whose rows all have the same columns), never only when the
+ * cache is filled.
  */
 typedef MlmaAttachedColumns AttachedColumns;
 
@@ -1174,14 +1176,29 @@ mlma_attach_args(Trigger *trigger, const char *function, MlmaAttachArgs *a)
 /*
  * mlma_attached_columns
  *		Where the mapped columns of the table of an attachment's trigger are
- *		now, checked by name against the table's current descriptor (the
- *		columns of one statement's rows: a statement trigger looks once).
+ *		now, checked by name and type against the table's current
+ *		descriptor (the columns of one statement's rows: a statement trigger
+ *		looks once); cols->problem says why its rows cannot be read.
  */
 void
 mlma_attached_columns(Trigger *trigger, Relation rel, const MlmaAttachArgs *a,
 					  MlmaAttachedColumns *cols)
 {
-	*cols = *GetAttachedColumns(trigger, RelationGetDescr(rel), a);
+	TupleDesc	desc = RelationGetDescr(rel);
+	char	   *problem;
+	int			code = 0;
+
+	*cols = *GetAttachedColumns(trigger, desc, a);
+	/* every row of the statement has these columns: checked once */
+	if ((problem = ColumnProblem(desc, cols->actual, a->actual, COL_NUMBER, rel, &code)) == NULL &&
+		(problem = ColumnProblem(desc, cols->predicted, a->predicted, COL_NUMBER, rel, &code)) == NULL &&
+		(problem = ColumnProblem(desc, cols->stream, a->stream, COL_STREAM, rel, &code)) == NULL &&
+		a->time[0] != '\0')
+		problem = ColumnProblem(desc, cols->time, a->time, COL_TIME, rel, &code);
+	if (problem == NULL && a->benchmark[0] != '\0')
+		problem = ColumnProblem(desc, cols->benchmark, a->benchmark, COL_NUMBER, rel, &code);
+	cols->problem = problem;
+	cols->code = code;
 }
 
 /*
@@ -1332,8 +1349,9 @@ InternName(MlmaNames *names, Datum d)
  *		MLMA_ROW_OBSERVATION with *obs filled in (name palloc'd; skip_invalid
  *		and defaults as the attachment says), or MLMA_ROW_PROBLEM when a
  *		mapped column is gone or of a type the trigger cannot read: *problem
- *		says which and *code has the SQLSTATE.  Every column is checked by
- *		name and type on every row, never only when the cache is filled.
+ *		says which and *code has the SQLSTATE (cols->problem: every column
+ *		is checked by name and type for every statement, never only when
+ *		the cache is filled).
  */
 MlmaRowKind
 mlma_decode_attached_row(const MlmaAttachedColumns *cols, const MlmaAttachArgs *a,
@@ -1346,14 +1364,9 @@ mlma_decode_attached_row(const MlmaAttachedColumns *cols, const MlmaAttachArgs *
 	bool		isnull;
 
 	memset(obs, 0, sizeof(*obs));
-	*problem = NULL;
-	if ((*problem = ColumnProblem(desc, cols->actual, a->actual, COL_NUMBER, rel, code)) != NULL ||
-		(*problem = ColumnProblem(desc, cols->predicted, a->predicted, COL_NUMBER, rel, code)) != NULL ||
-		(*problem = ColumnProblem(desc, cols->stream, a->stream, COL_STREAM, rel, code)) != NULL ||
-		(a->time[0] != '\0' &&
-		 (*problem = ColumnProblem(desc, cols->time, a->time, COL_TIME, rel, code)) != NULL) ||
-		(a->benchmark[0] != '\0' &&
-		 (*problem = ColumnProblem(desc, cols->benchmark, a->benchmark, COL_NUMBER, rel, code)) != NULL))
+	*problem = cols->problem;
+	*code = cols->code;
+	if (*problem != NULL)
 		return MLMA_ROW_PROBLEM;
 
 	if (old_slot != NULL)

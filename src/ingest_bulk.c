@@ -60,6 +60,21 @@ typedef struct BulkGroup
 } BulkGroup;
 
 /*
+ * RowsAlloc
+ *		An array of n decoded rows (never freed alone: it goes with its
+ *		memory context), each in one cache line: the passes over a chunk read
+ *		its rows scattered, in stream order, and a row straddling two lines
+ *		costs two misses.
+ */
+static MlmaObservation *
+RowsAlloc(int n)
+{
+	StaticAssertStmt(sizeof(MlmaObservation) == 64,
+					 "a decoded row fills one cache line");
+	return (MlmaObservation *) TYPEALIGN(64, palloc(sizeof(MlmaObservation) * n + 64));
+}
+
+/*
  * The arrays of a chunk's rows, made once for all the chunks of a
  * statement: a later chunk reuses the pages an earlier one touched.
  */
@@ -410,7 +425,7 @@ mlma_observe_statement_trigger(PG_FUNCTION_ARGS)
 	total = tuplestore_tuple_count(newtable);
 	chunk = (int) Min((int64) mlma_statement_chunk_size, Max(total, 1));
 	names = mlma_name_table_create(chunk);
-	rows = palloc(sizeof(MlmaObservation) * chunk);
+	rows = RowsAlloc(chunk);
 	while (more)
 	{
 		MemoryContextSwitchTo(rowcxt);
@@ -574,7 +589,7 @@ mlma_observe_many(PG_FUNCTION_ARGS)
 								ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 	carry = mlma_set_carry_create(Min(n, chunk));
-	rows = palloc(sizeof(MlmaObservation) * Min(n, chunk));
+	rows = RowsAlloc(Min(n, chunk));
 	BulkScratchInit(&scratch, Min(n, chunk), false);
 	chunkcxt = AllocSetContextCreate(cxt, "mlma observe_many chunk",
 									 ALLOCSET_DEFAULT_SIZES);

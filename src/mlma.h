@@ -370,6 +370,10 @@ typedef struct MlmaAttachedColumns
 	int			predicted;
 	int			time;
 	int			benchmark;
+	char	   *problem;		/* why the rows cannot be read (a column is
+								 * missing or of a type mlma cannot read), or
+								 * NULL */
+	int			code;			/* its SQLSTATE */
 } MlmaAttachedColumns;
 
 extern void mlma_attached_columns(Trigger *trigger, Relation rel,
