@@ -1376,7 +1376,8 @@ mlma_key_reader_last(MlmaKeyReader *r, int64 stream_id)
  *		(readers by stream_id alone), its columns up to natts deformed;
  *		the slot is valid until fn returns.  Only when that is cheaper: the
  *		streams are at least a quarter of the table's rows (its pages times
- *		the rows per page VACUUM or ANALYZE last counted, 16 before), as in
+ *		the rows per page VACUUM or ANALYZE last counted, 16 before or when
+ *		they counted none), as in
  *		a fleet-wide round, or the table is one page.  Returns false, and
  *		has read nothing, otherwise: the caller seeks.
  */
@@ -1395,7 +1396,7 @@ mlma_key_reader_sweep(MlmaKeyReader *r, const int64 *ids, int n, AttrNumber natt
 		return false;
 	/* the table's rows now: its pages times the rows per page last counted */
 	pages = RelationGetNumberOfBlocks(r->rel);
-	density = r->rel->rd_rel->relpages > 0 && r->rel->rd_rel->reltuples >= 0
+	density = r->rel->rd_rel->relpages > 0 && r->rel->rd_rel->reltuples > 0
 		? r->rel->rd_rel->reltuples / r->rel->rd_rel->relpages : 16.0;
 	if (pages > 1 && (double) n * 4.0 < density * pages)
 		return false;
