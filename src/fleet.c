@@ -1213,6 +1213,14 @@ RunRound(double fdr, const char *schema, Tuplestorestate *rows, TupleDesc desc)
 	INSTR_TIME_SUBTRACT(t, t0);
 	ms[0] = INSTR_TIME_GET_MILLISEC(t);
 
+	/* the streams of the round, in stream_id order (due is sorted) */
+	stream_ids = palloc(sizeof(int64) * Max(ndue, 1));
+	streaks = palloc0(sizeof(int32) * Max(ndue, 1));
+	old_streaks = palloc0(sizeof(int32) * Max(ndue, 1));
+	for (i = 0; i < ndue; i++)
+		if (nstreams == 0 || stream_ids[nstreams - 1] != due[i].stream_id)
+			stream_ids[nstreams++] = due[i].stream_id;
+
 	/*
 	 * 2. read and evaluate: through the primary keys (a new snapshot, as a
 	 * statement would take), else with chunk_query, chunk by chunk
@@ -1224,26 +1232,22 @@ RunRound(double fdr, const char *schema, Tuplestorestate *rows, TupleDesc desc)
 		MemoryContext check_cxt = AllocSetContextCreate(round_cxt, "mlma round check",
 														ALLOCSET_DEFAULT_SIZES);
 		MemoryContext old;
-		int64	   *ids = palloc(sizeof(int64) * ndue);
-		int			nids = 0;
 		StreamRead *swept;
 		int			k = 0;
 
 		/* a fleet-wide round reads the settings and streaks in one scan */
-		for (i = 0; i < ndue; i++)
-			if (nids == 0 || ids[nids - 1] != due[i].stream_id)
-				ids[nids++] = due[i].stream_id;
-		swept = SweepStreams(&readers, ids, nids);
+		swept = SweepStreams(&readers, stream_ids, nstreams);
 		reads = swept == NULL ? "by key" : "settings by scan, references by key";
 		if (swept != NULL &&
-			EvaluateSwept(&readers, due, ndue, ids, nids, swept, round_cxt, check_cxt))
+			EvaluateSwept(&readers, due, ndue, stream_ids, nstreams, swept,
+						  round_cxt, check_cxt))
 			reads = "settings and references by scan";
 		else
 		{
 			old = MemoryContextSwitchTo(check_cxt);
 			for (i = 0; i < ndue; i++)
 			{
-				while (ids[k] != due[i].stream_id)
+				while (stream_ids[k] != due[i].stream_id)
 					k++;
 				EvaluateDirect(&readers, &due[i], swept != NULL ? &swept[k] : NULL,
 							   false, NULL, round_cxt);
@@ -1303,17 +1307,14 @@ RunRound(double fdr, const char *schema, Tuplestorestate *rows, TupleDesc desc)
 	INSTR_TIME_SUBTRACT(t, t0);
 	ms[1] = INSTR_TIME_GET_MILLISEC(t);
 
-	/* the streams of the round, in stream_id order (due is sorted) */
-	stream_ids = palloc(sizeof(int64) * Max(ndue, 1));
-	streaks = palloc0(sizeof(int32) * Max(ndue, 1));
-	old_streaks = palloc0(sizeof(int32) * Max(ndue, 1));
-	for (i = 0; i < ndue; i++)
-		if (nstreams == 0 || stream_ids[nstreams - 1] != due[i].stream_id)
-		{
-			stream_ids[nstreams] = due[i].stream_id;
-			old_streaks[nstreams] = due[i].streak;
-			nstreams++;
-		}
+	/* each stream's streak before the round, as its first check read it */
+	{
+		int			k = -1;
+
+		for (i = 0; i < ndue; i++)
+			if (i == 0 || due[i].stream_id != due[i - 1].stream_id)
+				old_streaks[++k] = due[i].streak;
+	}
 
 	/*
 	 * 3. Benjamini-Hochberg over every batch tested in the round (not the

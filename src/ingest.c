@@ -1190,10 +1190,12 @@ mlma_attached_columns(Trigger *trigger, Relation rel, const MlmaAttachArgs *a,
 
 	*cols = *GetAttachedColumns(trigger, desc, a);
 	/* every row of the statement has these columns: checked once */
-	if ((problem = ColumnProblem(desc, cols->actual, a->actual, COL_NUMBER, rel, &code)) == NULL &&
-		(problem = ColumnProblem(desc, cols->predicted, a->predicted, COL_NUMBER, rel, &code)) == NULL &&
-		(problem = ColumnProblem(desc, cols->stream, a->stream, COL_STREAM, rel, &code)) == NULL &&
-		a->time[0] != '\0')
+	problem = ColumnProblem(desc, cols->actual, a->actual, COL_NUMBER, rel, &code);
+	if (problem == NULL)
+		problem = ColumnProblem(desc, cols->predicted, a->predicted, COL_NUMBER, rel, &code);
+	if (problem == NULL)
+		problem = ColumnProblem(desc, cols->stream, a->stream, COL_STREAM, rel, &code);
+	if (problem == NULL && a->time[0] != '\0')
 		problem = ColumnProblem(desc, cols->time, a->time, COL_TIME, rel, &code);
 	if (problem == NULL && a->benchmark[0] != '\0')
 		problem = ColumnProblem(desc, cols->benchmark, a->benchmark, COL_NUMBER, rel, &code);

@@ -185,14 +185,13 @@ RecordChunk(MlmaObservation *rows, int n, Oid source, MlmaSetCarry *carry,
 		{
 			void	  **tag = mlma_name_tag(rows[i].name);
 
-			if (*tag == NULL)
+			g = *tag;
+			if (g == NULL)
 			{
-				g = &bs->groups[ngroups];
+				g = *tag = &bs->groups[ngroups];
 				g->name = rows[i].name;
-				*tag = g;
 				found = false;
 			}
-			g = *tag;
 		}
 		else
 			g = hash_search(groups, &rows[i].name, HASH_ENTER, &found);
