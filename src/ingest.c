@@ -1003,7 +1003,15 @@ mlma_observe_loss(PG_FUNCTION_ARGS)
  * statement, whose rows all have the same columns), never only when the
  * cache is filled.
  */
-typedef MlmaAttachedColumns AttachedColumns;
+typedef struct AttachedColumns
+{
+	Oid			tgoid;			/* the attachment's trigger */
+	int			stream;
+	int			actual;
+	int			predicted;
+	int			time;
+	int			benchmark;
+} AttachedColumns;
 
 #define MLMA_ATTACH_CACHE 16
 static AttachedColumns attach_cache[MLMA_ATTACH_CACHE];
@@ -1193,10 +1201,15 @@ mlma_attached_columns(Trigger *trigger, Relation rel, const MlmaAttachArgs *a,
 					  MlmaAttachedColumns *cols)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
+	const AttachedColumns *c = GetAttachedColumns(trigger, desc, a);
 	char	   *problem;
 	int			code = 0;
 
-	*cols = *GetAttachedColumns(trigger, desc, a);
+	cols->stream = c->stream;
+	cols->actual = c->actual;
+	cols->predicted = c->predicted;
+	cols->time = c->time;
+	cols->benchmark = c->benchmark;
 	/* every row of the statement has these columns: checked once */
 	problem = ColumnProblem(desc, cols->actual, a->actual, COL_NUMBER, rel, &code);
 	if (problem == NULL)

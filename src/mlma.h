@@ -361,10 +361,13 @@ extern void mlma_attach_args(Trigger *trigger, const char *function,
 /* stream names kept once each (ingest.c) */
 typedef struct MlmaNames MlmaNames;
 
-/* where the mapped columns of an attached table are (0: missing or none) */
+/*
+ * Where the mapped columns of an attached table are for one statement's
+ * rows (0: missing or none), and whether they can be read
+ * (mlma_attached_columns).
+ */
 typedef struct MlmaAttachedColumns
 {
-	Oid			tgoid;
 	int			stream;
 	int			actual;
 	int			predicted;
