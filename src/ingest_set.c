@@ -405,28 +405,6 @@ RowSetInsert(RowSet *rs, const char *table)
 }
 
 static Datum
-Float8ArrayDatum(const double *x, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-	int			i;
-
-	for (i = 0; i < n; i++)
-		d[i] = Float8GetDatum(x[i]);
-	return mlma_array_datum(d, NULL, n, FLOAT8OID);
-}
-
-static Datum
-Int8ArrayDatum(const int64 *x, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-	int			i;
-
-	for (i = 0; i < n; i++)
-		d[i] = Int64GetDatum(x[i]);
-	return mlma_array_datum(d, NULL, n, INT8OID);
-}
-
-static Datum
 IdArray(SetStream *ss, int n, bool (*want) (SetStream *))
 {
 	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
@@ -1053,6 +1031,29 @@ TakeOpen(SetStream *ss, int n)
 	}
 }
 
+/*
+ * The text value of a C string, made once for a run of rows that share the
+ * string: the strings are constants or a stream's own, which stay as they
+ * are while a chunk is recorded, so the same pointer is the same value.
+ * (heap_form_tuple copies it into each row.)
+ */
+typedef struct TextMemo
+{
+	const char *cstr;
+	Datum		text;
+} TextMemo;
+
+static Datum
+TextOf(TextMemo *m, const char *cstr)
+{
+	if (m->cstr != cstr)
+	{
+		m->text = CStringGetTextDatum(cstr);
+		m->cstr = cstr;
+	}
+	return m->text;
+}
+
 /* the working state of one statement's set path */
 typedef struct SetWork
 {
@@ -1070,6 +1071,12 @@ typedef struct SetWork
 	int			capqueue;
 	TimestampTz now;
 	bool		defer_state;	/* the streams are carried: state at the end */
+	/* the text values of batches and checks rows, made once each (TextOf) */
+	TextMemo	version_text;
+	TextMemo	role_text;
+	TextMemo	method_text;
+	TextMemo	mode_text;
+	TextMemo	status_text;
 } SetWork;
 
 /*
@@ -1233,10 +1240,7 @@ CloseBatch(SetWork *w, SetStream *s, int from, int to)
 	int64		first = b[0].seq;
 	int64		next = first + nb;
 	double	   *losses = palloc(sizeof(double) * nb);
-	Datum	   *ld = palloc(sizeof(Datum) * nb);
-	Datum	   *od = palloc(sizeof(Datum) * nb);
-	Datum	   *bd = palloc(sizeof(Datum) * nb);
-	bool	   *bn = palloc(sizeof(bool) * nb);
+	int32	   *offsets = palloc(sizeof(int32) * nb);
 	Datum		la;
 	Datum		oa;
 	bool		any_bench = false;
@@ -1254,14 +1258,24 @@ CloseBatch(SetWork *w, SetStream *s, int from, int to)
 		secs = Max(secs, PG_INT32_MIN);
 		secs = Min(secs, PG_INT32_MAX);
 		losses[i] = b[i].loss;
-		ld[i] = Float8GetDatum(b[i].loss);
-		od[i] = Int32GetDatum((int32) secs);
-		bd[i] = Float8GetDatum(b[i].has_bench ? b[i].bench : 0.0);
-		bn[i] = !b[i].has_bench;
+		offsets[i] = (int32) secs;
 		any_bench |= b[i].has_bench;
 	}
 	if (any_bench)
+	{
+		/* the challenger's losses, NULL where an observation had none */
+		Datum	   *bd = palloc(sizeof(Datum) * nb);
+		bool	   *bn = palloc(sizeof(bool) * nb);
+
+		for (i = 0; i < nb; i++)
+		{
+			bd[i] = Float8GetDatum(b[i].has_bench ? b[i].bench : 0.0);
+			bn[i] = !b[i].has_bench;
+		}
 		bench = DatumGetArrayTypeP(mlma_array_datum(bd, bn, nb, FLOAT8OID));
+		pfree(bd);
+		pfree(bn);
+	}
 
 	if (s->policy == POLICY_BENCHMARK)
 		role = "test";
@@ -1273,14 +1287,14 @@ CloseBatch(SetWork *w, SetStream *s, int from, int to)
 	RowSetBegin(&w->batches);
 	RowSetPut(&w->batches, "stream_id", Int64GetDatum(s->rows->stream_id));
 	RowSetPut(&w->batches, "batch_no", Int32GetDatum(s->batch_no));
-	RowSetPut(&w->batches, "model_version", CStringGetTextDatum(s->model_version));
+	RowSetPut(&w->batches, "model_version", TextOf(&w->version_text, s->model_version));
 	RowSetPut(&w->batches, "version_no", Int32GetDatum(s->version_no));
-	RowSetPut(&w->batches, "role", CStringGetTextDatum(role));
+	RowSetPut(&w->batches, "role", TextOf(&w->role_text, role));
 	RowSetPut(&w->batches, "first_seq", Int64GetDatum(first));
 	RowSetPut(&w->batches, "first_at", TimestampTzGetDatum(b[0].at));
 	RowSetPut(&w->batches, "last_at", TimestampTzGetDatum(b[nb - 1].at));
-	la = mlma_array_datum(ld, NULL, nb, FLOAT8OID);
-	oa = mlma_array_datum(od, NULL, nb, INT4OID);
+	la = mlma_packed_array(losses, nb, FLOAT8OID, sizeof(double));
+	oa = mlma_packed_array(offsets, nb, INT4OID, sizeof(int32));
 	RowSetPut(&w->batches, "losses", la);
 	RowSetPut(&w->batches, "offsets", oa);
 	if (bench != NULL)
@@ -1290,10 +1304,9 @@ CloseBatch(SetWork *w, SetStream *s, int from, int to)
 	/* the row holds its own copy: the next batch reuses this memory */
 	pfree(DatumGetPointer(la));
 	pfree(DatumGetPointer(oa));
-	pfree(ld);
-	pfree(od);
-	pfree(bd);
-	pfree(bn);
+	pfree(offsets);
+	if (bench != NULL)
+		pfree(bench);
 
 	if (strcmp(role, "test") != 0 || s->paused || !s->eager)
 	{
@@ -1578,8 +1591,8 @@ Flush(SetWork *w, SetStream *ss, int n)
 			RowSetPut(&refs, "model_version", CStringGetTextDatum(s->model_version));
 			RowSetPut(&refs, "source",
 					  CStringGetTextDatum(w->hist[s->ref.pending - 1].source));
-			RowSetPut(&refs, "losses", Float8ArrayDatum(s->ref.losses, s->ref.n));
-			RowSetPut(&refs, "seqs", Int8ArrayDatum(s->ref.seqs, s->ref.n));
+			RowSetPut(&refs, "losses", mlma_packed_array(s->ref.losses, s->ref.n, FLOAT8OID, sizeof(double)));
+			RowSetPut(&refs, "seqs", mlma_packed_array(s->ref.seqs, s->ref.n, INT8OID, sizeof(int64)));
 			RowSetPut(&refs, "end_seq", Int64GetDatum(s->ref.end_seq));
 			RowSetPut(&refs, "mean",
 					  Float8GetDatum(mlma_losses_mean(s->ref.losses, s->ref.n)));
@@ -1616,13 +1629,13 @@ Flush(SetWork *w, SetStream *ss, int n)
 			RowSetBegin(&checks);
 			RowSetPut(&checks, "check_id", Int64GetDatum(c->check_id));
 			RowSetPut(&checks, "stream_id", Int64GetDatum(s->rows->stream_id));
-			RowSetPut(&checks, "model_version", CStringGetTextDatum(s->model_version));
+			RowSetPut(&checks, "model_version", TextOf(&w->version_text, s->model_version));
 			RowSetPut(&checks, "batch_no", Int32GetDatum(c->batch_no));
-			RowSetPut(&checks, "method", CStringGetTextDatum(s->method_name));
+			RowSetPut(&checks, "method", TextOf(&w->method_text, s->method_name));
 			RowSetPut(&checks, "alpha", Float8GetDatum(s->alpha));
-			RowSetPut(&checks, "check_mode", CStringGetTextDatum("eager"));
+			RowSetPut(&checks, "check_mode", TextOf(&w->mode_text, "eager"));
 			RowSetPut(&checks, "status",
-					  CStringGetTextDatum(c->skipped ? "skipped" : "done"));
+					  TextOf(&w->status_text, c->skipped ? "skipped" : "done"));
 			RowSetPut(&checks, "n_reference", Int32GetDatum(c->ev.n_reference));
 			RowSetPut(&checks, "n_current", Int32GetDatum(c->ev.n_current));
 			RowSetPut(&checks, "created_at", TimestampTzGetDatum(w->now));

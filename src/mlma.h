@@ -102,6 +102,7 @@ extern bool mlma_spi_bool(HeapTuple tup, TupleDesc desc, int col);
 extern const void *mlma_spi_array(HeapTuple tup, TupleDesc desc, int col, int *n);
 extern const void *mlma_array_values(Datum d, bool isnull, int *n);
 extern Datum mlma_array_datum(const Datum *elems, const bool *nulls, int n, Oid type);
+extern Datum mlma_packed_array(const void *values, int n, Oid elemtype, int elemsize);
 
 /*
  * A statement prepared once and kept (SPI_keepplan), prepared anew when it

@@ -86,6 +86,31 @@ mlma_spi_array(HeapTuple tup, TupleDesc desc, int col, int *n)
 	return mlma_array_values(d, isnull, n);
 }
 
+/*
+ * mlma_packed_array
+ *		A one-dimensional array without NULLs of n values of a fixed-length
+ *		type stored as in C (float8, int8, int4, timestamptz: elemsize bytes,
+ *		aligned as the array aligns them), copied from values in one piece.
+ */
+Datum
+mlma_packed_array(const void *values, int n, Oid elemtype, int elemsize)
+{
+	Size		bytes = ARR_OVERHEAD_NONULLS(1) + (Size) elemsize * n;
+	ArrayType  *a;
+
+	if (n == 0)
+		return PointerGetDatum(construct_empty_array(elemtype));
+	a = palloc(bytes);
+	SET_VARSIZE(a, bytes);
+	a->ndim = 1;
+	a->dataoffset = 0;
+	a->elemtype = elemtype;
+	ARR_DIMS(a)[0] = n;
+	ARR_LBOUND(a)[0] = 1;
+	memcpy(ARR_DATA_PTR(a), values, (Size) elemsize * n);
+	return PointerGetDatum(a);
+}
+
 /* a one-dimensional array of n Datums of the given type (nulls may be NULL) */
 Datum
 mlma_array_datum(const Datum *elems, const bool *nulls, int n, Oid type)
