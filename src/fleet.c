@@ -1019,6 +1019,10 @@ InsertChecksDirect(DueCheck *due, uint64 ndue, double fdr, Snapshot snap,
 	MemoryContext old;
 	int64		ref_for = -1;
 	int64		ref_id = 0;
+	MlmaTextMemo version_text = {NULL};
+	MlmaTextMemo method_text = {NULL};
+	MlmaTextMemo mode_text = {NULL};
+	MlmaTextMemo status_text = {NULL};
 	uint64		i;
 	int			c;
 
@@ -1076,12 +1080,13 @@ InsertChecksDirect(DueCheck *due, uint64 ndue, double fdr, Snapshot snap,
 #define SET(col, datum) (v[att[col] - 1] = (datum), nul[att[col] - 1] = false)
 		SET(0, Int64GetDatum(d->check_id));
 		SET(1, Int64GetDatum(d->stream_id));
-		SET(2, CStringGetTextDatum(d->model_version));
+		/* text values: made once for the rows that share them */
+		SET(2, mlma_text_of(&version_text, d->model_version));
 		SET(3, Int32GetDatum(d->batch_no));
-		SET(4, CStringGetTextDatum(d->method));
+		SET(4, mlma_text_of(&method_text, d->method));
 		SET(5, Float8GetDatum(d->alpha));
-		SET(6, CStringGetTextDatum("scheduled"));
-		SET(7, CStringGetTextDatum(tested ? "done" : "skipped"));
+		SET(6, mlma_text_of(&mode_text, "scheduled"));
+		SET(7, mlma_text_of(&status_text, tested ? "done" : "skipped"));
 		if (tested)
 		{
 			SET(8, Int32GetDatum(d->ev.n_reference));

@@ -1031,29 +1031,6 @@ TakeOpen(SetStream *ss, int n)
 	}
 }
 
-/*
- * The text value of a C string, made once for a run of rows that share the
- * string: the strings are constants or a stream's own, which stay as they
- * are while a chunk is recorded, so the same pointer is the same value.
- * (heap_form_tuple copies it into each row.)
- */
-typedef struct TextMemo
-{
-	const char *cstr;
-	Datum		text;
-} TextMemo;
-
-static Datum
-TextOf(TextMemo *m, const char *cstr)
-{
-	if (m->cstr != cstr)
-	{
-		m->text = CStringGetTextDatum(cstr);
-		m->cstr = cstr;
-	}
-	return m->text;
-}
-
 /* the working state of one statement's set path */
 typedef struct SetWork
 {
@@ -1071,12 +1048,12 @@ typedef struct SetWork
 	int			capqueue;
 	TimestampTz now;
 	bool		defer_state;	/* the streams are carried: state at the end */
-	/* the text values of batches and checks rows, made once each (TextOf) */
-	TextMemo	version_text;
-	TextMemo	role_text;
-	TextMemo	method_text;
-	TextMemo	mode_text;
-	TextMemo	status_text;
+	/* the text values of batches and checks rows, made once each */
+	MlmaTextMemo version_text;
+	MlmaTextMemo role_text;
+	MlmaTextMemo method_text;
+	MlmaTextMemo mode_text;
+	MlmaTextMemo status_text;
 } SetWork;
 
 /*
@@ -1287,9 +1264,9 @@ CloseBatch(SetWork *w, SetStream *s, int from, int to)
 	RowSetBegin(&w->batches);
 	RowSetPut(&w->batches, "stream_id", Int64GetDatum(s->rows->stream_id));
 	RowSetPut(&w->batches, "batch_no", Int32GetDatum(s->batch_no));
-	RowSetPut(&w->batches, "model_version", TextOf(&w->version_text, s->model_version));
+	RowSetPut(&w->batches, "model_version", mlma_text_of(&w->version_text, s->model_version));
 	RowSetPut(&w->batches, "version_no", Int32GetDatum(s->version_no));
-	RowSetPut(&w->batches, "role", TextOf(&w->role_text, role));
+	RowSetPut(&w->batches, "role", mlma_text_of(&w->role_text, role));
 	RowSetPut(&w->batches, "first_seq", Int64GetDatum(first));
 	RowSetPut(&w->batches, "first_at", TimestampTzGetDatum(b[0].at));
 	RowSetPut(&w->batches, "last_at", TimestampTzGetDatum(b[nb - 1].at));
@@ -1629,13 +1606,13 @@ Flush(SetWork *w, SetStream *ss, int n)
 			RowSetBegin(&checks);
 			RowSetPut(&checks, "check_id", Int64GetDatum(c->check_id));
 			RowSetPut(&checks, "stream_id", Int64GetDatum(s->rows->stream_id));
-			RowSetPut(&checks, "model_version", TextOf(&w->version_text, s->model_version));
+			RowSetPut(&checks, "model_version", mlma_text_of(&w->version_text, s->model_version));
 			RowSetPut(&checks, "batch_no", Int32GetDatum(c->batch_no));
-			RowSetPut(&checks, "method", TextOf(&w->method_text, s->method_name));
+			RowSetPut(&checks, "method", mlma_text_of(&w->method_text, s->method_name));
 			RowSetPut(&checks, "alpha", Float8GetDatum(s->alpha));
-			RowSetPut(&checks, "check_mode", TextOf(&w->mode_text, "eager"));
+			RowSetPut(&checks, "check_mode", mlma_text_of(&w->mode_text, "eager"));
 			RowSetPut(&checks, "status",
-					  TextOf(&w->status_text, c->skipped ? "skipped" : "done"));
+					  mlma_text_of(&w->status_text, c->skipped ? "skipped" : "done"));
 			RowSetPut(&checks, "n_reference", Int32GetDatum(c->ev.n_reference));
 			RowSetPut(&checks, "n_current", Int32GetDatum(c->ev.n_current));
 			RowSetPut(&checks, "created_at", TimestampTzGetDatum(w->now));

@@ -105,6 +105,18 @@ extern Datum mlma_array_datum(const Datum *elems, const bool *nulls, int n, Oid 
 extern Datum mlma_packed_array(const void *values, int n, Oid elemtype, int elemsize);
 
 /*
+ * The text value of the rows being built (mlma_text_of): made anew only when
+ * the string differs from the previous one, as a run of rows mostly repeats
+ * one (a stream's model version, a check's mode).
+ */
+typedef struct MlmaTextMemo
+{
+	text	   *text;			/* the last value, NULL before the first */
+} MlmaTextMemo;
+
+extern Datum mlma_text_of(MlmaTextMemo *memo, const char *cstr);
+
+/*
  * A statement prepared once and kept (SPI_keepplan), prepared anew when it
  * is older than a few seconds at the start of a statement: mlma's tables
  * grow from empty, and a generic plan made while they were small would

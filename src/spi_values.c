@@ -12,6 +12,7 @@
 
 #include "executor/spi.h"
 #include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
@@ -109,6 +110,23 @@ mlma_packed_array(const void *values, int n, Oid elemtype, int elemsize)
 	ARR_LBOUND(a)[0] = 1;
 	memcpy(ARR_DATA_PTR(a), values, (Size) elemsize * n);
 	return PointerGetDatum(a);
+}
+
+/*
+ * mlma_text_of
+ *		cstr as a text datum: the memo's when it holds the same string, else
+ *		a new one made in the current memory context, which the memo then
+ *		holds (rows copy the value when they are formed).
+ */
+Datum
+mlma_text_of(MlmaTextMemo *memo, const char *cstr)
+{
+	size_t		len = strlen(cstr);
+
+	if (memo->text == NULL || VARSIZE_ANY_EXHDR(memo->text) != len ||
+		memcmp(VARDATA_ANY(memo->text), cstr, len) != 0)
+		memo->text = cstring_to_text_with_len(cstr, (int) len);
+	return PointerGetDatum(memo->text);
 }
 
 /* a one-dimensional array of n Datums of the given type (nulls may be NULL) */
