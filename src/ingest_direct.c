@@ -299,28 +299,23 @@ void
 mlma_run_arrays(int n, const TimestampTz *at, const double *losses,
 				const double *bench, const bool *has_bench, Datum *out)
 {
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *nulls;
 	int			dims[1] = {n};
 	int			lbs[1] = {1};
 	int			nbench = 0;
 	int			i;
 
-	for (i = 0; i < n; i++)
-		d[i] = TimestampTzGetDatum(at[i]);
-	out[0] = PointerGetDatum(construct_array(d, n, TIMESTAMPTZOID, sizeof(TimestampTz),
-											 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	for (i = 0; i < n; i++)
-		d[i] = Float8GetDatum(losses[i]);
-	out[1] = PointerGetDatum(construct_array(d, n, FLOAT8OID, sizeof(float8),
-											 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	out[0] = mlma_packed_array(at, n, TIMESTAMPTZOID, sizeof(TimestampTz));
+	out[1] = mlma_packed_array(losses, n, FLOAT8OID, sizeof(float8));
 	for (i = 0; has_bench != NULL && i < n; i++)
 		if (has_bench[i])
 			nbench++;
 	out[2] = (Datum) 0;
 	if (nbench > 0)
 	{
-		nulls = palloc(sizeof(bool) * n);
+		/* NULL where an observation had no benchmark */
+		Datum	   *d = palloc(sizeof(Datum) * n);
+		bool	   *nulls = palloc(sizeof(bool) * n);
+
 		for (i = 0; i < n; i++)
 		{
 			nulls[i] = !has_bench[i];
@@ -330,8 +325,8 @@ mlma_run_arrays(int n, const TimestampTz *at, const double *losses,
 													sizeof(float8), FLOAT8PASSBYVAL,
 													TYPALIGN_DOUBLE));
 		pfree(nulls);
+		pfree(d);
 	}
-	pfree(d);
 }
 
 /*
