@@ -9,7 +9,7 @@
 -- and for the cases it hands to the row path (a warm-up that spans
 -- statements); a rollback to a savepoint; invalid rows.
 BEGIN;
-SELECT plan(47);
+SELECT plan(49);
 
 CREATE TEMP TABLE kinds (kind text, opts jsonb);
 INSERT INTO kinds VALUES
@@ -319,6 +319,27 @@ SELECT is(pg_temp.diff('cmp_batches', 'e', 'f') + pg_temp.diff('cmp_checks', 'e'
 		  'many streams in chunks: batches, checks and references the same');
 SELECT is(pg_temp.diff('cmp_state', 'e', 'f') + pg_temp.diff('cmp_open', 'e', 'f'), 0::bigint,
 		  'many streams in chunks: state and open batches the same');
+
+-- a benchmark value with some observations only: the batches keep NULL
+-- where one had none (the set path's arrays with NULLs), as the row path
+-- keeps them; batches of 10, two statements, the second closing the batch
+-- the first left open
+SELECT count(mlma.create_stream(p || '/mixed', batch_size => 10))
+  FROM (VALUES ('m'), ('n')) v(p);
+SELECT count(mlma.observe('n/mixed', 10 + i % 3, 10, '2024-07-01'::timestamptz + i * interval '1 minute',
+						  CASE WHEN i % 4 = 0 THEN NULL ELSE 11 + i % 2 END))
+  FROM generate_series(1, 47) i;
+INSERT INTO set_fc SELECT 'm/mixed', '2024-07-01'::timestamptz + i * interval '1 minute', 10,
+		CASE WHEN i % 4 = 0 THEN NULL ELSE 11 + i % 2 END, 10 + i % 3
+  FROM generate_series(1, 25) i;
+INSERT INTO set_fc SELECT 'm/mixed', '2024-07-01'::timestamptz + i * interval '1 minute', 10,
+		CASE WHEN i % 4 = 0 THEN NULL ELSE 11 + i % 2 END, 10 + i % 3
+  FROM generate_series(26, 47) i;
+SELECT is((SELECT count(*) FROM mlma.batches b JOIN mlma.streams s USING (stream_id)
+			WHERE s.name = 'm/mixed' AND array_position(b.benchmark_losses, NULL) IS NOT NULL),
+		  4::bigint, 'benchmark values with some observations: NULL where missing');
+SELECT is(pg_temp.diff_written('m', 'n') + pg_temp.diff_left('m', 'n'), 0::bigint,
+		  '... batches, checks, state and open batch as the row path leaves them');
 
 -- a trigger on mlma.open_runs: the open batches a statement leaves are
 -- then written with SQL (the trigger fires), not through the access methods;
