@@ -1282,8 +1282,7 @@ CloseBatch(SetWork *w, SetStream *s, int from, int to)
 	pfree(DatumGetPointer(la));
 	pfree(DatumGetPointer(oa));
 	pfree(offsets);
-	if (bench != NULL)
-		pfree(bench);
+	/* not bench: the check below tests the batch against it */
 
 	if (strcmp(role, "test") != 0 || s->paused || !s->eager)
 	{
