@@ -299,8 +299,6 @@ void
 mlma_run_arrays(int n, const TimestampTz *at, const double *losses,
 				const double *bench, const bool *has_bench, Datum *out)
 {
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
 	int			nbench = 0;
 	int			i;
 
@@ -311,22 +309,7 @@ mlma_run_arrays(int n, const TimestampTz *at, const double *losses,
 			nbench++;
 	out[2] = (Datum) 0;
 	if (nbench > 0)
-	{
-		/* NULL where an observation had no benchmark */
-		Datum	   *d = palloc(sizeof(Datum) * n);
-		bool	   *nulls = palloc(sizeof(bool) * n);
-
-		for (i = 0; i < n; i++)
-		{
-			nulls[i] = !has_bench[i];
-			d[i] = Float8GetDatum(has_bench[i] ? bench[i] : 0.0);
-		}
-		out[2] = PointerGetDatum(construct_md_array(d, nulls, 1, dims, lbs, FLOAT8OID,
-													sizeof(float8), FLOAT8PASSBYVAL,
-													TYPALIGN_DOUBLE));
-		pfree(nulls);
-		pfree(d);
-	}
+		out[2] = mlma_float8_array_with_nulls(bench, has_bench, n);
 }
 
 /*
@@ -1786,12 +1769,12 @@ DeleteOpenRowsSql(int64 stream_id, int64 from_seq, MlmaTakenBatch *b)
 }
 
 /*
- * SecondsSince
+ * mlma_seconds_since
  *		floor(extract(epoch FROM at - t0)) clamped to int4, as _close_batch
- *		stores the times of a closed batch.
+ *		stores the times of a closed batch (batches.offsets).
  */
-static int32
-SecondsSince(TimestampTz at, TimestampTz t0)
+int32
+mlma_seconds_since(TimestampTz at, TimestampTz t0)
 {
 	int64		d = at - t0;
 	int64		q = d / USECS_PER_SEC;
@@ -1847,29 +1830,23 @@ mlma_take_open_batch(PG_FUNCTION_ARGS)
 
 	if (b.n > 0)
 	{
-		Datum	   *d = palloc(sizeof(Datum) * b.n);
-		int			dims[1] = {b.n};
-		int			lbs[1] = {1};
+		int32	   *offsets = palloc(sizeof(int32) * b.n);
 		int			i;
 
+		values[0] = mlma_packed_array(b.losses, b.n, FLOAT8OID, sizeof(double));
 		for (i = 0; i < b.n; i++)
-			d[i] = Float8GetDatum(b.losses[i]);
-		values[0] = PointerGetDatum(construct_array(d, b.n, FLOAT8OID, 8,
-													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		for (i = 0; i < b.n; i++)
-			d[i] = Int32GetDatum(SecondsSince(b.at[i], b.at[0]));
-		values[1] = PointerGetDatum(construct_array(d, b.n, INT4OID, 4,
-													true, TYPALIGN_INT));
+			offsets[i] = mlma_seconds_since(b.at[i], b.at[0]);
+		values[1] = mlma_packed_array(offsets, b.n, INT4OID, sizeof(int32));
 		values[2] = Int64GetDatum(b.first_seq);
 		values[3] = TimestampTzGetDatum(b.at[0]);
 		values[4] = TimestampTzGetDatum(b.at[b.n - 1]);
 		if (b.nbench > 0)
 		{
+			Datum	   *d = palloc(sizeof(Datum) * b.n);
+
 			for (i = 0; i < b.n; i++)
 				d[i] = Float8GetDatum(b.bench[i]);
-			values[5] = PointerGetDatum(construct_md_array(d, b.bench_null, 1, dims, lbs,
-														   FLOAT8OID, 8, FLOAT8PASSBYVAL,
-														   TYPALIGN_DOUBLE));
+			values[5] = mlma_array_datum(d, b.bench_null, b.n, FLOAT8OID);
 		}
 		for (i = 0; i < 6; i++)
 			nulls[i] = i == 5 && b.nbench == 0;

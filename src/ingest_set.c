@@ -1227,31 +1227,24 @@ CloseBatch(SetWork *w, SetStream *s, int from, int to)
 
 	for (i = 0; i < nb; i++)
 	{
-		/* seconds from the first observation, floored, clamped to int4 */
-		int64		us = b[i].at - b[0].at;
-		int64		secs = us >= 0 ? us / USECS_PER_SEC
-			: -((-us + USECS_PER_SEC - 1) / USECS_PER_SEC);
-
-		secs = Max(secs, PG_INT32_MIN);
-		secs = Min(secs, PG_INT32_MAX);
 		losses[i] = b[i].loss;
-		offsets[i] = (int32) secs;
+		offsets[i] = mlma_seconds_since(b[i].at, b[0].at);
 		any_bench |= b[i].has_bench;
 	}
 	if (any_bench)
 	{
 		/* the challenger's losses, NULL where an observation had none */
-		Datum	   *bd = palloc(sizeof(Datum) * nb);
-		bool	   *bn = palloc(sizeof(bool) * nb);
+		double	   *bx = palloc(sizeof(double) * nb);
+		bool	   *bp = palloc(sizeof(bool) * nb);
 
 		for (i = 0; i < nb; i++)
 		{
-			bd[i] = Float8GetDatum(b[i].has_bench ? b[i].bench : 0.0);
-			bn[i] = !b[i].has_bench;
+			bx[i] = b[i].bench;
+			bp[i] = b[i].has_bench;
 		}
-		bench = DatumGetArrayTypeP(mlma_array_datum(bd, bn, nb, FLOAT8OID));
-		pfree(bd);
-		pfree(bn);
+		bench = DatumGetArrayTypeP(mlma_float8_array_with_nulls(bx, bp, nb));
+		pfree(bx);
+		pfree(bp);
 	}
 
 	if (s->policy == POLICY_BENCHMARK)

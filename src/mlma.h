@@ -103,6 +103,7 @@ extern const void *mlma_spi_array(HeapTuple tup, TupleDesc desc, int col, int *n
 extern const void *mlma_array_values(Datum d, bool isnull, int *n);
 extern Datum mlma_array_datum(const Datum *elems, const bool *nulls, int n, Oid type);
 extern Datum mlma_packed_array(const void *values, int n, Oid elemtype, int elemsize);
+extern Datum mlma_float8_array_with_nulls(const double *values, const bool *present, int n);
 
 /*
  * The text value of the rows being built (mlma_text_of): made anew only when
@@ -272,6 +273,7 @@ extern MlmaDirectResult mlma_direct_take(int64 stream_id, int32 expected_config,
 extern void mlma_run_arrays(int n, const TimestampTz *at, const double *losses,
 							const double *bench, const bool *has_bench,
 							Datum *out);
+extern int32 mlma_seconds_since(TimestampTz at, TimestampTz t0);
 extern void mlma_insert_runs(int n, const int64 *stream_ids,
 							 const int64 *seqs, const Datum *arrays);
 extern int	mlma_run_elems(Datum times, Datum losses, Datum bench, bool bench_null,

@@ -113,6 +113,31 @@ mlma_packed_array(const void *values, int n, Oid elemtype, int elemsize)
 }
 
 /*
+ * mlma_float8_array_with_nulls
+ *		A one-dimensional float8 array of n values, NULL where present[i] is
+ *		false (the challenger's losses of a batch or a run, missing where an
+ *		observation had none).
+ */
+Datum
+mlma_float8_array_with_nulls(const double *values, const bool *present, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(n, 1));
+	Datum		result;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		nulls[i] = !present[i];
+		d[i] = Float8GetDatum(present[i] ? values[i] : 0.0);
+	}
+	result = mlma_array_datum(d, nulls, n, FLOAT8OID);
+	pfree(d);
+	pfree(nulls);
+	return result;
+}
+
+/*
  * mlma_text_of
  *		cstr as a text datum: the memo's when it holds the same string, else
  *		a new one made in the current memory context, which the memo then
