@@ -99,7 +99,10 @@ sub wait_all
 	{
 		while ($h->pumpable && time < $deadline)
 		{
-			$h->pump_nb;
+			# the client may end between pumpable and pump_nb (it does when
+			# the server goes away): IPC::Run then says "process ended
+			# prematurely", which only means it is done
+			last unless eval { $h->pump_nb; 1 };
 			usleep(20_000);
 		}
 		$h->kill_kill if $h->pumpable;
