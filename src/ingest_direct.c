@@ -1769,22 +1769,6 @@ DeleteOpenRowsSql(int64 stream_id, int64 from_seq, MlmaTakenBatch *b)
 }
 
 /*
- * mlma_seconds_since
- *		floor(extract(epoch FROM at - t0)) clamped to int4, as _close_batch
- *		stores the times of a closed batch (batches.offsets).
- */
-int32
-mlma_seconds_since(TimestampTz at, TimestampTz t0)
-{
-	int64		d = at - t0;
-	int64		q = d / USECS_PER_SEC;
-
-	if (d % USECS_PER_SEC != 0 && d < 0)
-		q--;
-	return (int32) Max(PG_INT32_MIN, Min(PG_INT32_MAX, q));
-}
-
-/*
  * mlma._take_open_batch(stream_id bigint, from_seq bigint,
  *		OUT losses float8[], OUT offsets int4[], OUT first_seq bigint,
  *		OUT first_at timestamptz, OUT last_at timestamptz,

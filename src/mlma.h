@@ -273,7 +273,22 @@ extern MlmaDirectResult mlma_direct_take(int64 stream_id, int32 expected_config,
 extern void mlma_run_arrays(int n, const TimestampTz *at, const double *losses,
 							const double *bench, const bool *has_bench,
 							Datum *out);
-extern int32 mlma_seconds_since(TimestampTz at, TimestampTz t0);
+/*
+ * mlma_seconds_since
+ *		floor(extract(epoch FROM at - t0)) clamped to int4, as _close_batch
+ *		stores the times of a closed batch (batches.offsets); inline, as
+ *		every observation of a closed batch goes through it.
+ */
+static inline int32
+mlma_seconds_since(TimestampTz at, TimestampTz t0)
+{
+	int64		d = at - t0;
+	int64		q = d / USECS_PER_SEC;
+
+	if (d % USECS_PER_SEC != 0 && d < 0)
+		q--;
+	return (int32) Max(PG_INT32_MIN, Min(PG_INT32_MAX, q));
+}
 extern void mlma_insert_runs(int n, const int64 *stream_ids,
 							 const int64 *seqs, const Datum *arrays);
 extern int	mlma_run_elems(Datum times, Datum losses, Datum bench, bool bench_null,
