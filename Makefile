@@ -15,6 +15,7 @@ OBJS        = src/mlma.o \
               src/core/loss.o src/core/decide.o \
               src/stats_sql.o src/decide_sql.o \
               src/stream.o src/ingest.o src/ingest_direct.o src/ingest_bulk.o src/ingest_set.o src/spi_values.o src/check.o \
+              src/requests.o \
               src/fleet.o \
               src/replay.o
 

@@ -35,7 +35,7 @@
  *	   streak of 0 and need no lock at all;
  *	5. insert the checks (in chunks), put deferred batches back into the
  *	   queue, write the changed streaks, raise one request per drifting
- *	   stream in one call (mlma._raise_requests sends the NOTIFYs), roll the
+ *	   stream in one call (mlma_raise_requests sends the NOTIFYs), roll the
  *	   reference of 'rolling' streams after passing batches, and record the
  *	   round in mlma.rounds.
  *
@@ -185,9 +185,6 @@ static const char *update_streaks_query =
 "  FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int4[])) "
 "       AS u(stream_id, streak) "
 " WHERE st.stream_id OPERATOR(pg_catalog.=) u.stream_id";
-
-static const char *raise_query =
-"SELECT pg_catalog.cardinality(@extschema@._raise_requests($1, 'drift', $2, $3, $4, NULL))";
 
 static const char *roll_query =
 "SELECT @extschema@._roll_reference($1, $2)";
@@ -1578,21 +1575,16 @@ RunRound(double fdr, const char *schema, Tuplestorestate *rows, TupleDesc desc)
 		}
 		if (nraise > 0)
 		{
-			Oid			types[4] = {INT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
-			INT8ARRAYOID};
-			Datum		args[4];
-			bool		isnull;
+			Datum		args[6];
+			bool		isnull[6] = {false, false, false, false, false, true};
 
 			args[0] = mlma_array_datum(sids, NULL, nraise, INT8OID);
-			args[1] = mlma_array_datum(ps, NULL, nraise, FLOAT8OID);
-			args[2] = mlma_array_datum(es, NULL, nraise, FLOAT8OID);
-			args[3] = mlma_array_datum(cids, NULL, nraise, INT8OID);
-			ExecOrError(ExtQuery(raise_query, schema), 4, types, args,
-						SPI_OK_SELECT);
-			if (SPI_processed == 1)
-				nflags = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-													 SPI_tuptable->tupdesc, 1,
-													 &isnull));
+			args[1] = CStringGetTextDatum("drift");
+			args[2] = mlma_array_datum(ps, NULL, nraise, FLOAT8OID);
+			args[3] = mlma_array_datum(es, NULL, nraise, FLOAT8OID);
+			args[4] = mlma_array_datum(cids, NULL, nraise, INT8OID);
+			args[5] = (Datum) 0;
+			nflags = mlma_raise_requests(args, isnull, NULL);
 		}
 
 		for (i = 0; i < ndue; i++)

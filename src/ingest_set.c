@@ -30,7 +30,7 @@
  *	   check_queue, one upsert of reference_batches, the stream_state
  *	   rows updated through their primary key (mlma_update_state_rows; one
  *	   UPDATE where the direct path cannot be used), and one
- *	   mlma._raise_requests for the streams that drift (NOTIFY as always,
+ *	   mlma_raise_requests (requests.c) for the streams that drift (NOTIFY as always,
  *	   on commit);
  *	6. at the end of the statement, the observations left in open batches:
  *	   one run per stream (mlma.open_runs).
@@ -1691,20 +1691,16 @@ Flush(SetWork *w, SetStream *ss, int n)
 	}
 	if (k > 0)
 	{
-		Oid			types[4] = {INT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
-		INT8ARRAYOID};
-		Datum		args[4];
+		Datum		args[6];
+		bool		isnull[6] = {false, false, false, false, false, true};
 
 		args[0] = mlma_array_datum(ids, NULL, k, INT8OID);
-		args[1] = mlma_array_datum(vals[0], NULL, k, FLOAT8OID);
-		args[2] = mlma_array_datum(vals[1], NULL, k, FLOAT8OID);
-		args[3] = mlma_array_datum(vals[2], NULL, k, INT8OID);
-		ret = RunCached("SELECT mlma._raise_requests($1, 'drift', $2, $3, $4, NULL)",
-						4, types, args);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "mlma: raising retrain requests failed: %s",
-				 SPI_result_code_string(ret));
-		SPI_freetuptable(SPI_tuptable);
+		args[1] = CStringGetTextDatum("drift");
+		args[2] = mlma_array_datum(vals[0], NULL, k, FLOAT8OID);
+		args[3] = mlma_array_datum(vals[1], NULL, k, FLOAT8OID);
+		args[4] = mlma_array_datum(vals[2], NULL, k, INT8OID);
+		args[5] = (Datum) 0;
+		(void) mlma_raise_requests(args, isnull, NULL);
 	}
 }
 

@@ -105,6 +105,13 @@ extern Datum mlma_array_datum(const Datum *elems, const bool *nulls, int n, Oid 
 extern Datum mlma_packed_array(const void *values, int n, Oid elemtype, int elemsize);
 extern Datum mlma_float8_array_with_nulls(const double *values, const bool *present, int n);
 
+/* requests.c: new retrain requests and their notification payload */
+extern int	mlma_raise_requests(const Datum *args, const bool *isnull, int64 **ids);
+extern char *mlma_request_payload(int64 request_id, int64 stream_id,
+								  const char *stream, const char *model_version,
+								  const char *reason, bool p_null, double p_value,
+								  bool e_null, double effect, const char *status);
+
 /*
  * The text value of the rows being built (mlma_text_of): made anew only when
  * the string differs from the previous one, as a run of rows mostly repeats

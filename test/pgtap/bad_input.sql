@@ -18,7 +18,7 @@
 
 BEGIN;
 
-SELECT plan(300);
+SELECT plan(302);
 
 -- the helpers read tables created further down
 SET LOCAL check_function_bodies = off;
@@ -482,6 +482,39 @@ SELECT is((SELECT mlma._notify_payload(q.request_id)::jsonb ->> 'stream'
 			 FROM mlma.retrain_requests q JOIN mlma.streams s USING (stream_id)
 			WHERE s.name = repeat(chr(1), 254) || '"'),
 	repeat(chr(1), 254) || '"', 'and is JSON that gives the exact name back');
+
+-- the payload is made in C (src/requests.c); it must be the JSON that
+-- to_json would make of the same values, for any name, version and number:
+-- multibyte names cut at 255 characters, escapes, NaN and infinities as
+-- null, every float as float8out writes it
+SELECT is((WITH v AS (
+	SELECT g AS id, g * 7 AS sid,
+		   (ARRAY['zone-1', 'a"b\c', E'tab\there\nnl', repeat('é', 300),
+				  repeat('x', 254) || '"yy', E'\u0001ctl', '日本語', ''])[1 + g % 8] AS name,
+		   (ARRAY['v1', repeat('ü', 400), 'm"v'])[1 + g % 3] AS mv,
+		   (ARRAY['drift', 'age', 'manual'])[1 + g % 3] AS reason,
+		   CASE g % 9 WHEN 0 THEN NULL WHEN 1 THEN 'NaN'::float8 WHEN 2 THEN 'Infinity'
+				WHEN 3 THEN '-Infinity' WHEN 4 THEN 1e-300 WHEN 5 THEN 5e-324
+				WHEN 6 THEN -0.0 ELSE random() * 10 ^ (random() * 40 - 20) END AS p,
+		   CASE g % 7 WHEN 0 THEN NULL WHEN 1 THEN 'NaN'::float8
+				ELSE (random() - 0.5) * 10 ^ (random() * 600 - 300) END AS e,
+		   (ARRAY['pending', 'proposed'])[1 + g % 2] AS st
+	  FROM generate_series(1, 5000) g)
+	SELECT count(*) FROM v
+	 WHERE mlma._request_payload(id, sid, name, mv, reason, p, e, st) IS DISTINCT FROM
+		   format('{"v":1,"request_id":%s,"stream_id":%s,"stream":%s,"model_version":%s,"reason":%s,"p_value":%s,"effect":%s,"status":%s}',
+				  id, sid, to_json(left(name, 255))::text, to_json(left(mv, 255))::text,
+				  to_json(reason)::text,
+				  CASE WHEN p IS NULL OR p IN ('NaN', 'Infinity', '-Infinity') THEN 'null'
+					   ELSE to_json(p)::text END,
+				  CASE WHEN e IS NULL OR e IN ('NaN', 'Infinity', '-Infinity') THEN 'null'
+					   ELSE to_json(e)::text END,
+				  to_json(st)::text)),
+	0::bigint, 'a payload made in C equals the JSON of its values, for 5 000 adversarial ones');
+SET LOCAL extra_float_digits = 0;
+SELECT is(mlma._request_payload(1, 2, 'z', 'v', 'drift', 1 / 3.0, 0.1, 'pending')::jsonb ->> 'p_value',
+	'0.333333333333333', 'its numbers follow extra_float_digits as to_json does');
+RESET extra_float_digits;
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -839,22 +839,21 @@ RETURNS bool
 AS 'MODULE_PATHNAME', 'mlma_notify_on'
 LANGUAGE C STABLE;
 
+CREATE OR REPLACE FUNCTION @extschema@._request_payload(p_request_id bigint, p_stream_id bigint,
+	p_stream text, p_model_version text, p_reason text, p_p_value float8,
+	p_effect float8, p_status text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'mlma_request_payload_sql'
+LANGUAGE C STABLE CALLED ON NULL INPUT;
+
 CREATE OR REPLACE FUNCTION @extschema@._notify_payloads(p_request_ids bigint[])
 RETURNS TABLE (request_id bigint, payload text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT r.request_id,
-		   format('{"v":1,"request_id":%s,"stream_id":%s,"stream":%s,"model_version":%s,"reason":%s,"p_value":%s,"effect":%s,"status":%s}',
-				  r.request_id, r.stream_id,
-				  to_json(left(s.name, 255))::text,
-				  to_json(left(r.model_version, 255))::text,
-				  to_json(r.reason)::text,
-				  CASE WHEN r.p_value IS NULL OR r.p_value IN ('NaN', 'Infinity', '-Infinity')
-					   THEN 'null' ELSE to_json(r.p_value)::text END,
-				  CASE WHEN r.effect IS NULL OR r.effect IN ('NaN', 'Infinity', '-Infinity')
-					   THEN 'null' ELSE to_json(r.effect)::text END,
-				  to_json(r.status)::text)
+		   @extschema@._request_payload(r.request_id, r.stream_id, s.name,
+				r.model_version, r.reason, r.p_value, r.effect, r.status)
 	  FROM unnest(p_request_ids) AS u(id)
 	  -- index probes: the requests' history and the fleet are never scanned
 	  CROSS JOIN LATERAL (SELECT * FROM @extschema@.retrain_requests x
@@ -875,35 +874,9 @@ $$;
 CREATE OR REPLACE FUNCTION @extschema@._raise_requests(p_stream_ids bigint[], p_reason text,
 	p_p_values float8[], p_effects float8[], p_check_ids bigint[], p_note text)
 RETURNS bigint[]
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	v_ids	bigint[];
-BEGIN
-	WITH ins AS (
-		INSERT INTO @extschema@.retrain_requests
-			(stream_id, model_version, reason, status, p_value, effect, check_id, note)
-		SELECT s.stream_id, s.model_version, p_reason,
-			   CASE WHEN s.approval = 'manual' AND p_reason <> 'manual'
-					THEN 'proposed' ELSE 'pending' END,
-			   u.p, u.e, u.c, p_note
-		  FROM unnest(p_stream_ids, p_p_values, p_effects, p_check_ids) AS u(sid, p, e, c)
-		 -- one index probe per stream, never a scan of the whole fleet
-		 CROSS JOIN LATERAL (SELECT s.stream_id, s.model_version, s.approval
-							   FROM @extschema@.streams s
-							  WHERE s.stream_id = u.sid LIMIT 1) s
-		 ORDER BY u.sid
-		ON CONFLICT (stream_id) WHERE status IN ('proposed', 'pending', 'claimed') DO NOTHING
-		RETURNING request_id)
-	SELECT array_agg(request_id ORDER BY request_id) INTO v_ids FROM ins;
-	IF @extschema@._notify_on() THEN
-		PERFORM pg_notify('mlma_retrain', p.payload)
-		   FROM @extschema@._notify_payloads(v_ids) p ORDER BY p.request_id;
-	END IF;
-	RETURN coalesce(v_ids, '{}');
-END;
-$$;
+AS 'MODULE_PATHNAME', 'mlma_raise_requests_sql'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT
+SET search_path = pg_catalog, pg_temp;
 
 CREATE OR REPLACE FUNCTION @extschema@._raise_request(p_stream_id bigint, p_reason text,
 	p_p_value float8, p_effect float8, p_check_id bigint, p_note text)
