@@ -134,15 +134,16 @@ SpiText(HeapTuple tup, TupleDesc desc, int col)
 
 /*
  * mlma_raise_requests
- *		Raise retrain requests (reason, note: text or NULL) for the streams
- *		of the int8[] stream_ids, with the p-values, effects (float8[]) and
- *		check ids (int8[]) of the same positions, in one statement; a
- *		stream that has an open request gets none.  Drift and age requests
- *		of a stream whose approval is 'manual' start as 'proposed'.  Sends
- *		NOTIFY mlma_retrain for each new request unless mlma.notify is off.
- *		Called connected to SPI.  Returns the number of new requests; their
- *		ids, ascending, in *ids (palloc'd in the current context) when ids
- *		is not NULL.
+ *		Raise retrain requests for the streams of args[0] (int8[]) for
+ *		reason args[1] (text), with the p-values, effects (float8[] args[2],
+ *		args[3]) and check ids (int8[] args[4]) of the same positions and
+ *		the note args[5] (text), each NULL where isnull[] says so, in one
+ *		statement; a stream that has an open request gets none.  Drift and
+ *		age requests of a stream whose approval is 'manual' start as
+ *		'proposed'.  Sends NOTIFY mlma_retrain for each new request unless
+ *		mlma.notify is off.  Called connected to SPI.  Returns the number
+ *		of new requests; their ids, ascending, in *ids (palloc'd in the
+ *		current context) when ids is not NULL.
  */
 int
 mlma_raise_requests(const Datum *args, const bool *isnull, int64 **ids)
