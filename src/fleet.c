@@ -35,7 +35,7 @@
  *	   streak of 0 and need no lock at all;
  *	5. insert the checks (in chunks), put deferred batches back into the
  *	   queue, write the changed streaks, raise one request per drifting
- *	   stream in one call (mlma_raise_requests sends the NOTIFYs), roll the
+ *	   stream in one call (mlma_raise_drift_requests sends the NOTIFYs), roll the
  *	   reference of 'rolling' streams after passing batches, and record the
  *	   round in mlma.rounds.
  *
@@ -1574,18 +1574,7 @@ RunRound(double fdr, const char *schema, Tuplestorestate *rows, TupleDesc desc)
 			raised_for = d->stream_id;
 		}
 		if (nraise > 0)
-		{
-			Datum		args[6];
-			bool		isnull[6] = {false, false, false, false, false, true};
-
-			args[0] = mlma_array_datum(sids, NULL, nraise, INT8OID);
-			args[1] = CStringGetTextDatum("drift");
-			args[2] = mlma_array_datum(ps, NULL, nraise, FLOAT8OID);
-			args[3] = mlma_array_datum(es, NULL, nraise, FLOAT8OID);
-			args[4] = mlma_array_datum(cids, NULL, nraise, INT8OID);
-			args[5] = (Datum) 0;
-			nflags = mlma_raise_requests(args, isnull, NULL);
-		}
+			nflags = mlma_raise_drift_requests(sids, ps, es, cids, nraise);
 
 		for (i = 0; i < ndue; i++)
 		{

@@ -30,8 +30,8 @@
  *	   check_queue, one upsert of reference_batches, the stream_state
  *	   rows updated through their primary key (mlma_update_state_rows; one
  *	   UPDATE where the direct path cannot be used), and one
- *	   mlma_raise_requests (requests.c) for the streams that drift (NOTIFY as always,
- *	   on commit);
+ *	   mlma_raise_drift_requests (requests.c) for the streams that
+ *	   drift (NOTIFY as always, on commit);
  *	6. at the end of the statement, the observations left in open batches:
  *	   one run per stream (mlma.open_runs).
  *
@@ -1690,18 +1690,7 @@ Flush(SetWork *w, SetStream *ss, int n)
 		k++;
 	}
 	if (k > 0)
-	{
-		Datum		args[6];
-		bool		isnull[6] = {false, false, false, false, false, true};
-
-		args[0] = mlma_array_datum(ids, NULL, k, INT8OID);
-		args[1] = CStringGetTextDatum("drift");
-		args[2] = mlma_array_datum(vals[0], NULL, k, FLOAT8OID);
-		args[3] = mlma_array_datum(vals[1], NULL, k, FLOAT8OID);
-		args[4] = mlma_array_datum(vals[2], NULL, k, INT8OID);
-		args[5] = (Datum) 0;
-		(void) mlma_raise_requests(args, isnull, NULL);
-	}
+		(void) mlma_raise_drift_requests(ids, vals[0], vals[1], vals[2], k);
 }
 
 /* the first block of a carry's working memory, and its size per row */

@@ -106,7 +106,9 @@ extern Datum mlma_packed_array(const void *values, int n, Oid elemtype, int elem
 extern Datum mlma_float8_array_with_nulls(const double *values, const bool *present, int n);
 
 /* requests.c: new retrain requests and their notification payload */
-extern int	mlma_raise_requests(const Datum *args, const bool *isnull, int64 **ids);
+extern int	mlma_raise_drift_requests(const Datum *stream_ids, const Datum *p_values,
+									  const Datum *effects, const Datum *check_ids,
+									  int n);
 extern char *mlma_request_payload(int64 request_id, int64 stream_id,
 								  const char *stream, const char *model_version,
 								  const char *reason, bool p_null, double p_value,

@@ -3,7 +3,8 @@
  * requests.c
  *	  Raising retrain requests and the payload of their notification: the
  *	  one place that writes new requests for several streams at once
- *	  (mlma._raise_requests, the set ingest path, run_checks) and the one
+ *	  (mlma._raise_requests; mlma_raise_drift_requests for the set ingest
+ *	  path and run_checks) and the one
  *	  place that formats a mlma_retrain payload (mlma._request_payload,
  *	  used by the SQL functions that notify again on approval).
  *
@@ -133,7 +134,7 @@ SpiText(HeapTuple tup, TupleDesc desc, int col)
 }
 
 /*
- * mlma_raise_requests
+ * RaiseRequests
  *		Raise retrain requests for the streams of args[0] (int8[]) for
  *		reason args[1] (text), with the p-values, effects (float8[] args[2],
  *		args[3]) and check ids (int8[] args[4]) of the same positions and
@@ -145,8 +146,8 @@ SpiText(HeapTuple tup, TupleDesc desc, int col)
  *		of new requests; their ids, ascending, in *ids (palloc'd in the
  *		current context) when ids is not NULL.
  */
-int
-mlma_raise_requests(const Datum *args, const bool *isnull, int64 **ids)
+static int
+RaiseRequests(const Datum *args, const bool *isnull, int64 **ids)
 {
 	Oid			types[6] = {INT8ARRAYOID, TEXTOID, FLOAT8ARRAYOID,
 	FLOAT8ARRAYOID, INT8ARRAYOID, TEXTOID};
@@ -191,10 +192,34 @@ mlma_raise_requests(const Datum *args, const bool *isnull, int64 **ids)
 }
 
 /*
+ * mlma_raise_drift_requests
+ *		Drift requests for the n streams of stream_ids (int8 Datums), with
+ *		the p-values, effects (float8) and check ids (int8) of the same
+ *		positions, no note: run_checks' and the set path's, the streams in
+ *		stream_id order.  Called connected to SPI.  Returns the number of
+ *		new requests.
+ */
+int
+mlma_raise_drift_requests(const Datum *stream_ids, const Datum *p_values,
+						  const Datum *effects, const Datum *check_ids, int n)
+{
+	Datum		args[6];
+	bool		isnull[6] = {false, false, false, false, false, true};
+
+	args[0] = mlma_array_datum(stream_ids, NULL, n, INT8OID);
+	args[1] = CStringGetTextDatum("drift");
+	args[2] = mlma_array_datum(p_values, NULL, n, FLOAT8OID);
+	args[3] = mlma_array_datum(effects, NULL, n, FLOAT8OID);
+	args[4] = mlma_array_datum(check_ids, NULL, n, INT8OID);
+	args[5] = (Datum) 0;
+	return RaiseRequests(args, isnull, NULL);
+}
+
+/*
  * mlma._raise_requests(p_stream_ids bigint[], p_reason text,
  *		p_p_values float8[], p_effects float8[], p_check_ids bigint[],
  *		p_note text) -> bigint[]
- *		mlma_raise_requests for SQL: the new request ids, ascending.
+ *		RaiseRequests for SQL: the new request ids, ascending.
  */
 Datum
 mlma_raise_requests_sql(PG_FUNCTION_ARGS)
@@ -215,7 +240,7 @@ mlma_raise_requests_sql(PG_FUNCTION_ARGS)
 	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "mlma: SPI_connect failed");
-	n = mlma_raise_requests(args, isnull, &ids);
+	n = RaiseRequests(args, isnull, &ids);
 	/* the result outlives SPI_finish */
 	old = MemoryContextSwitchTo(caller);
 	result = mlma_packed_array(ids, n, INT8OID, sizeof(int64));
