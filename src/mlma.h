@@ -96,6 +96,7 @@ extern bool mlma_try_lock_stream(int64 stream_id);
 
 /* spi_values.c: columns of SPI rows, array arguments */
 extern double mlma_spi_float8(HeapTuple tup, TupleDesc desc, int col, bool *isnull);
+extern char *mlma_spi_text(HeapTuple tup, TupleDesc desc, int col);
 extern int64 mlma_spi_int64(HeapTuple tup, TupleDesc desc, int col);
 extern int32 mlma_spi_int32(HeapTuple tup, TupleDesc desc, int col);
 extern bool mlma_spi_bool(HeapTuple tup, TupleDesc desc, int col);

@@ -123,16 +123,6 @@ mlma_request_payload(int64 request_id, int64 stream_id, const char *stream,
 	return buf.data;
 }
 
-/* column col of an SPI row as a C string ("" when NULL: never, here) */
-static char *
-SpiText(HeapTuple tup, TupleDesc desc, int col)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
-
-	return isnull ? "" : TextDatumGetCString(d);
-}
-
 /*
  * RaiseRequests
  *		Raise retrain requests for the streams of args[0] (int8[]) for
@@ -179,11 +169,11 @@ RaiseRequests(const Datum *args, const bool *isnull, int64 **ids)
 		if (mlma_notify)
 			Async_Notify("mlma_retrain",
 						 mlma_request_payload(out[i], mlma_spi_int64(tup, desc, 2),
-											  SpiText(tup, desc, 3),
-											  SpiText(tup, desc, 4),
-											  SpiText(tup, desc, 5),
+											  mlma_spi_text(tup, desc, 3),
+											  mlma_spi_text(tup, desc, 4),
+											  mlma_spi_text(tup, desc, 5),
 											  p_null, p, e_null, e,
-											  SpiText(tup, desc, 8)));
+											  mlma_spi_text(tup, desc, 8)));
 	}
 	SPI_freetuptable(SPI_tuptable);
 	if (ids != NULL)

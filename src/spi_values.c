@@ -27,6 +27,16 @@ mlma_spi_float8(HeapTuple tup, TupleDesc desc, int col, bool *isnull)
 	return *isnull ? 0.0 : DatumGetFloat8(d);
 }
 
+/* column col (text) as a C string; "" when NULL */
+char *
+mlma_spi_text(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? "" : TextDatumGetCString(d);
+}
+
 /* column col as int8, int4 or bool; 0 (false) when NULL */
 int64
 mlma_spi_int64(HeapTuple tup, TupleDesc desc, int col)
