@@ -14,6 +14,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use MlmaHarness;
 use Time::HiRes qw(usleep);
 
 # the installed agent (make install puts it next to pg_config's binaries)
@@ -131,13 +134,7 @@ sub stop_agent
 {
 	my ($h, $signalled) = @_;
 	$h->signal('TERM') unless $signalled;
-	my $deadline = time + 30;
-	while ($h->pumpable && time < $deadline)
-	{
-		$h->pump_nb;
-		usleep(50_000);
-	}
-	if ($h->pumpable)
+	if (!wait_ended($h, 30))
 	{
 		$h->kill_kill;
 		return -1;

@@ -11,7 +11,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
-use Time::HiRes qw(usleep);
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use MlmaHarness;
 use File::Basename qw(dirname);
 use Cwd qw(abs_path);
 
@@ -64,13 +66,7 @@ is( $node->safe_psql('postgres',
 	'4', 'each completed with the version train() returned, now deployed');
 
 $h->signal('TERM');
-my $deadline = time + 60;
-while ($h->pumpable && time < $deadline)
-{
-	$h->pump_nb;
-	usleep(50_000);
-}
-ok(!$h->pumpable, 'the worker stops on SIGTERM');
+ok(wait_ended($h, 60), 'the worker stops on SIGTERM');
 $h->finish if !$h->pumpable;
 $h->kill_kill if $h->pumpable;
 like(slurp_file($log), qr/connected, listening on mlma_retrain/, 'the worker logs its connection');

@@ -16,6 +16,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use MlmaHarness;
 use Time::HiRes qw(usleep time);
 
 my $agent = $ENV{MLMA_AGENT};
@@ -175,13 +178,7 @@ like(slurp_file($log), qr/listening on mlma_retrain/, 'the agent is connected an
 }
 
 $h->signal('TERM');
-$deadline = time + 30;
-while ($h->pumpable && time < $deadline)
-{
-	$h->pump_nb;
-	usleep(50_000);
-}
-$h->kill_kill if $h->pumpable;
+$h->kill_kill unless wait_ended($h, 30);
 $h->finish;
 note(slurp_file($log));
 

@@ -20,6 +20,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use MlmaHarness;
 use Time::HiRes qw(usleep);
 
 # a die outside a test (psql, IPC::Run) shows its message in the test's
@@ -97,15 +100,7 @@ sub wait_all
 	my $deadline = time + 60;
 	for my $h (@h)
 	{
-		while ($h->pumpable && time < $deadline)
-		{
-			# the client may end between pumpable and pump_nb (it does when
-			# the server goes away): IPC::Run then says "process ended
-			# prematurely", which only means it is done
-			last unless eval { $h->pump_nb; 1 };
-			usleep(20_000);
-		}
-		$h->kill_kill if $h->pumpable;
+		$h->kill_kill unless wait_ended($h, $deadline - time);
 		$h->finish;
 	}
 }
